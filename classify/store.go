@@ -1,0 +1,59 @@
+package classify
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// Run classifies every active domain in store over the window ending at
+// now, stores the verdicts and returns them in name order.
+func (c *Classifier) Run(store *storage.Store, window time.Duration, now time.Time) ([]Verdict, error) {
+	var out []Verdict
+	from := now.Add(-window)
+	err := store.Scan(from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
+		var probes []obs.Probe
+		if err := history(func(p obs.Probe) error {
+			if !p.Start.After(now) {
+				probes = append(probes, p)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		out = append(out, c.Classify(d.Name, probes, now))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("classifying: %w", err)
+	}
+	enc := make(map[string][]byte, len(out))
+	for _, v := range out {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		enc[v.Domain] = b
+	}
+	if err := store.PutVerdicts(enc); err != nil {
+		return nil, fmt.Errorf("storing verdicts: %w", err)
+	}
+	return out, nil
+}
+
+// Load returns the stored verdicts in name order.
+func Load(store *storage.Store) ([]Verdict, error) {
+	var out []Verdict
+	err := store.Verdicts(func(domain string, b []byte) error {
+		var v Verdict
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("verdict of %s: %w", domain, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,266 @@
+// Package config holds fluxwatch's settings: defaults, then a YAML file,
+// then command-line flags, each overriding the one before. Unknown keys
+// are rejected and every value is checked, with errors that name the file,
+// line and key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/results"
+)
+
+// Config is everything fluxwatch can be told. The YAML keys are the
+// contract documented in the README; keep them stable.
+type Config struct {
+	DB            string             `yaml:"db"`
+	Resolvers     []string           `yaml:"resolvers"`
+	ResolversFile string             `yaml:"resolvers_file"`
+	VantageQPS    map[string]float64 `yaml:"vantage_qps"`
+	QPS           float64            `yaml:"qps"`
+	Burst         int                `yaml:"burst"`
+	GlobalQPS     float64            `yaml:"global_qps"`
+	Workers       int                `yaml:"workers"`
+	Timeout       time.Duration      `yaml:"timeout"`
+	Retries       int                `yaml:"retries"`
+	EDNSSize      uint16             `yaml:"edns_size"`
+	QTypes        []string           `yaml:"qtypes"`
+	NSHosts       bool               `yaml:"ns_hosts"`
+	MinInterval   time.Duration      `yaml:"min_interval"`
+	MaxInterval   time.Duration      `yaml:"max_interval"`
+	Window        time.Duration      `yaml:"window"`
+	ASNDB         []string           `yaml:"asn_db"`
+	RPZZone       string             `yaml:"rpz_zone"`
+	LogLevel      string             `yaml:"log_level"`
+	Daemon        Daemon             `yaml:"daemon"`
+
+	// lines maps dotted keys to the line they were set on, for errors.
+	lines map[string]int
+	file  string
+}
+
+// Daemon is the `daemon:` section: cron schedules and what to publish.
+type Daemon struct {
+	Crawl    string   `yaml:"crawl"`
+	Classify string   `yaml:"classify"`
+	Publish  string   `yaml:"publish"`
+	Exports  []Export `yaml:"exports"`
+}
+
+// Export is one file the daemon publishes.
+type Export struct {
+	Format string `yaml:"format"`
+	Out    string `yaml:"out"`
+	All    bool   `yaml:"all"`
+}
+
+// Default returns the built-in settings.
+func Default() *Config {
+	db := os.Getenv("FLUXWATCH_DB")
+	if db == "" {
+		db = "fluxwatch.db"
+	}
+	return &Config{
+		DB:          db,
+		QPS:         20,
+		Workers:     8,
+		Timeout:     2 * time.Second,
+		Retries:     1,
+		EDNSSize:    1232,
+		QTypes:      []string{"A", "AAAA", "NS"},
+		NSHosts:     true,
+		MinInterval: time.Minute,
+		MaxInterval: time.Hour,
+		Window:      24 * time.Hour,
+		RPZZone:     "fluxwatch.rpz",
+		LogLevel:    "info",
+		Daemon: Daemon{
+			Crawl:    "@every 1m",
+			Classify: "@every 5m",
+			Publish:  "@every 5m",
+		},
+	}
+}
+
+// Load reads path over the defaults and validates the result.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c := Default()
+	if err := c.parse(path, data); err != nil {
+		return nil, err
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) parse(path string, data []byte) error {
+	c.file = path
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.lines = map[string]int{}
+	if len(root.Content) > 0 {
+		collectLines(root.Content[0], "", c.lines)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return fmt.Errorf("%s: %s", path, cleanYAMLError(err))
+	}
+	return nil
+}
+
+// cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found in type config.Config"
+// into "line 3: unknown key \"x\"".
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	var out []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		i, j := strings.Index(l, "field "), strings.Index(l, " not found in type")
+		if i >= 0 && j > i {
+			l = l[:i] + fmt.Sprintf("unknown key %q", l[i+len("field "):j])
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "; ")
+}
+
+func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if prefix != "" {
+			k = prefix + "." + k
+		}
+		lines[k] = n.Content[i].Line
+		collectLines(n.Content[i+1], k, lines)
+	}
+}
+
+// where names the place a key was set: "file:line: key" or just "key".
+func (c *Config) where(key string) string {
+	if line, ok := c.lines[key]; ok && c.file != "" {
+		return fmt.Sprintf("%s:%d: %s", c.file, line, key)
+	}
+	return key
+}
+
+// Validate checks every value and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", c.where(key), fmt.Sprintf(format, args...)))
+	}
+	if c.DB == "" {
+		bad("db", "must not be empty")
+	}
+	for _, r := range c.Resolvers {
+		if _, err := crawler.ParseVantage(r); err != nil {
+			bad("resolvers", "%v", err)
+		}
+	}
+	for r, q := range c.VantageQPS {
+		if _, err := crawler.ParseVantage(r); err != nil {
+			bad("vantage_qps", "%v", err)
+		}
+		if q < 0 {
+			bad("vantage_qps", "%s: qps %g is negative", r, q)
+		}
+	}
+	if c.QPS < 0 {
+		bad("qps", "%g is negative (0 lifts the limit)", c.QPS)
+	}
+	if c.GlobalQPS < 0 {
+		bad("global_qps", "%g is negative (0 means no global limit)", c.GlobalQPS)
+	}
+	if c.Burst < 0 {
+		bad("burst", "%d is negative", c.Burst)
+	}
+	if c.Workers < 1 || c.Workers > 4096 {
+		bad("workers", "%d is outside 1..4096", c.Workers)
+	}
+	if c.Timeout < 10*time.Millisecond || c.Timeout > time.Minute {
+		bad("timeout", "%s is outside 10ms..1m", c.Timeout)
+	}
+	if c.Retries < 0 || c.Retries > 10 {
+		bad("retries", "%d is outside 0..10", c.Retries)
+	}
+	if c.EDNSSize != 0 && c.EDNSSize < 512 {
+		bad("edns_size", "%d is below 512", c.EDNSSize)
+	}
+	if _, err := ParseQTypes(c.QTypes); err != nil {
+		bad("qtypes", "%v", err)
+	}
+	if c.MinInterval <= 0 {
+		bad("min_interval", "must be positive")
+	}
+	if c.MaxInterval < c.MinInterval {
+		bad("max_interval", "%s is below min_interval %s", c.MaxInterval, c.MinInterval)
+	}
+	if c.Window <= 0 {
+		bad("window", "must be positive")
+	}
+	if err := checkZone(c.RPZZone); err != nil {
+		bad("rpz_zone", "%v", err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	for key, spec := range map[string]string{"daemon.crawl": c.Daemon.Crawl, "daemon.classify": c.Daemon.Classify, "daemon.publish": c.Daemon.Publish} {
+		if _, err := parser.Parse(spec); err != nil {
+			bad(key, "bad schedule %q: %v", spec, err)
+		}
+	}
+	for i, e := range c.Daemon.Exports {
+		key := "daemon.exports"
+		if !contains(results.Formats, e.Format) {
+			bad(key, "export %d: format %q is not one of %s", i+1, e.Format, strings.Join(results.Formats, ", "))
+		}
+		if e.Out == "" {
+			bad(key, "export %d: out is empty", i+1)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+func checkZone(z string) error {
+	z = strings.TrimSuffix(z, ".")
+	if z == "" {
+		return errors.New("empty zone name")
+	}
+	for _, l := range strings.Split(z, ".") {
+		if l == "" || len(l) > 63 {
+			return fmt.Errorf("zone %q: bad label", z)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+)
+
+// ParseQTypes turns type names (A, AAAA, NS, …) into numbers.
+func ParseQTypes(names []string) ([]uint16, error) {
+	var out []uint16
+	for _, n := range names {
+		for _, part := range strings.Split(n, ",") {
+			part = strings.ToUpper(strings.TrimSpace(part))
+			if part == "" {
+				continue
+			}
+			t, ok := dns.StringToType[part]
+			if !ok || t == dns.TypeANY || t == dns.TypeAXFR || t == dns.TypeIXFR {
+				return nil, fmt.Errorf("unknown or unsupported query type %q", part)
+			}
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no query types")
+	}
+	return out, nil
+}
+
+// ReadResolvers reads a resolver list: one ADDR[:PORT] a line, as massdns
+// and dnsx take them; blank lines and # comments are skipped.
+func ReadResolvers(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading resolvers: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = strings.TrimSpace(text[:i])
+		}
+		if text == "" {
+			continue
+		}
+		v, err := crawler.ParseVantage(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, line, err)
+		}
+		out = append(out, v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// Vantages resolves the configured resolvers (the list, then the file; the
+// built-in public resolvers when neither names any) with their rate limits.
+func (c *Config) Vantages() ([]scheduler.Vantage, error) {
+	var addrs []string
+	for _, r := range c.Resolvers {
+		v, err := crawler.ParseVantage(r)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, v)
+	}
+	if c.ResolversFile != "" {
+		more, err := ReadResolvers(c.ResolversFile)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, more...)
+	}
+	if len(addrs) == 0 {
+		addrs = crawler.DefaultVantages
+	}
+	qps := map[string]float64{}
+	for r, q := range c.VantageQPS {
+		v, err := crawler.ParseVantage(r)
+		if err != nil {
+			return nil, err
+		}
+		qps[v] = q
+	}
+	seen := map[string]bool{}
+	var out []scheduler.Vantage
+	for _, a := range addrs {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		out = append(out, scheduler.Vantage{Addr: a, QPS: qps[a]})
+	}
+	return out, nil
+}

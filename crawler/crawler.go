@@ -1,0 +1,206 @@
+// Package crawler measures domains through vantage resolvers. For one domain
+// and one vantage it asks the configured types (A, AAAA and NS by default),
+// keeps the answer records that belong to the queried name's CNAME chain,
+// and asks the addresses of every name server the NS answer names, so the
+// probe shows both the domain's own addresses and its name servers'.
+package crawler
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// DefaultQTypes are the types asked when none are configured.
+var DefaultQTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS}
+
+// Crawler turns queries into observations. It is safe for concurrent use.
+type Crawler struct {
+	Querier Querier
+	// QTypes asked for each domain; nil means DefaultQTypes.
+	QTypes []uint16
+	// NSHosts, when true, resolves the A and AAAA of every name server named
+	// in an NS answer.
+	NSHosts bool
+	// Now is the clock stamped on observations; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Crawler) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Probe measures one domain through one vantage. Lookups of name server
+// addresses go through round, so that a name server shared by many domains
+// is asked once per vantage and round; round may be nil.
+func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Round) obs.Probe {
+	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now()}
+	qtypes := c.QTypes
+	if qtypes == nil {
+		qtypes = DefaultQTypes
+	}
+	var nsHosts []string
+	for _, qt := range qtypes {
+		o := c.observe(ctx, vantage, domain, qt)
+		p.Observations = append(p.Observations, o)
+		if qt == dns.TypeNS {
+			for _, r := range o.Answer {
+				if r.Type == dns.TypeNS && r.Name == domain {
+					nsHosts = append(nsHosts, r.Data)
+				}
+			}
+		}
+	}
+	if c.NSHosts {
+		slices.Sort(nsHosts)
+		for _, host := range slices.Compact(nsHosts) {
+			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				if ctx.Err() != nil {
+					return p
+				}
+				p.Observations = append(p.Observations, round.do(vantage, host, qt, func() obs.Observation {
+					return c.observe(ctx, vantage, host, qt)
+				}))
+			}
+		}
+	}
+	return p
+}
+
+// observe sends one query and records what came back.
+func (c *Crawler) observe(ctx context.Context, vantage, name string, qtype uint16) obs.Observation {
+	o := obs.Observation{Time: c.now(), Vantage: vantage, Name: name, QType: qtype}
+	r, rtt, err := c.Querier.Query(ctx, vantage, name, qtype)
+	o.RTT = rtt
+	if err != nil {
+		o.Err = Classify(err)
+		return o
+	}
+	o.Rcode = r.Rcode
+	o.Err = rcodeClass(r.Rcode)
+	if r.Authoritative {
+		o.Flags |= obs.FlagAA
+	}
+	if r.RecursionAvailable {
+		o.Flags |= obs.FlagRA
+	}
+	if o.Err == obs.OK {
+		o.Answer = Normalize(name, qtype, r.Answer)
+	}
+	return o
+}
+
+// Normalize keeps the answer records that belong to qname's CNAME chain
+// (CNAMEs along the chain and records of qtype at its names), lower-cases
+// names, drops trailing dots and sorts the result. Records for names outside
+// the chain are ignored: a resolver has no business sending them.
+func Normalize(qname string, qtype uint16, answer []dns.RR) []obs.Record {
+	chain := map[string]bool{qname: true}
+	// Follow CNAMEs in any order; a chain longer than the answer is a loop.
+	for range len(answer) {
+		grew := false
+		for _, rr := range answer {
+			if cn, ok := rr.(*dns.CNAME); ok && chain[canon(cn.Hdr.Name)] && !chain[canon(cn.Target)] {
+				chain[canon(cn.Target)] = true
+				grew = true
+			}
+		}
+		if !grew {
+			break
+		}
+	}
+	var out []obs.Record
+	for _, rr := range answer {
+		h := rr.Header()
+		owner := canon(h.Name)
+		if !chain[owner] || h.Class != dns.ClassINET {
+			continue
+		}
+		rec := obs.Record{Name: owner, Type: h.Rrtype, TTL: h.Ttl}
+		switch v := rr.(type) {
+		case *dns.CNAME:
+			rec.Data = canon(v.Target)
+		case *dns.A:
+			if h.Rrtype != qtype || v.A == nil {
+				continue
+			}
+			rec.Data = v.A.String()
+		case *dns.AAAA:
+			if h.Rrtype != qtype || v.AAAA == nil {
+				continue
+			}
+			rec.Data = v.AAAA.String()
+		case *dns.NS:
+			if h.Rrtype != qtype {
+				continue
+			}
+			rec.Data = canon(v.Ns)
+		default:
+			continue
+		}
+		if rec.TTL > 1<<31-1 { // RFC 2181 §8: TTLs are at most 2^31-1
+			rec.TTL = 1<<31 - 1
+		}
+		out = append(out, rec)
+	}
+	obs.Sort(out)
+	return slices.CompactFunc(out, func(a, b obs.Record) bool {
+		return a.Name == b.Name && a.Type == b.Type && a.Data == b.Data
+	})
+}
+
+func canon(name string) string {
+	return strings.TrimSuffix(strings.ToLower(name), ".")
+}
+
+// Round deduplicates name server lookups within one crawl round: the first
+// probe to need (vantage, host, type) asks, the others wait for and share its
+// observation. The zero value is not usable; use NewRound. A nil *Round
+// does not deduplicate.
+type Round struct {
+	mu      sync.Mutex
+	entries map[roundKey]*roundEntry
+}
+
+type roundKey struct {
+	vantage, host string
+	qtype         uint16
+}
+
+type roundEntry struct {
+	done chan struct{}
+	o    obs.Observation
+}
+
+// NewRound returns an empty round cache.
+func NewRound() *Round { return &Round{entries: map[roundKey]*roundEntry{}} }
+
+func (r *Round) do(vantage, host string, qtype uint16, ask func() obs.Observation) obs.Observation {
+	if r == nil {
+		return ask()
+	}
+	k := roundKey{vantage, host, qtype}
+	r.mu.Lock()
+	e, ok := r.entries[k]
+	if !ok {
+		e = &roundEntry{done: make(chan struct{})}
+		r.entries[k] = e
+	}
+	r.mu.Unlock()
+	if ok {
+		<-e.done
+		return e.o
+	}
+	e.o = ask()
+	close(e.done)
+	return e.o
+}

@@ -1,0 +1,206 @@
+// Package results turns verdicts into the files people load: plain domain
+// lists, hosts files, RPZ zones for resolvers, and JSON Lines and CSV for
+// analysis. Every file is written whole or not at all (WriteFileAtomic), so
+// a resolver watching it never loads half a list.
+package results
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/classify"
+)
+
+// Formats lists the values --format accepts.
+var Formats = []string{"domains", "hosts", "rpz", "jsonl", "csv"}
+
+// Options shape an export.
+type Options struct {
+	// All includes every verdict in jsonl and csv output, not only the
+	// listed (flux) domains. Block lists always hold listed domains only.
+	All bool
+	// Zone is the RPZ origin (default "fluxwatch.rpz").
+	Zone string
+	// Serial is the RPZ SOA serial; callers take it from storage so it only grows.
+	Serial uint32
+	// TTL of the RPZ records in seconds (default 300).
+	TTL uint32
+}
+
+// ErrBadName is returned for a name that cannot be written safely.
+var ErrBadName = errors.New("name not safe to export")
+
+// Write writes verdicts in format to w. Verdicts are written in name order.
+func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options) error {
+	var vs []classify.Verdict
+	for _, v := range verdicts {
+		if !classify.Listed(v.Verdict) && !(opts.All && (format == "jsonl" || format == "csv")) {
+			continue
+		}
+		if err := checkName(v.Domain); err != nil {
+			return err
+		}
+		vs = append(vs, v)
+	}
+	slices.SortFunc(vs, func(a, b classify.Verdict) int { return strings.Compare(a.Domain, b.Domain) })
+	bw := bufio.NewWriter(w)
+	var err error
+	switch format {
+	case "domains":
+		err = writeLines(bw, vs, func(d string) string { return d })
+	case "hosts":
+		err = writeLines(bw, vs, func(d string) string { return "0.0.0.0 " + d })
+	case "rpz":
+		err = writeRPZ(bw, vs, opts)
+	case "jsonl":
+		enc := json.NewEncoder(bw)
+		for _, v := range vs {
+			if err = enc.Encode(v); err != nil {
+				break
+			}
+		}
+	case "csv":
+		err = writeCSV(bw, vs)
+	default:
+		return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+	}
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func writeLines(w io.Writer, vs []classify.Verdict, line func(string) string) error {
+	for _, v := range vs {
+		if _, err := io.WriteString(w, line(v.Domain)+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeRPZ writes a response policy zone: NXDOMAIN for each listed name
+// and everything below it (`name CNAME .` and `*.name CNAME .`).
+func writeRPZ(w io.Writer, vs []classify.Verdict, opts Options) error {
+	zone := strings.TrimSuffix(opts.Zone, ".")
+	if zone == "" {
+		zone = "fluxwatch.rpz"
+	}
+	if err := checkName(zone); err != nil {
+		return fmt.Errorf("RPZ zone: %w", err)
+	}
+	ttl := opts.TTL
+	if ttl == 0 {
+		ttl = 300
+	}
+	fmt.Fprintf(w, "; fluxwatch response policy zone: %d listed domains\n", len(vs))
+	fmt.Fprintf(w, "$ORIGIN %s.\n$TTL %d\n", zone, ttl)
+	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. ( %d 3600 600 604800 %d )\n", opts.Serial, ttl)
+	fmt.Fprintf(w, "@ IN NS localhost.\n")
+	for _, v := range vs {
+		if _, err := fmt.Fprintf(w, "%s CNAME .\n*.%s CNAME . ; %s %.2f\n", v.Domain, v.Domain, v.Verdict, v.Score); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var csvHeader = []string{"domain", "verdict", "score", "evidence", "addresses", "networks", "asns",
+	"prefixes_24", "prefixes_16", "prefixes_48", "min_ttl", "median_ttl", "set_changes", "change_rate",
+	"vantage_disagreement", "rounds", "vantages", "ns_names", "ns_addresses", "ns_networks",
+	"first_seen", "last_seen", "classified_at"}
+
+func writeCSV(w io.Writer, vs []classify.Verdict) error {
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader)
+	for _, v := range vs {
+		f := v.Features
+		itoa := strconv.Itoa
+		ftoa := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+		cw.Write([]string{v.Domain, v.Verdict, ftoa(v.Score), v.Evidence, itoa(f.Addresses), itoa(f.Networks),
+			itoa(f.ASNs), itoa(f.Prefixes24), itoa(f.Prefixes16), itoa(f.Prefixes48), itoa(int(f.MinTTL)),
+			itoa(int(f.MedianTTL)), itoa(f.SetChanges), ftoa(f.ChangeRate), ftoa(f.VantageDisagreement),
+			itoa(f.Rounds), itoa(f.Vantages), itoa(f.NSNames), itoa(f.NSAddresses), itoa(f.NSNetworks),
+			timeCell(f.FirstSeen), timeCell(f.LastSeen), timeCell(v.ClassifiedAt)})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func timeCell(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// checkName accepts only names that are safe in every output format: lower
+// case letters, digits, hyphens and underscores in dot-separated labels of
+// 1 to 63 octets, 253 octets at most.
+func checkName(name string) error {
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("%w: %q: length", ErrBadName, name)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%w: %q: label length", ErrBadName, name)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%w: %q: character %q", ErrBadName, name, c)
+			}
+		}
+	}
+	return nil
+}
+
+// WriteFileAtomic writes a file through a temporary file in the same
+// directory, synced and renamed over path: readers see the old file or the
+// new one, never a part. On error the old file is left in place.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if d, derr := os.Open(dir); derr == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Package scheduler decides what is measured when, and how fast. A round
+// measures a list of domains through every vantage: each vantage has its own
+// bounded pool of workers and its own token bucket, so a slow or dead
+// vantage holds up only its own share of the work. After a round each domain
+// is given a next-due time just after the TTL it was answered with, clamped
+// between a minimum and a maximum interval, so that rotation is seen.
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// Vantage is one resolver to measure through.
+type Vantage struct {
+	Addr string  // host:port
+	QPS  float64 // queries per second; 0: Options.QPS
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	Vantages []Vantage
+	// QPS is the per-vantage limit for vantages that set none; 0 or less
+	// lifts the limit (for one's own servers only).
+	QPS float64
+	// Burst is the token bucket size per vantage; 0: a tenth of a second's worth.
+	Burst int
+	// GlobalQPS caps all vantages together; 0: no cap.
+	GlobalQPS float64
+	// Workers is the number of probes in flight per vantage (default 8).
+	Workers int
+	// MinInterval and MaxInterval clamp the time between two measurements of
+	// a domain (defaults 1m and 1h).
+	MinInterval, MaxInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Scheduler runs crawl rounds. It is safe for concurrent use, but rounds
+// that overlap share the vantages' rate limits.
+type Scheduler struct {
+	opts    Options
+	crawler *crawler.Crawler
+	store   *storage.Store
+	log     *slog.Logger
+}
+
+// New returns a scheduler that measures with q (wrapped in the configured
+// rate limits) and stores through store.
+func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Options) *Scheduler {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = time.Minute
+	}
+	if opts.MaxInterval < opts.MinInterval {
+		opts.MaxInterval = max(time.Hour, opts.MinInterval)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst)}
+	for _, v := range opts.Vantages {
+		qps := v.QPS
+		if qps == 0 {
+			qps = opts.QPS
+		}
+		lq.vantages[v.Addr] = newLimiter(qps, opts.Burst)
+	}
+	c.Querier = lq
+	if c.Now == nil {
+		c.Now = opts.Now
+	}
+	return &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger}
+}
+
+// Stats describe one or more rounds.
+type Stats struct {
+	Probes       int                  `json:"probes"`
+	QueriesSent  int                  `json:"queries_sent"`
+	Answered     int                  `json:"queries_answered"`
+	Failed       map[obs.ErrClass]int `json:"-"`
+	Observations int64                `json:"observations_stored"`
+	Elapsed      time.Duration        `json:"-"`
+}
+
+func (s *Stats) add(o Stats) {
+	s.Probes += o.Probes
+	s.QueriesSent += o.QueriesSent
+	s.Answered += o.Answered
+	s.Observations += o.Observations
+	s.Elapsed += o.Elapsed
+	for k, v := range o.Failed {
+		if s.Failed == nil {
+			s.Failed = map[obs.ErrClass]int{}
+		}
+		s.Failed[k] += v
+	}
+}
+
+// Round measures domains through every vantage and hands the probes to w.
+// Cancelling ctx stops handing out new work; probes already started finish
+// (their queries are bounded by the client's timeouts) and are written, so
+// an interrupted round loses nothing it measured. Next-due times are stored
+// for the domains measured.
+func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writer) (Stats, error) {
+	start := time.Now()
+	round := crawler.NewRound()
+	work := context.WithoutCancel(ctx)
+	var (
+		mu    sync.Mutex
+		st    Stats
+		ttls  = make(map[string]uint32, len(domains))
+		wg    sync.WaitGroup
+		wrErr error
+	)
+	for _, v := range s.opts.Vantages {
+		queue := make(chan string)
+		wg.Add(1)
+		go func() { // feeds this vantage's workers until done or stopped
+			defer wg.Done()
+			defer close(queue)
+			for _, d := range domains {
+				select {
+				case queue <- d:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		for range s.opts.Workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for d := range queue {
+					p := s.crawler.Probe(work, d, v.Addr, round)
+					ps := probeStats(p)
+					ttl, hasTTL := addressTTL(p)
+					err := w.Write(work, p)
+					mu.Lock()
+					st.add(ps)
+					if hasTTL {
+						if old, ok := ttls[d]; !ok || ttl < old {
+							ttls[d] = ttl
+						}
+					} else if _, ok := ttls[d]; !ok {
+						ttls[d] = 0
+					}
+					if err != nil && wrErr == nil {
+						wrErr = err
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	st.Elapsed = time.Since(start)
+	if wrErr != nil {
+		return st, wrErr
+	}
+	now := s.opts.Now()
+	due := make(map[string]time.Time, len(ttls))
+	for d, ttl := range ttls {
+		due[d] = now.Add(s.interval(ttl))
+	}
+	return st, s.store.SetNextDue(due)
+}
+
+// interval is the wait before the next measurement of a domain answered
+// with ttl (0: no address answer): just past the TTL, so the next answer is
+// fresh, clamped to the configured bounds.
+func (s *Scheduler) interval(ttl uint32) time.Duration {
+	if ttl == 0 {
+		return s.opts.MaxInterval
+	}
+	d := time.Duration(ttl)*time.Second + time.Second
+	return min(max(d, s.opts.MinInterval), s.opts.MaxInterval)
+}
+
+// addressTTL is the smallest TTL of the domain's own A/AAAA answers.
+func addressTTL(p obs.Probe) (uint32, bool) {
+	var ttl uint32
+	found := false
+	for _, o := range p.Observations {
+		if o.Name != p.Domain || (o.QType != dns.TypeA && o.QType != dns.TypeAAAA) {
+			continue
+		}
+		for _, r := range o.Answer {
+			if r.Type == o.QType && (!found || r.TTL < ttl) {
+				ttl, found = r.TTL, true
+			}
+		}
+	}
+	return ttl, found
+}
+
+func probeStats(p obs.Probe) Stats {
+	st := Stats{Probes: 1, QueriesSent: len(p.Observations)}
+	for _, o := range p.Observations {
+		switch o.Err {
+		case obs.OK:
+			st.Answered++
+			continue
+		case obs.NXDomain, obs.ServFail, obs.Refused, obs.OtherRcode:
+			st.Answered++ // a response, though not a useful one
+		}
+		if st.Failed == nil {
+			st.Failed = map[obs.ErrClass]int{}
+		}
+		st.Failed[o.Err]++
+	}
+	return st
+}

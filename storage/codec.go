@@ -1,0 +1,275 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// The value encodings below are fluxwatch's own: compact, versioned by the
+// schema number in the meta bucket, and decoded defensively (a damaged value
+// is an error, never a panic).
+
+// errCorrupt is wrapped by every decoding error.
+var errCorrupt = errors.New("corrupt value")
+
+// encoder appends varints and bytes to a buffer.
+type encoder struct{ b []byte }
+
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) byte1(v byte)     { e.b = append(e.b, v) }
+func (e *encoder) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+
+// decoder reads what encoder wrote; the first failure sticks in err.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: short or bad %s", errCorrupt, what)
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte1(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.fail(what)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) bytes(what string) []byte {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+// count reads a length that must be plausible for the remaining input: each
+// element takes at least one byte.
+func (d *decoder) count(what string) int {
+	n := d.uvarint(what)
+	if n > uint64(len(d.b)) {
+		d.fail(what)
+		return 0
+	}
+	return int(n)
+}
+
+// Record data kinds inside an encoded answer set.
+const (
+	dataAddr = 0 // 4 or 16 address bytes
+	dataName = 1 // interned name id
+	dataText = 2 // presentation text
+)
+
+// interner maps strings to small ids and back. Storage keeps one for the
+// names that appear inside answers (name servers, CNAME targets) and one for
+// vantages.
+type interner interface {
+	id(s string) (uint64, error)
+	str(id uint64) (string, error)
+}
+
+// encodeSet encodes sorted records without their TTLs; the TTLs go with each
+// observation (one per RRset), so the same records seen with different TTLs
+// share one stored set.
+func encodeSet(rs []obs.Record, names interner, dst []byte) ([]byte, error) {
+	e := encoder{b: dst}
+	e.uvarint(uint64(len(rs)))
+	for _, r := range rs {
+		id, err := names.id(r.Name)
+		if err != nil {
+			return nil, err
+		}
+		e.uvarint(id)
+		e.uvarint(uint64(r.Type))
+		switch r.Type {
+		case dns.TypeA, dns.TypeAAAA:
+			a, err := netip.ParseAddr(r.Data)
+			if err != nil {
+				return nil, fmt.Errorf("record %s %s: bad address %q", r.Name, dns.TypeToString[r.Type], r.Data)
+			}
+			e.byte1(dataAddr)
+			e.bytes(a.AsSlice())
+		case dns.TypeNS, dns.TypeCNAME, dns.TypeDNAME, dns.TypePTR:
+			id, err := names.id(r.Data)
+			if err != nil {
+				return nil, err
+			}
+			e.byte1(dataName)
+			e.uvarint(id)
+		default:
+			e.byte1(dataText)
+			e.str(r.Data)
+		}
+	}
+	return e.b, nil
+}
+
+func decodeSet(p []byte, names interner) ([]obs.Record, error) {
+	d := decoder{b: p}
+	n := d.count("set length")
+	rs := make([]obs.Record, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var r obs.Record
+		var err error
+		if r.Name, err = names.str(d.uvarint("record name")); err != nil && d.err == nil {
+			return nil, err
+		}
+		r.Type = uint16(d.uvarint("record type"))
+		switch d.byte1("record kind") {
+		case dataAddr:
+			a, ok := netip.AddrFromSlice(d.bytes("address"))
+			if !ok && d.err == nil {
+				d.fail("address")
+			}
+			r.Data = a.String()
+		case dataName:
+			id := d.uvarint("record data")
+			if d.err == nil {
+				if r.Data, err = names.str(id); err != nil {
+					return nil, err
+				}
+			}
+		case dataText:
+			r.Data = string(d.bytes("record text"))
+		default:
+			d.fail("record kind")
+		}
+		rs = append(rs, r)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("set (trailing bytes)")
+	}
+	return rs, d.err
+}
+
+// rrsetCount returns how many RRsets (runs of equal name and type) sorted
+// records hold; one TTL is stored for each.
+func rrsetCount(rs []obs.Record) int {
+	n := 0
+	for i := range rs {
+		if i == 0 || rs[i].Name != rs[i-1].Name || rs[i].Type != rs[i-1].Type {
+			n++
+		}
+	}
+	return n
+}
+
+// storedObs is an observation as the probe encoding holds it: the answer as a
+// set id plus one TTL per RRset.
+type storedObs struct {
+	offset time.Duration // from the probe's start
+	nameID uint64        // 0: the probe's domain itself
+	qtype  uint16
+	rcode  uint8
+	flags  obs.Flags
+	err    obs.ErrClass
+	rtt    time.Duration
+	setID  uint64 // 0: empty answer
+	ttls   []uint32
+}
+
+func encodeProbe(os []storedObs, dst []byte) []byte {
+	e := encoder{b: dst}
+	e.uvarint(uint64(len(os)))
+	for _, o := range os {
+		e.uvarint(uint64(max(o.offset, 0) / time.Microsecond))
+		e.uvarint(o.nameID)
+		e.uvarint(uint64(o.qtype))
+		e.byte1(o.rcode)
+		e.byte1(byte(o.flags))
+		e.byte1(byte(o.err))
+		e.uvarint(uint64(max(o.rtt, 0) / time.Microsecond))
+		e.uvarint(o.setID)
+		e.uvarint(uint64(len(o.ttls)))
+		for _, t := range o.ttls {
+			e.uvarint(uint64(t))
+		}
+	}
+	return e.b
+}
+
+func decodeProbe(p []byte) ([]storedObs, error) {
+	d := decoder{b: p}
+	n := d.count("observation count")
+	out := make([]storedObs, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var o storedObs
+		o.offset = time.Duration(d.uvarint("time offset")) * time.Microsecond
+		o.nameID = d.uvarint("name")
+		o.qtype = uint16(d.uvarint("qtype"))
+		o.rcode = d.byte1("rcode")
+		o.flags = obs.Flags(d.byte1("flags"))
+		o.err = obs.ErrClass(d.byte1("error class"))
+		o.rtt = time.Duration(d.uvarint("rtt")) * time.Microsecond
+		o.setID = d.uvarint("set id")
+		nt := d.count("ttl count")
+		if nt > 0 {
+			o.ttls = make([]uint32, nt)
+			for j := range o.ttls {
+				o.ttls[j] = uint32(d.uvarint("ttl"))
+			}
+		}
+		out = append(out, o)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("probe (trailing bytes)")
+	}
+	return out, d.err
+}
+
+// probeKey is domain id, start time and vantage id, big-endian, so that one
+// domain's history is one contiguous range in time order.
+func probeKey(domainID uint32, start time.Time, vantageID uint32) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint32(k[0:4], domainID)
+	binary.BigEndian.PutUint64(k[4:12], uint64(start.UnixNano()))
+	binary.BigEndian.PutUint32(k[12:16], vantageID)
+	return k
+}
+
+func parseProbeKey(k []byte) (domainID uint32, start time.Time, vantageID uint32, ok bool) {
+	if len(k) != 16 {
+		return 0, time.Time{}, 0, false
+	}
+	return binary.BigEndian.Uint32(k[0:4]), time.Unix(0, int64(binary.BigEndian.Uint64(k[4:12]))).UTC(), binary.BigEndian.Uint32(k[12:16]), true
+}
+
+func u32key(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

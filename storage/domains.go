@@ -1,0 +1,312 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// Domain is one seeded name and what the scheduler knows about it.
+type Domain struct {
+	Name      string
+	ID        uint32
+	Sources   []string  // source tags, sorted, from every import that named it
+	FirstSeen time.Time // when it was first added
+	NextDue   time.Time // when it should be measured next; zero: now
+	Active    bool      // false once removed; its history stays
+}
+
+func encodeDomain(d Domain) []byte {
+	e := encoder{}
+	e.uvarint(uint64(d.ID))
+	e.uvarint(uint64(d.FirstSeen.UnixNano()))
+	e.uvarint(uint64(max(d.NextDue.UnixNano(), 0)))
+	if d.Active {
+		e.byte1(1)
+	} else {
+		e.byte1(0)
+	}
+	e.uvarint(uint64(len(d.Sources)))
+	for _, s := range d.Sources {
+		e.str(s)
+	}
+	return e.b
+}
+
+func decodeDomain(name string, p []byte) (Domain, error) {
+	d := decoder{b: p}
+	out := Domain{Name: name}
+	id := d.uvarint("domain id")
+	out.ID = uint32(id)
+	out.FirstSeen = time.Unix(0, int64(d.uvarint("first seen"))).UTC()
+	if due := d.uvarint("next due"); due != 0 {
+		out.NextDue = time.Unix(0, int64(due)).UTC()
+	}
+	out.Active = d.byte1("active") == 1
+	n := d.count("sources")
+	for i := 0; i < n && d.err == nil; i++ {
+		out.Sources = append(out.Sources, string(d.bytes("source")))
+	}
+	if d.err == nil && id > 1<<32-1 {
+		d.fail("domain id")
+	}
+	if d.err != nil {
+		return Domain{}, fmt.Errorf("domain %q: %w", name, d.err)
+	}
+	return out, nil
+}
+
+// AddResult counts what AddDomains did.
+type AddResult struct {
+	Added, Known int
+}
+
+// AddDomains adds normalised names with a source tag, in one transaction.
+// A name already present keeps its id, history and first-seen time, gains the
+// source tag and becomes active again if it had been removed.
+func (s *Store) AddDomains(names []string, source string, now time.Time) (AddResult, error) {
+	var res AddResult
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, ids := tx.Bucket(bucketDomains), tx.Bucket(bucketDomainID)
+		for _, name := range names {
+			var d Domain
+			if v := b.Get([]byte(name)); v != nil {
+				var err error
+				if d, err = decodeDomain(name, v); err != nil {
+					return err
+				}
+				if d.Active && (source == "" || slices.Contains(d.Sources, source)) {
+					res.Known++
+					continue
+				}
+				if d.Active {
+					res.Known++
+				} else {
+					res.Added++
+				}
+			} else {
+				seq, err := ids.NextSequence()
+				if err != nil {
+					return err
+				}
+				if seq > 1<<32-1 {
+					return fmt.Errorf("adding %s: domain ids exhausted", name)
+				}
+				d = Domain{Name: name, ID: uint32(seq), FirstSeen: now.UTC()}
+				if err := ids.Put(u32key(d.ID), []byte(name)); err != nil {
+					return err
+				}
+				res.Added++
+			}
+			d.Active = true
+			if source != "" && !slices.Contains(d.Sources, source) {
+				d.Sources = append(d.Sources, source)
+				slices.Sort(d.Sources)
+			}
+			if err := b.Put([]byte(name), encodeDomain(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return AddResult{}, fmt.Errorf("adding domains: %w", err)
+	}
+	return res, nil
+}
+
+// RemoveDomains stops measuring the names. Their history is kept. It returns
+// how many were active.
+func (s *Store) RemoveDomains(names []string) (int, error) {
+	removed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDomains)
+		for _, name := range names {
+			v := b.Get([]byte(name))
+			if v == nil {
+				continue
+			}
+			d, err := decodeDomain(name, v)
+			if err != nil {
+				return err
+			}
+			if !d.Active {
+				continue
+			}
+			d.Active = false
+			removed++
+			if err := b.Put([]byte(name), encodeDomain(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// Domain returns one domain's record.
+func (s *Store) Domain(name string) (Domain, bool, error) {
+	var d Domain
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDomains).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		var err error
+		d, err = decodeDomain(name, v)
+		return err
+	})
+	return d, ok, err
+}
+
+// Domains calls fn for every domain, active or not, in name order.
+func (s *Store) Domains(fn func(Domain) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			d, err := decodeDomain(string(k), v)
+			if err != nil {
+				return err
+			}
+			return fn(d)
+		})
+	})
+}
+
+// Scan calls fn for every active domain together with its history since
+// from, all in one read transaction.
+func (s *Store) Scan(from time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			d, err := decodeDomain(string(k), v)
+			if err != nil {
+				return err
+			}
+			if !d.Active {
+				return nil
+			}
+			return fn(d, func(each func(obs.Probe) error) error {
+				return s.history(tx, d, from, time.Time{}, each)
+			})
+		})
+	})
+}
+
+// SetNextDue records when each domain should be measured next.
+func (s *Store) SetNextDue(due map[string]time.Time) error {
+	if len(due) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(due))
+	for n := range due {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDomains)
+		for _, name := range names {
+			v := b.Get([]byte(name))
+			if v == nil {
+				continue
+			}
+			d, err := decodeDomain(name, v)
+			if err != nil {
+				return err
+			}
+			d.NextDue = due[name]
+			if err := b.Put([]byte(name), encodeDomain(d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutVerdicts replaces the stored verdicts of the given domains. The values
+// are opaque to storage (the classifier's JSON).
+func (s *Store) PutVerdicts(verdicts map[string][]byte) error {
+	names := make([]string, 0, len(verdicts))
+	for n := range verdicts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketVerdicts)
+		for _, n := range names {
+			if err := b.Put([]byte(n), verdicts[n]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Verdicts calls fn with every stored verdict in name order.
+func (s *Store) Verdicts(fn func(domain string, v []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketVerdicts).ForEach(func(k, v []byte) error {
+			return fn(string(k), v)
+		})
+	})
+}
+
+// NextSerial returns a new RPZ SOA serial, strictly greater than every one
+// returned before from this database: now as Unix seconds, or the last
+// serial plus one if the clock has not moved past it.
+func (s *Store) NextSerial(now time.Time) (uint32, error) {
+	var serial uint32
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		serial = uint32(now.Unix())
+		if v := meta.Get(metaSerial); len(v) == 4 {
+			if last := binary.BigEndian.Uint32(v); serial <= last {
+				serial = last + 1
+			}
+		}
+		return meta.Put(metaSerial, u32key(serial))
+	})
+	return serial, err
+}
+
+// Due returns the active domains whose next-due time is not after now, in
+// name order.
+func (s *Store) Due(now time.Time) ([]string, error) {
+	var out []string
+	err := s.Domains(func(d Domain) error {
+		if d.Active && !d.NextDue.After(now) {
+			out = append(out, d.Name)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Active returns every active domain in name order.
+func (s *Store) Active() ([]string, error) {
+	var out []string
+	err := s.Domains(func(d Domain) error {
+		if d.Active {
+			out = append(out, d.Name)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Verdict returns the stored verdict of one domain, or nil.
+func (s *Store) Verdict(domain string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketVerdicts).Get([]byte(domain)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}

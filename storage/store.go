@@ -1,0 +1,483 @@
+// Package storage keeps fluxwatch's measurements in one bbolt file.
+//
+// The layout is built around the question the classifier asks most: "what
+// did every vantage say about this domain over the last hours?". Probes (one
+// vantage's answers about one domain at one moment) are keyed by domain id,
+// start time and vantage id, so one domain's history is a single contiguous
+// range scan in time order. Identical answer sets are stored once and
+// referenced by id; names inside answers and vantage addresses are interned.
+// Writes come in large transactions (see Writer), never one per observation.
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// SchemaVersion is the version of the layout this code reads and writes.
+const SchemaVersion = 1
+
+// Errors returned by Open and the accessors.
+var (
+	// ErrLocked means another process holds the database open.
+	ErrLocked = errors.New("database is in use by another process")
+	// ErrSchema means the file was written by an incompatible version.
+	ErrSchema = errors.New("unsupported database schema")
+	// ErrUnknownDomain means a probe or query named a domain that was never added.
+	ErrUnknownDomain = errors.New("unknown domain")
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketDomains  = []byte("domains")    // name → domain record
+	bucketDomainID = []byte("domain_ids") // id (4 bytes) → name
+	bucketNames    = []byte("names")      // interned string → id (uvarint)
+	bucketNameID   = []byte("name_ids")   // id (8 bytes) → string
+	bucketSets     = []byte("sets")       // id (8 bytes) → encoded answer set
+	bucketSetIndex = []byte("set_index")  // fnv64 of encoded set (8 bytes) → ids (8 bytes each)
+	bucketProbes   = []byte("probes")     // domain id | start | vantage id → encoded observations
+	bucketVerdicts = []byte("verdicts")   // name → verdict (JSON, owned by the classifier)
+
+	allBuckets = [][]byte{bucketMeta, bucketDomains, bucketDomainID, bucketNames, bucketNameID,
+		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts}
+
+	metaSchema = []byte("schema")
+	metaSerial = []byte("rpz_serial")
+)
+
+// Store is an open fluxwatch database. It is safe for concurrent use; bbolt
+// allows one writer at a time and any number of readers.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	mu    sync.RWMutex
+	names map[string]uint64 // committed interned strings
+	ids   map[uint64]string
+}
+
+// Open opens or creates the database at path. If another process has it
+// open, Open fails within a second with ErrLocked.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, names: map[string]uint64{}, ids: map[uint64]string{}}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaSchema); v == nil {
+			if err := meta.Put(metaSchema, u32key(SchemaVersion)); err != nil {
+				return err
+			}
+		} else if len(v) != 4 || binary.BigEndian.Uint32(v) != SchemaVersion {
+			return fmt.Errorf("%w: file has version %x, this fluxwatch reads %d", ErrSchema, v, SchemaVersion)
+		}
+		return tx.Bucket(bucketNameID).ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("name table: %w: key of %d bytes", errCorrupt, len(k))
+			}
+			id := binary.BigEndian.Uint64(k)
+			s.names[string(v)] = id
+			s.ids[id] = string(v)
+			return nil
+		})
+	})
+}
+
+// Path returns the file the store was opened from.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Check runs bbolt's consistency check and fluxwatch's own invariants: every
+// probe's domain, names and answer sets exist.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		domainIDs, sets := tx.Bucket(bucketDomainID), tx.Bucket(bucketSets)
+		return tx.Bucket(bucketProbes).ForEach(func(k, v []byte) error {
+			did, _, vid, ok := parseProbeKey(k)
+			if !ok {
+				return fmt.Errorf("probe key %x: %w", k, errCorrupt)
+			}
+			if domainIDs.Get(u32key(did)) == nil {
+				return fmt.Errorf("probe %x: domain id %d missing", k, did)
+			}
+			if _, err := s.str(uint64(vid)); err != nil {
+				return fmt.Errorf("probe %x: vantage: %w", k, err)
+			}
+			os, err := decodeProbe(v)
+			if err != nil {
+				return fmt.Errorf("probe %x: %w", k, err)
+			}
+			for _, o := range os {
+				if o.nameID != 0 {
+					if _, err := s.str(o.nameID); err != nil {
+						return fmt.Errorf("probe %x: %w", k, err)
+					}
+				}
+				if o.setID != 0 && sets.Get(u64key(o.setID)) == nil {
+					return fmt.Errorf("probe %x: answer set %d missing", k, o.setID)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// str returns the committed string for an interned id.
+func (s *Store) str(id uint64) (string, error) {
+	s.mu.RLock()
+	v, ok := s.ids[id]
+	s.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("%w: unknown name id %d", errCorrupt, id)
+	}
+	return v, nil
+}
+
+// readNames is the interner for reading: it knows only committed ids.
+type readNames struct{ s *Store }
+
+func (r readNames) id(name string) (uint64, error) {
+	r.s.mu.RLock()
+	id, ok := r.s.names[name]
+	r.s.mu.RUnlock()
+	if !ok {
+		return 0, fmt.Errorf("name %q not interned", name)
+	}
+	return id, nil
+}
+func (r readNames) str(id uint64) (string, error) { return r.s.str(id) }
+
+// txNames interns inside a write transaction. New ids become visible to the
+// store only after the transaction commits (see commit).
+type txNames struct {
+	s       *Store
+	b, bid  *bolt.Bucket
+	pending map[string]uint64
+	pendID  map[uint64]string
+}
+
+func newTxNames(s *Store, tx *bolt.Tx) *txNames {
+	return &txNames{s: s, b: tx.Bucket(bucketNames), bid: tx.Bucket(bucketNameID),
+		pending: map[string]uint64{}, pendID: map[uint64]string{}}
+}
+
+func (t *txNames) id(name string) (uint64, error) {
+	t.s.mu.RLock()
+	id, ok := t.s.names[name]
+	t.s.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	if id, ok := t.pending[name]; ok {
+		return id, nil
+	}
+	id, err := t.b.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if err := t.b.Put([]byte(name), binary.AppendUvarint(nil, id)); err != nil {
+		return 0, err
+	}
+	if err := t.bid.Put(u64key(id), []byte(name)); err != nil {
+		return 0, err
+	}
+	t.pending[name], t.pendID[id] = id, name
+	return id, nil
+}
+
+func (t *txNames) str(id uint64) (string, error) {
+	if v, ok := t.pendID[id]; ok {
+		return v, nil
+	}
+	return t.s.str(id)
+}
+
+// commit publishes the ids interned by a committed transaction.
+func (t *txNames) commit() {
+	if len(t.pending) == 0 {
+		return
+	}
+	t.s.mu.Lock()
+	for k, v := range t.pending {
+		t.s.names[k] = v
+		t.s.ids[v] = k
+	}
+	t.s.mu.Unlock()
+}
+
+// internSet returns the id of an encoded answer set, storing it if new.
+func internSet(tx *bolt.Tx, enc []byte) (uint64, error) {
+	h := fnv.New64a()
+	h.Write(enc)
+	hk := u64key(h.Sum64())
+	sets, index := tx.Bucket(bucketSets), tx.Bucket(bucketSetIndex)
+	ids := index.Get(hk)
+	for i := 0; i+8 <= len(ids); i += 8 {
+		id := binary.BigEndian.Uint64(ids[i : i+8])
+		if string(sets.Get(u64key(id))) == string(enc) {
+			return id, nil
+		}
+	}
+	id, err := sets.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	sets.FillPercent = 0.95 // ids only grow: pages can be packed
+	if err := sets.Put(u64key(id), append([]byte(nil), enc...)); err != nil { // bbolt keeps the slice until commit
+		return 0, err
+	}
+	return id, index.Put(hk, binary.BigEndian.AppendUint64(append([]byte(nil), ids...), id))
+}
+
+// WriteProbes stores probes in one transaction: all or none. Probes for
+// domains that were never added fail the whole batch with ErrUnknownDomain.
+func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
+	if len(probes) == 0 {
+		return 0, nil
+	}
+	type keyed struct {
+		key []byte
+		p   *obs.Probe
+	}
+	var names *txNames
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		names = newTxNames(s, tx)
+		domains, probeB := tx.Bucket(bucketDomains), tx.Bucket(bucketProbes)
+		ks := make([]keyed, 0, len(probes))
+		for i := range probes {
+			p := &probes[i]
+			rec := domains.Get([]byte(p.Domain))
+			if rec == nil {
+				return fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, p.Domain)
+			}
+			d, err := decodeDomain(p.Domain, rec)
+			if err != nil {
+				return err
+			}
+			vid, err := names.id(p.Vantage)
+			if err != nil {
+				return err
+			}
+			if vid > 1<<32-1 {
+				return fmt.Errorf("vantage id %d out of range", vid)
+			}
+			ks = append(ks, keyed{probeKey(d.ID, p.Start, uint32(vid)), p})
+		}
+		sort.Slice(ks, func(i, j int) bool { return string(ks[i].key) < string(ks[j].key) })
+		var setBuf, valBuf []byte
+		stored := make([]storedObs, 0, 8)
+		for _, k := range ks {
+			stored = stored[:0]
+			for _, o := range k.p.Observations {
+				so := storedObs{offset: o.Time.Sub(k.p.Start), qtype: o.QType, rcode: uint8(o.Rcode),
+					flags: o.Flags, err: o.Err, rtt: o.RTT}
+				if o.Name != k.p.Domain {
+					id, err := names.id(o.Name)
+					if err != nil {
+						return err
+					}
+					so.nameID = id
+				}
+				if len(o.Answer) > 0 {
+					enc, err := encodeSet(o.Answer, names, setBuf[:0])
+					if err != nil {
+						return fmt.Errorf("storing probe of %s: %w", k.p.Domain, err)
+					}
+					setBuf = enc
+					if so.setID, err = internSet(tx, enc); err != nil {
+						return err
+					}
+					so.ttls = rrsetTTLs(o.Answer)
+				}
+				stored = append(stored, so)
+			}
+			valBuf = encodeProbe(stored, valBuf[:0])
+			if err := probeB.Put(k.key, append([]byte(nil), valBuf...)); err != nil {
+				return err
+			}
+			observations += len(stored)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	names.commit()
+	return observations, nil
+}
+
+// rrsetTTLs returns the TTL of each RRset of sorted records: the smallest
+// TTL within the set, as a resolver would use it.
+func rrsetTTLs(rs []obs.Record) []uint32 {
+	var ttls []uint32
+	for i, r := range rs {
+		if i == 0 || r.Name != rs[i-1].Name || r.Type != rs[i-1].Type {
+			ttls = append(ttls, r.TTL)
+		} else if r.TTL < ttls[len(ttls)-1] {
+			ttls[len(ttls)-1] = r.TTL
+		}
+	}
+	return ttls
+}
+
+// History calls fn with the probes of domain whose start lies in [from, to),
+// in time order. A zero to means no upper bound.
+func (s *Store) History(domain string, from, to time.Time, fn func(obs.Probe) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketDomains).Get([]byte(domain))
+		if rec == nil {
+			return fmt.Errorf("%w %q", ErrUnknownDomain, domain)
+		}
+		d, err := decodeDomain(domain, rec)
+		if err != nil {
+			return err
+		}
+		return s.history(tx, d, from, to, fn)
+	})
+}
+
+func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.Probe) error) error {
+	sets := tx.Bucket(bucketSets)
+	names := readNames{s}
+	setCache := map[uint64][]obs.Record{}
+	prefix := u32key(d.ID)
+	seek := probeKey(d.ID, from, 0)
+	if from.IsZero() || from.UnixNano() < 0 {
+		seek = prefix
+	}
+	c := tx.Bucket(bucketProbes).Cursor()
+	for k, v := c.Seek(seek); k != nil && string(k[:4]) == string(prefix); k, v = c.Next() {
+		_, start, vid, ok := parseProbeKey(k)
+		if !ok {
+			return fmt.Errorf("probe key %x: %w", k, errCorrupt)
+		}
+		if !to.IsZero() && !start.Before(to) {
+			break
+		}
+		vantage, err := s.str(uint64(vid))
+		if err != nil {
+			return err
+		}
+		stored, err := decodeProbe(v)
+		if err != nil {
+			return fmt.Errorf("probe of %s at %s: %w", d.Name, start.Format(time.RFC3339), err)
+		}
+		p := obs.Probe{Domain: d.Name, Vantage: vantage, Start: start, Observations: make([]obs.Observation, len(stored))}
+		for i, so := range stored {
+			o := obs.Observation{Time: start.Add(so.offset), Vantage: vantage, Name: d.Name, QType: so.qtype,
+				Rcode: int(so.rcode), Flags: so.flags, RTT: so.rtt, Err: so.err}
+			if so.nameID != 0 {
+				if o.Name, err = s.str(so.nameID); err != nil {
+					return err
+				}
+			}
+			if so.setID != 0 {
+				rs, ok := setCache[so.setID]
+				if !ok {
+					enc := sets.Get(u64key(so.setID))
+					if enc == nil {
+						return fmt.Errorf("probe of %s: answer set %d missing: %w", d.Name, so.setID, errCorrupt)
+					}
+					if rs, err = decodeSet(enc, names); err != nil {
+						return fmt.Errorf("answer set %d: %w", so.setID, err)
+					}
+					setCache[so.setID] = rs
+				}
+				o.Answer = withTTLs(rs, so.ttls)
+			}
+			p.Observations[i] = o
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withTTLs copies a stored set and applies one TTL per RRset.
+func withTTLs(rs []obs.Record, ttls []uint32) []obs.Record {
+	out := make([]obs.Record, len(rs))
+	copy(out, rs)
+	set := -1
+	for i := range out {
+		if i == 0 || out[i].Name != out[i-1].Name || out[i].Type != out[i-1].Type {
+			set++
+		}
+		if set < len(ttls) {
+			out[i].TTL = ttls[set]
+		}
+	}
+	return out
+}
+
+// Stats are counts for status output and benchmarks.
+type Stats struct {
+	Domains, ActiveDomains int
+	Probes, AnswerSets     int
+	Names, Verdicts        int
+	FileBytes              int64
+}
+
+// Stats counts what the database holds.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st.Probes = tx.Bucket(bucketProbes).Stats().KeyN
+		st.AnswerSets = tx.Bucket(bucketSets).Stats().KeyN
+		st.Names = tx.Bucket(bucketNameID).Stats().KeyN
+		st.Verdicts = tx.Bucket(bucketVerdicts).Stats().KeyN
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			d, err := decodeDomain(string(k), v)
+			if err != nil {
+				return err
+			}
+			st.Domains++
+			if d.Active {
+				st.ActiveDomains++
+			}
+			return nil
+		})
+	})
+	if fi, ferr := os.Stat(s.path); ferr == nil {
+		st.FileBytes = fi.Size()
+	}
+	return st, err
+}

@@ -1,0 +1,194 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// openTest opens a store in a temporary directory and checks its
+// consistency when the test ends.
+func openTest(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Check(); err != nil {
+			t.Errorf("check: %v", err)
+		}
+		s.Close()
+	})
+	return s
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func probe(domain, vantage string, at time.Time, addrs ...string) obs.Probe {
+	var rs []obs.Record
+	for _, a := range addrs {
+		rs = append(rs, obs.Record{Name: domain, Type: dns.TypeA, TTL: 60, Data: a})
+	}
+	obs.Sort(rs)
+	return obs.Probe{Domain: domain, Vantage: vantage, Start: at, Observations: []obs.Observation{
+		{Time: at.Add(3 * time.Millisecond), Vantage: vantage, Name: domain, QType: dns.TypeA, Flags: obs.FlagRA, RTT: 2 * time.Millisecond, Answer: rs},
+		{Time: at.Add(4 * time.Millisecond), Vantage: vantage, Name: domain, QType: dns.TypeNS, Flags: obs.FlagRA, Answer: []obs.Record{
+			{Name: domain, Type: dns.TypeNS, TTL: 86400, Data: "ns1.host.test"},
+			{Name: domain, Type: dns.TypeNS, TTL: 86400, Data: "ns2.host.test"},
+		}},
+		{Time: at.Add(5 * time.Millisecond), Vantage: vantage, Name: "ns1.host.test", QType: dns.TypeA, Flags: obs.FlagRA, Answer: []obs.Record{
+			{Name: "ns1.host.test", Type: dns.TypeA, TTL: 3600, Data: "192.0.2.53"},
+		}},
+		{Time: at.Add(6 * time.Millisecond), Vantage: vantage, Name: domain, QType: dns.TypeAAAA, Rcode: dns.RcodeServerFailure, Err: obs.ServFail},
+	}}
+}
+
+func TestProbeRoundTrip(t *testing.T) {
+	s := openTest(t)
+	if _, err := s.AddDomains([]string{"flux.test", "other.test"}, "unit", t0); err != nil {
+		t.Fatal(err)
+	}
+	want := []obs.Probe{
+		probe("flux.test", "127.0.0.1:5301", t0, "198.51.100.1", "203.0.113.7"),
+		probe("flux.test", "127.0.0.1:5302", t0.Add(time.Second), "2001:db8::1"),
+		probe("flux.test", "127.0.0.1:5301", t0.Add(time.Minute), "198.51.100.9"),
+		probe("other.test", "127.0.0.1:5301", t0.Add(30*time.Second), "192.0.2.1"),
+	}
+	// Written out of order and in two batches: history must come back in time order.
+	if _, err := s.WriteProbes([]obs.Probe{want[2], want[3]}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.WriteProbes([]obs.Probe{want[1], want[0]})
+	if err != nil || n != 8 {
+		t.Fatalf("WriteProbes = %d, %v; want 8 observations", n, err)
+	}
+	var got []obs.Probe
+	if err := s.History("flux.test", time.Time{}, time.Time{}, func(p obs.Probe) error { got = append(got, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want[:3]) {
+		t.Fatalf("history:\n got %+v\nwant %+v", got, want[:3])
+	}
+	// A window selects by start time.
+	got = nil
+	s.History("flux.test", t0.Add(time.Second), t0.Add(time.Minute), func(p obs.Probe) error { got = append(got, p); return nil })
+	if len(got) != 1 || !got[0].Start.Equal(t0.Add(time.Second)) {
+		t.Fatalf("windowed history = %+v", got)
+	}
+}
+
+func TestAnswerSetsInterned(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"a.test"}, "", t0)
+	var ps []obs.Probe
+	for i := range 50 {
+		ps = append(ps, probe("a.test", "127.0.0.1:53", t0.Add(time.Duration(i)*time.Minute), "192.0.2.1", "192.0.2.2"))
+	}
+	if _, err := s.WriteProbes(ps); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Stats()
+	// Three distinct answers (A, NS, NS host A; the SERVFAIL has none), however many probes.
+	if st.AnswerSets != 3 || st.Probes != 50 {
+		t.Fatalf("stats = %+v; want 3 answer sets, 50 probes", st)
+	}
+}
+
+func TestSecondOpenerGetsLockError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	_, err = Open(path)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v; want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("lock error took %v", d)
+	}
+}
+
+func TestUnknownDomainFailsWholeBatch(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"known.test"}, "", t0)
+	_, err := s.WriteProbes([]obs.Probe{probe("known.test", "v", t0, "192.0.2.1"), probe("stranger.test", "v", t0, "192.0.2.1")})
+	if !errors.Is(err, ErrUnknownDomain) {
+		t.Fatalf("err = %v", err)
+	}
+	if st, _ := s.Stats(); st.Probes != 0 {
+		t.Fatalf("a failed batch left %d probes", st.Probes)
+	}
+}
+
+func TestAddRemoveDomains(t *testing.T) {
+	s := openTest(t)
+	r, _ := s.AddDomains([]string{"a.test", "b.test"}, "feed1", t0)
+	if r.Added != 2 {
+		t.Fatalf("%+v", r)
+	}
+	r, _ = s.AddDomains([]string{"a.test", "c.test"}, "feed2", t0.Add(time.Hour))
+	if r.Added != 1 || r.Known != 1 {
+		t.Fatalf("%+v", r)
+	}
+	d, _, _ := s.Domain("a.test")
+	if !reflect.DeepEqual(d.Sources, []string{"feed1", "feed2"}) || !d.FirstSeen.Equal(t0) {
+		t.Fatalf("a.test = %+v", d)
+	}
+	if n, _ := s.RemoveDomains([]string{"a.test", "nope.test"}); n != 1 {
+		t.Fatalf("removed %d", n)
+	}
+	d, _, _ = s.Domain("a.test")
+	if d.Active {
+		t.Fatal("removed domain still active")
+	}
+	r, _ = s.AddDomains([]string{"a.test"}, "feed1", t0)
+	if d2, _, _ := s.Domain("a.test"); !d2.Active || d2.ID != d.ID || r.Added != 1 {
+		t.Fatalf("re-added: %+v %+v", d2, r)
+	}
+}
+
+func TestSerialMonotonic(t *testing.T) {
+	s := openTest(t)
+	a, _ := s.NextSerial(t0)
+	b, _ := s.NextSerial(t0) // clock did not move
+	c, _ := s.NextSerial(t0.Add(-time.Hour))
+	if !(a < b && b < c) {
+		t.Fatalf("serials %d %d %d not increasing", a, b, c)
+	}
+}
+
+func TestWriterBatchesAndReportsCommitted(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"w.test"}, "", t0)
+	w := s.NewWriter(WriterOptions{MaxBatch: 10, MaxDelay: time.Hour})
+	for i := range 25 {
+		if err := w.Write(context.Background(), probe("w.test", "v", t0.Add(time.Duration(i)*time.Second), "192.0.2.1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p, o := w.Committed(); p != 25 || o != 100 {
+		t.Fatalf("committed %d probes %d observations", p, o)
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	for _, p := range [][]byte{{0x05}, {0x01, 0xff}, {0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xff}} {
+		if _, err := decodeProbe(p); !errors.Is(err, errCorrupt) {
+			t.Errorf("decodeProbe(%x) = %v", p, err)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// WriterOptions tune a Writer. The zero value gives sensible defaults.
+type WriterOptions struct {
+	// MaxBatch is the number of probes after which a transaction is
+	// committed (default 2000).
+	MaxBatch int
+	// MaxDelay is the longest a probe waits in the buffer (default 1s).
+	MaxDelay time.Duration
+	// OnCommit, if set, is called after each committed transaction with the
+	// running totals of probes and observations committed.
+	OnCommit func(probes, observations int64)
+}
+
+// Writer buffers probes from many goroutines and stores them in large
+// transactions. A probe counts as committed once the transaction that holds
+// it has returned; Committed reports those counts.
+type Writer struct {
+	s    *Store
+	opts WriterOptions
+	in   chan obs.Probe
+	done chan struct{}
+
+	mu  sync.Mutex
+	err error
+
+	probes, observations atomic.Int64
+}
+
+// NewWriter starts a writer. Close it to flush what is buffered.
+func (s *Store) NewWriter(opts WriterOptions) *Writer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 2000
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = time.Second
+	}
+	w := &Writer{s: s, opts: opts, in: make(chan obs.Probe, opts.MaxBatch), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// errWriterClosed is returned by Write after Close.
+var errWriterClosed = errors.New("storage writer closed")
+
+// Write queues a probe. It blocks while the buffer is full and returns the
+// error of an earlier failed commit, after which nothing more is stored.
+func (w *Writer) Write(ctx context.Context, p obs.Probe) error {
+	if err := w.Err(); err != nil {
+		return err
+	}
+	select {
+	case w.in <- p:
+		return nil
+	case <-w.done:
+		if err := w.Err(); err != nil {
+			return err
+		}
+		return errWriterClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Err returns the first commit error, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Committed returns how many probes and observations have been committed.
+func (w *Writer) Committed() (probes, observations int64) {
+	return w.probes.Load(), w.observations.Load()
+}
+
+// Close stops accepting probes, commits what is buffered and returns the
+// first commit error. Write must not be called concurrently with Close.
+func (w *Writer) Close() error {
+	close(w.in)
+	<-w.done
+	return w.Err()
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]obs.Probe, 0, w.opts.MaxBatch)
+	timer := time.NewTimer(w.opts.MaxDelay)
+	defer timer.Stop()
+	flush := func() {
+		if len(batch) == 0 || w.Err() != nil {
+			batch = batch[:0]
+			return
+		}
+		n, err := w.s.WriteProbes(batch)
+		if err != nil {
+			w.mu.Lock()
+			w.err = err
+			w.mu.Unlock()
+		} else {
+			p, o := w.probes.Add(int64(len(batch))), w.observations.Add(int64(n))
+			if w.opts.OnCommit != nil {
+				w.opts.OnCommit(p, o)
+			}
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case p, ok := <-w.in:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, p)
+			if len(batch) >= w.opts.MaxBatch {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+			timer.Reset(w.opts.MaxDelay)
+		}
+	}
+}
