@@ -260,7 +260,7 @@ func internSet(tx *bolt.Tx, enc []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sets.FillPercent = 0.95 // ids only grow: pages can be packed
+	sets.FillPercent = 0.95                                                   // ids only grow: pages can be packed
 	if err := sets.Put(u64key(id), append([]byte(nil), enc...)); err != nil { // bbolt keeps the slice until commit
 		return 0, err
 	}
