@@ -260,8 +260,10 @@ func internSet(tx *bolt.Tx, enc []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sets.FillPercent = 0.95                                                   // ids only grow: pages can be packed
-	if err := sets.Put(u64key(id), append([]byte(nil), enc...)); err != nil { // bbolt keeps the slice until commit
+	// Ids only grow, so pages can be packed full. bbolt keeps the value
+	// slice until commit: store a copy.
+	sets.FillPercent = 0.95
+	if err := sets.Put(u64key(id), append([]byte(nil), enc...)); err != nil {
 		return 0, err
 	}
 	return id, index.Put(hk, binary.BigEndian.AppendUint64(append([]byte(nil), ids...), id))
