@@ -1,0 +1,261 @@
+package crawler
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// serve starts a DNS server on 127.0.0.1 (UDP and TCP on the same port)
+// and returns its address. It is shut down when the test ends.
+func serve(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return pc.LocalAddr().String()
+}
+
+func rr(t *testing.T, s string) dns.RR {
+	t.Helper()
+	r, err := dns.NewRR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestNormalizeKeepsOnlyTheCNAMEChain(t *testing.T) {
+	answer := []dns.RR{
+		rr(t, "edge.cdn.test. 20 IN A 192.0.2.2"),
+		rr(t, "WWW.Shop.test. 300 IN CNAME edge.cdn.test."),
+		rr(t, "edge.cdn.test. 20 IN A 192.0.2.1"),
+		rr(t, "edge.cdn.test. 20 IN A 192.0.2.1"),         // duplicate
+		rr(t, "evil.test. 20 IN A 203.0.113.66"),          // not in the chain: injected
+		rr(t, "edge.cdn.test. 20 IN AAAA 2001:db8::1"),    // wrong type for an A query
+		rr(t, "www.shop.test. 4294967295 IN TXT \"hi\""), // not kept
+	}
+	got := Normalize("www.shop.test", dns.TypeA, answer)
+	want := []obs.Record{
+		{Name: "edge.cdn.test", Type: dns.TypeA, TTL: 20, Data: "192.0.2.1"},
+		{Name: "edge.cdn.test", Type: dns.TypeA, TTL: 20, Data: "192.0.2.2"},
+		{Name: "www.shop.test", Type: dns.TypeCNAME, TTL: 300, Data: "edge.cdn.test"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("record %d = %+v; want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestNormalizeClampsTTLAndSurvivesCNAMELoop(t *testing.T) {
+	answer := []dns.RR{
+		rr(t, "a.test. 60 IN CNAME b.test."),
+		rr(t, "b.test. 60 IN CNAME a.test."),
+		rr(t, "b.test. 4294967295 IN A 192.0.2.9"),
+	}
+	got := Normalize("a.test", dns.TypeA, answer)
+	if len(got) != 3 || got[1].TTL != 1<<31-1 || got[1].Data != "192.0.2.9" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+// fluxHandler answers A with a different address each query and NS with
+// two name servers, whose addresses it also serves.
+func fluxHandler(n *atomic.Int32) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		q := r.Question[0]
+		switch {
+		case q.Qtype == dns.TypeA && q.Name == "flux.test.":
+			i := n.Add(1)
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30},
+				A: net.IPv4(198, 51, 100, byte(i))})
+		case q.Qtype == dns.TypeNS && q.Name == "flux.test.":
+			for _, ns := range []string{"ns1.host.test.", "ns2.host.test."} {
+				m.Answer = append(m.Answer, &dns.NS{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 3600}, Ns: ns})
+			}
+		case q.Qtype == dns.TypeA && strings.HasSuffix(q.Name, "host.test."):
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600},
+				A: net.IPv4(192, 0, 2, 53)})
+		case q.Name == "gone.test.":
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	}
+}
+
+func TestProbeRecordsRotationAndNSHosts(t *testing.T) {
+	var n atomic.Int32
+	addr := serve(t, fluxHandler(&n))
+	c := &Crawler{Querier: NewClient(ClientOptions{Timeout: time.Second}), NSHosts: true}
+	round := NewRound()
+	p1 := c.Probe(context.Background(), "flux.test", addr, round)
+	p2 := c.Probe(context.Background(), "flux.test", addr, round)
+	// A, AAAA, NS, then A and AAAA of each name server.
+	if len(p1.Observations) != 7 {
+		t.Fatalf("probe has %d observations: %+v", len(p1.Observations), p1.Observations)
+	}
+	a1, a2 := p1.Observations[0].Answer, p2.Observations[0].Answer
+	if len(a1) != 1 || len(a2) != 1 || a1[0].Data == a2[0].Data {
+		t.Fatalf("A answers did not rotate: %v then %v", a1, a2)
+	}
+	if o := p1.Observations[3]; o.Name != "ns1.host.test" || o.QType != dns.TypeA || len(o.Answer) != 1 || o.Answer[0].Data != "192.0.2.53" {
+		t.Fatalf("ns1 A observation = %+v", o)
+	}
+	if p1.Observations[0].Flags&obs.FlagRA == 0 {
+		t.Error("RA flag not recorded")
+	}
+}
+
+func TestRoundAsksSharedNameServerOnce(t *testing.T) {
+	var nsQueries atomic.Int32
+	var n atomic.Int32
+	inner := fluxHandler(&n)
+	addr := serve(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if strings.HasSuffix(r.Question[0].Name, "host.test.") {
+			nsQueries.Add(1)
+		}
+		inner(w, r)
+	})
+	c := &Crawler{Querier: NewClient(ClientOptions{}), NSHosts: true}
+	round := NewRound()
+	for range 3 {
+		c.Probe(context.Background(), "flux.test", addr, round)
+	}
+	if got := nsQueries.Load(); got != 4 { // 2 hosts × A, AAAA: once per round
+		t.Fatalf("name server hosts asked %d times in one round; want 4", got)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	var n atomic.Int32
+	addr := serve(t, fluxHandler(&n))
+	c := &Crawler{Querier: NewClient(ClientOptions{Timeout: 300 * time.Millisecond, Retries: -1})}
+	if o := c.observe(context.Background(), addr, "gone.test", dns.TypeA); o.Err != obs.NXDomain || o.Rcode != dns.RcodeNameError {
+		t.Errorf("NXDOMAIN recorded as %v rcode %d", o.Err, o.Rcode)
+	}
+	// A socket that never answers.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if o := c.observe(context.Background(), silent.LocalAddr().String(), "flux.test", dns.TypeA); o.Err != obs.Timeout {
+		t.Errorf("silent vantage recorded as %v", o.Err)
+	}
+}
+
+func TestMismatchedResponsesAreDiscarded(t *testing.T) {
+	// The server answers every query twice: first a forged response (wrong
+	// ID, or right ID with another question), then the real one. Only the
+	// real one may be used.
+	forged := "203.0.113.66"
+	for _, mode := range []string{"wrong-id", "wrong-question"} {
+		t.Run(mode, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					n, from, err := pc.ReadFrom(buf)
+					if err != nil {
+						return
+					}
+					q := new(dns.Msg)
+					if q.Unpack(buf[:n]) != nil {
+						continue
+					}
+					bad := new(dns.Msg)
+					bad.SetReply(q)
+					if mode == "wrong-id" {
+						bad.Id = q.Id + 1
+					} else {
+						bad.Question[0].Name = "other.test."
+					}
+					bad.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(forged)}}
+					b, _ := bad.Pack()
+					pc.WriteTo(b, from)
+					good := new(dns.Msg)
+					good.SetReply(q)
+					good.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP("192.0.2.1")}}
+					b, _ = good.Pack()
+					pc.WriteTo(b, from)
+				}
+			}()
+			c := &Crawler{Querier: NewClient(ClientOptions{Timeout: 300 * time.Millisecond, Retries: 2})}
+			o := c.observe(context.Background(), pc.LocalAddr().String(), "flux.test", dns.TypeA)
+			for _, r := range o.Answer {
+				if r.Data == forged {
+					t.Fatalf("forged answer stored: %+v", o)
+				}
+			}
+			if mode == "wrong-id" && (o.Err != obs.OK || len(o.Answer) != 1) {
+				t.Fatalf("real answer after a wrong ID not used: %+v", o)
+			}
+		})
+	}
+}
+
+func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
+	addr := serve(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for i := range 200 {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(10, 0, byte(i/250), byte(i%250))})
+		}
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			m.Truncate(1232)
+		}
+		w.WriteMsg(m)
+	})
+	c := &Crawler{Querier: NewClient(ClientOptions{})}
+	o := c.observe(context.Background(), addr, "big.test", dns.TypeA)
+	if o.Err != obs.OK || len(o.Answer) != 200 {
+		t.Fatalf("got %v with %d records; want all 200 over TCP", o.Err, len(o.Answer))
+	}
+}
+
+func TestParseVantage(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1:53", "127.0.0.1:5353": "127.0.0.1:5353", "::1": "[::1]:53",
+		"[::1]:5300": "[::1]:5300", " 9.9.9.10 ": "9.9.9.10:53",
+	} {
+		if got, err := ParseVantage(in); err != nil || got != want {
+			t.Errorf("ParseVantage(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "dns.example", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:x"} {
+		if _, err := ParseVantage(in); err == nil {
+			t.Errorf("ParseVantage(%q) accepted", in)
+		}
+	}
+}

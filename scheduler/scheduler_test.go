@@ -1,0 +1,212 @@
+package scheduler
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// fakeQuerier answers every query with one address, except through the
+// vantages in block, which hang until release is closed.
+type fakeQuerier struct {
+	block   map[string]bool
+	release chan struct{}
+	mu      sync.Mutex
+	asked   map[string]int
+	times   map[string][]time.Time
+}
+
+var _ crawler.Querier = (*fakeQuerier)(nil)
+
+func (f *fakeQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	if f.block[vantage] {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		return nil, 0, &net.OpError{Op: "read", Err: timeoutErr{}}
+	}
+	f.mu.Lock()
+	f.asked[vantage]++
+	f.times[vantage] = append(f.times[vantage], time.Now())
+	f.mu.Unlock()
+	m := new(dns.Msg)
+	m.SetQuestion(name+".", qtype)
+	m.Response, m.RecursionAvailable = true, true
+	if qtype == dns.TypeA {
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name + ".", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 90}, A: net.IPv4(192, 0, 2, 1)}}
+	}
+	return m, time.Millisecond, nil
+}
+
+func (f *fakeQuerier) count(v string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.asked[v]
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func newFake(block ...string) *fakeQuerier {
+	f := &fakeQuerier{block: map[string]bool{}, release: make(chan struct{}), asked: map[string]int{}, times: map[string][]time.Time{}}
+	for _, b := range block {
+		f.block[b] = true
+	}
+	return f
+}
+
+func testStore(t *testing.T, domains []string) *storage.Store {
+	t.Helper()
+	s, err := storage.Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.AddDomains(domains, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func names(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "d" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".test"
+	}
+	return out
+}
+
+func TestDeadVantageDoesNotStallOthers(t *testing.T) {
+	domains := names(40)
+	store := testStore(t, domains)
+	f := newFake("127.0.0.1:2")
+	s := New(f, crawler.Crawler{}, store, Options{
+		Vantages: []Vantage{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}},
+		Workers:  2,
+	})
+	w := store.NewWriter(storage.WriterOptions{})
+	done := make(chan Stats)
+	go func() {
+		st, err := s.Round(context.Background(), domains, w)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	// The healthy vantage must get through every domain while the dead one
+	// holds all of its workers.
+	deadline := time.After(20 * time.Second)
+	for f.count("127.0.0.1:1") < len(domains)*len(crawler.DefaultQTypes) {
+		select {
+		case <-done:
+			t.Fatal("round finished while a vantage was still blocked")
+		case <-deadline:
+			t.Fatalf("healthy vantage stalled after %d queries", f.count("127.0.0.1:1"))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	close(f.release)
+	st := <-done
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Probes != 2*len(domains) || st.Failed[obs.Timeout] == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestVantageRateLimit(t *testing.T) {
+	domains := names(30)
+	store := testStore(t, domains)
+	f := newFake()
+	const qps = 100
+	s := New(f, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store, Options{
+		Vantages: []Vantage{{Addr: "127.0.0.1:1", QPS: qps}, {Addr: "127.0.0.1:2"}},
+		QPS:      0, // the second vantage is unlimited
+		Burst:    1,
+		Workers:  8,
+	})
+	w := store.NewWriter(storage.WriterOptions{})
+	if _, err := s.Round(context.Background(), domains, w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// A token bucket of one token at 100/s cannot let 30 queries through
+	// in less than 29 intervals of 10ms.
+	ts := f.times["127.0.0.1:1"]
+	if len(ts) != 30 {
+		t.Fatalf("%d queries", len(ts))
+	}
+	if span := ts[len(ts)-1].Sub(ts[0]); span < 29*time.Second/qps*9/10 {
+		t.Fatalf("30 queries at %d qps took only %v", qps, span)
+	}
+}
+
+func TestNextDueFollowsTTL(t *testing.T) {
+	store := testStore(t, []string{"a.test"})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := New(newFake(), crawler.Crawler{}, store, Options{
+		Vantages:    []Vantage{{Addr: "127.0.0.1:1"}},
+		MinInterval: 30 * time.Second, MaxInterval: time.Hour,
+		Now: func() time.Time { return now },
+	})
+	w := store.NewWriter(storage.WriterOptions{})
+	if _, err := s.Round(context.Background(), []string{"a.test"}, w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	d, _, _ := store.Domain("a.test")
+	if want := now.Add(91 * time.Second); !d.NextDue.Equal(want) {
+		t.Fatalf("next due %v; want %v (TTL 90s + 1s)", d.NextDue, want)
+	}
+	if s.interval(5) != 30*time.Second || s.interval(86400) != time.Hour || s.interval(0) != time.Hour {
+		t.Fatal("interval not clamped")
+	}
+}
+
+func TestCancelFinishesInFlightProbes(t *testing.T) {
+	domains := names(50)
+	store := testStore(t, domains)
+	f := newFake()
+	s := New(f, crawler.Crawler{}, store, Options{Vantages: []Vantage{{Addr: "127.0.0.1:1", QPS: 200}}, Burst: 1, Workers: 2})
+	w := store.NewWriter(storage.WriterOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	st, err := s.Round(ctx, domains, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	probes, _ := w.Committed()
+	if st.Probes == len(domains) || int64(st.Probes) != probes {
+		t.Fatalf("cancelled round measured %d probes, committed %d", st.Probes, probes)
+	}
+	complete := true
+	for _, d := range domains {
+		store.History(d, time.Time{}, time.Time{}, func(p obs.Probe) error {
+			if len(p.Observations) != len(crawler.DefaultQTypes) {
+				complete = false
+			}
+			return nil
+		})
+	}
+	if !complete {
+		t.Fatal("a probe was cut short by the cancel")
+	}
+}
