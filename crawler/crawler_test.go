@@ -49,9 +49,9 @@ func TestNormalizeKeepsOnlyTheCNAMEChain(t *testing.T) {
 		rr(t, "edge.cdn.test. 20 IN A 192.0.2.2"),
 		rr(t, "WWW.Shop.test. 300 IN CNAME edge.cdn.test."),
 		rr(t, "edge.cdn.test. 20 IN A 192.0.2.1"),
-		rr(t, "edge.cdn.test. 20 IN A 192.0.2.1"),         // duplicate
-		rr(t, "evil.test. 20 IN A 203.0.113.66"),          // not in the chain: injected
-		rr(t, "edge.cdn.test. 20 IN AAAA 2001:db8::1"),    // wrong type for an A query
+		rr(t, "edge.cdn.test. 20 IN A 192.0.2.1"),        // duplicate
+		rr(t, "evil.test. 20 IN A 203.0.113.66"),         // not in the chain: injected
+		rr(t, "edge.cdn.test. 20 IN AAAA 2001:db8::1"),   // wrong type for an A query
 		rr(t, "www.shop.test. 4294967295 IN TXT \"hi\""), // not kept
 	}
 	got := Normalize("www.shop.test", dns.TypeA, answer)
