@@ -1,0 +1,35 @@
+# fluxwatch: `make demo` runs the pipeline against the simulated world,
+# `make test` installs what the tests need and runs the whole suite.
+
+GO ?= go
+
+.PHONY: all build demo test test-deps vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o fluxwatch ./cmd/fluxwatch
+
+demo:
+	$(GO) run ./cmd/fluxwatch demo
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: test-deps vet
+	$(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# A short run of every fuzz target (go test runs one -fuzz target at a time).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 20s ./seeds
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./seeds
+
+clean:
+	rm -rf fluxwatch fluxwatch-demo

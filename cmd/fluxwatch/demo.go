@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/simnet"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// Demo defaults: enough rounds, far enough apart in simulated time, for
+// every flux domain of the world to rotate several times.
+const (
+	demoRounds   = 8
+	demoInterval = 3 * time.Minute // simulated
+	demoSpeed    = 60
+)
+
+func cmdDemo(ctx context.Context, args []string, std *stdio) error {
+	s := newFlags("demo", "demo [--out DIR] [--seed N]", std)
+	out := s.fs.String("out", "fluxwatch-demo", "directory for the database and the files written")
+	seed := s.fs.Int64("seed", 1, "world seed")
+	rounds := s.fs.Int("rounds", demoRounds, "crawl rounds")
+	cfg, err := s.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	cfg.DB = filepath.Join(*out, "fluxwatch.db")
+	for _, f := range []string{cfg.DB, filepath.Join(*out, "asn.tsv")} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("starting fresh: %w", err)
+		}
+	}
+	log := logger(cfg, std)
+	started := time.Now()
+
+	world, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: demoSpeed})
+	if err != nil {
+		return err
+	}
+	defer world.Close()
+	fmt.Fprintf(std.out, "demo: simulated world (seed %d) with %d domains on %d vantage resolvers, clock at %dx\n",
+		*seed, len(world.Domains()), len(world.Vantages()), demoSpeed)
+
+	// The world's ASN table, written where users can look at it.
+	var asnBuf bytes.Buffer
+	if err := world.WriteASNTable(&asnBuf); err != nil {
+		return err
+	}
+	asnPath := filepath.Join(*out, "asn.tsv")
+	if err := os.WriteFile(asnPath, asnBuf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	cfg.ASNDB = []string{asnPath}
+
+	store, err := storage.Open(cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	var names []string
+	for _, d := range world.Domains() {
+		names = append(names, d.Name)
+	}
+	if _, err := store.AddDomains(names, "simnet", world.Now()); err != nil {
+		return err
+	}
+
+	// The vantages are our own loopback servers: no politeness limit needed.
+	cfg.Resolvers = world.Vantages()
+	cfg.QPS = 0
+	cfg.Workers = 16
+	cfg.Timeout = time.Second
+	fmt.Fprintf(std.out, "demo: crawling %d rounds, %s apart in simulated time\n", *rounds, demoInterval)
+	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: demoInterval, now: world.Now, sleep: world.Sleep}, log)
+	if err != nil {
+		return err
+	}
+	sum.print(std.out, false)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	vs, err := classifyWorld(cfg, store, world)
+	if err != nil {
+		return err
+	}
+	if err := printVerdicts(std.out, vs); err != nil {
+		return err
+	}
+	files := []struct{ format, name string }{{"jsonl", "verdicts.jsonl"}, {"rpz", "blocklist.rpz"}, {"domains", "blocklist.txt"}}
+	for _, f := range files {
+		if _, err := export(store, cfg, vs, f.format, filepath.Join(*out, f.name), f.format == "jsonl", std.out); err != nil {
+			return err
+		}
+	}
+	sc := score(vs)
+	fmt.Fprintf(std.out, "demo: %d of %d flux domains listed, %d with the right kind; %d benign or broken domains listed\n",
+		sc.found, sc.flux, sc.rightKind, sc.falseListings)
+	fmt.Fprintf(std.out, "demo: wrote %s, %s, %s and %s in %.1fs\n", cfg.DB,
+		filepath.Join(*out, "verdicts.jsonl"), filepath.Join(*out, "blocklist.rpz"), filepath.Join(*out, "blocklist.txt"),
+		time.Since(started).Seconds())
+	return nil
+}
+
+// classifyWorld classifies on the world's clock and marks each verdict
+// with the world's truth.
+func classifyWorld(cfg *config.Config, store *storage.Store, world *simnet.World) ([]classify.Verdict, error) {
+	asn, err := ipmeta.LoadFile(cfg.ASNDB[0])
+	if err != nil {
+		return nil, err
+	}
+	c := classify.Classifier{ASN: asn}
+	vs, err := c.Run(store, cfg.Window, world.Now())
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		if d, ok := world.Truth(vs[i].Domain); ok {
+			vs[i].Truth = d.Class
+		}
+	}
+	return vs, nil
+}
+
+type demoScore struct{ flux, found, rightKind, falseListings int }
+
+func score(vs []classify.Verdict) demoScore {
+	var s demoScore
+	for _, v := range vs {
+		isFlux := v.Truth == simnet.ClassSingleFlux || v.Truth == simnet.ClassDoubleFlux
+		if isFlux {
+			s.flux++
+		}
+		switch {
+		case classify.Listed(v.Verdict) && isFlux:
+			s.found++
+			if v.Verdict == v.Truth {
+				s.rightKind++
+			}
+		case classify.Listed(v.Verdict):
+			s.falseListings++
+		}
+	}
+	return s
+}

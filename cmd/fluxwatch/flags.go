@@ -1,0 +1,176 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// settings are the flags shared by commands, layered over the config file.
+type settings struct {
+	fs         *flag.FlagSet
+	configPath string
+	cfg        config.Config // flag targets; copied over the loaded config when set
+	resolvers  listFlag
+	asnDB      listFlag
+	qtypes     string
+	io         *stdio
+}
+
+// newFlags returns a flag set for a command with --config and --db.
+func newFlags(name, synopsis string, std *stdio) *settings {
+	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), io: std, cfg: *config.Default()}
+	s.fs.SetOutput(std.err)
+	s.fs.Usage = func() {
+		fmt.Fprintf(std.err, "Usage: fluxwatch %s\n\nFlags:\n", synopsis)
+		s.fs.PrintDefaults()
+	}
+	s.fs.StringVar(&s.configPath, "config", "", "YAML config `file` (flags override it)")
+	s.fs.StringVar(&s.cfg.DB, "db", s.cfg.DB, "database `path` (env FLUXWATCH_DB)")
+	s.fs.StringVar(&s.cfg.LogLevel, "log-level", s.cfg.LogLevel, "log level: debug, info, warn, error")
+	return s
+}
+
+// crawlFlags adds the flags that shape measurement.
+func (s *settings) crawlFlags() {
+	s.fs.Var(&s.resolvers, "resolver", "vantage resolver `ADDR[:PORT]` (repeatable)")
+	s.fs.StringVar(&s.cfg.ResolversFile, "resolvers", "", "`file` of vantage resolvers, one ADDR[:PORT] a line")
+	s.fs.Float64Var(&s.cfg.QPS, "qps", s.cfg.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
+	s.fs.Float64Var(&s.cfg.GlobalQPS, "global-qps", s.cfg.GlobalQPS, "queries per second over all vantages (0: no global limit)")
+	s.fs.IntVar(&s.cfg.Workers, "workers", s.cfg.Workers, "probes in flight per vantage")
+	s.fs.DurationVar(&s.cfg.Timeout, "timeout", s.cfg.Timeout, "timeout of one query attempt")
+	s.fs.IntVar(&s.cfg.Retries, "retries", s.cfg.Retries, "extra attempts after a timeout")
+	s.fs.StringVar(&s.qtypes, "qtypes", strings.Join(s.cfg.QTypes, ","), "query types to ask")
+	s.fs.BoolVar(&s.cfg.NSHosts, "ns-hosts", s.cfg.NSHosts, "also resolve the addresses of each domain's name servers")
+}
+
+// classifyFlags adds the flags that shape classification.
+func (s *settings) classifyFlags() {
+	s.fs.Var(&s.asnDB, "asn-db", "IP-to-ASN table `file` (iptoasn TSV, .gz allowed; repeatable)")
+	s.fs.DurationVar(&s.cfg.Window, "window", s.cfg.Window, "classify over the measurements of this last period")
+}
+
+// parse parses args and returns the settings: defaults, then the config
+// file, then the flags that were given.
+func (s *settings) parse(args []string) (*config.Config, error) {
+	if err := s.fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg := config.Default()
+	if s.configPath != "" {
+		var err error
+		if cfg, err = config.Load(s.configPath); err != nil {
+			return nil, err
+		}
+	}
+	s.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "db":
+			cfg.DB = s.cfg.DB
+		case "log-level":
+			cfg.LogLevel = s.cfg.LogLevel
+		case "resolver":
+			cfg.Resolvers = s.resolvers
+		case "resolvers":
+			cfg.ResolversFile = s.cfg.ResolversFile
+		case "qps":
+			cfg.QPS = s.cfg.QPS
+		case "global-qps":
+			cfg.GlobalQPS = s.cfg.GlobalQPS
+		case "workers":
+			cfg.Workers = s.cfg.Workers
+		case "timeout":
+			cfg.Timeout = s.cfg.Timeout
+		case "retries":
+			cfg.Retries = s.cfg.Retries
+		case "qtypes":
+			cfg.QTypes = strings.Split(s.qtypes, ",")
+		case "ns-hosts":
+			cfg.NSHosts = s.cfg.NSHosts
+		case "asn-db":
+			cfg.ASNDB = s.asnDB
+		case "window":
+			cfg.Window = s.cfg.Window
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return cfg, nil
+}
+
+func logger(cfg *config.Config, std *stdio) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated
+	return slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+}
+
+func openStore(cfg *config.Config) (*storage.Store, error) {
+	return storage.Open(cfg.DB)
+}
+
+// loadASN loads and merges the configured ASN tables (the first one that
+// knows an address wins).
+func loadASN(cfg *config.Config) (*ipmeta.Table, error) {
+	if len(cfg.ASNDB) == 0 {
+		return nil, nil
+	}
+	if len(cfg.ASNDB) > 1 {
+		return nil, fmt.Errorf("%w: one --asn-db table is supported for now", errUsage)
+	}
+	t, err := ipmeta.LoadFile(cfg.ASNDB[0])
+	if err != nil {
+		return nil, fmt.Errorf("loading ASN table: %w", err)
+	}
+	return t, nil
+}
+
+// newScheduler builds the crawler and scheduler that cfg describes.
+func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger) (*scheduler.Scheduler, []scheduler.Vantage, error) {
+	vantages, err := cfg.Vantages()
+	if err != nil {
+		return nil, nil, err
+	}
+	qtypes, err := config.ParseQTypes(cfg.QTypes)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize})
+	s := scheduler.New(client, crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts}, store, scheduler.Options{
+		Vantages:    vantages,
+		QPS:         cfg.QPS,
+		Burst:       cfg.Burst,
+		GlobalQPS:   cfg.GlobalQPS,
+		Workers:     cfg.Workers,
+		MinInterval: cfg.MinInterval,
+		MaxInterval: cfg.MaxInterval,
+		Now:         now,
+		Logger:      log,
+	})
+	return s, vantages, nil
+}
+
+// retries maps the config's count (0 = none) to ClientOptions (0 = default).
+func retries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,104 @@
+// Command fluxwatch finds fast-flux domains by measuring them: it resolves
+// seeded domains again and again through many vantage resolvers, keeps the
+// answers over time, classifies domains whose answers rotate across
+// unrelated networks, and publishes blocklists.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `fluxwatch: find fast-flux domains by measuring them.
+
+Usage:
+  fluxwatch <command> [flags] [arguments]
+
+Commands:
+  seeds add [--source NAME] FILE...   import domains to measure (- reads stdin)
+  seeds list                          list the measured domains
+  seeds remove NAME...                stop measuring domains (history is kept)
+  crawl [--rounds N --interval D]     measure every domain through every vantage
+  classify [--json]                   classify the measured domains
+  export --format F --out FILE        write the blocklist (domains, hosts, rpz, jsonl, csv)
+  show DOMAIN                         print a domain's measured history
+  daemon                              crawl, classify and publish on cron schedules
+  simnet                              serve the simulated DNS world until interrupted
+  demo [--out DIR]                    run the whole pipeline against the simulated world
+  version                             print the version
+
+Every command takes --config FILE (YAML) and --db PATH (default ./fluxwatch.db
+or $FLUXWATCH_DB). Run 'fluxwatch <command> -h' for its flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// errUsage marks errors caused by the command line; they exit with status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches a command line. It is the whole program, minus the
+// process: tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	std := &stdio{in: stdin, out: stdout, err: stderr}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "seeds":
+		return cmdSeeds(ctx, rest, std)
+	case "crawl":
+		return cmdCrawl(ctx, rest, std)
+	case "classify":
+		return cmdClassify(ctx, rest, std)
+	case "export":
+		return cmdExport(ctx, rest, std)
+	case "show":
+		return cmdShow(ctx, rest, std)
+	case "daemon":
+		return cmdDaemon(ctx, rest, std)
+	case "simnet":
+		return cmdSimnet(ctx, rest, std)
+	case "demo":
+		return cmdDemo(ctx, rest, std)
+	case "version":
+		fmt.Fprintln(stdout, "fluxwatch", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+}
+
+// stdio carries a command's standard streams.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fluxwatch/fluxwatch/results"
+	"github.com/fluxwatch/fluxwatch/simnet"
+)
+
+func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
+	s := newFlags("simnet", "simnet [--seed N] [--resolvers-out FILE] [--seeds-out FILE] [--asn-out FILE]", std)
+	seed := s.fs.Int64("seed", 1, "world seed: the same seed gives the same world")
+	speed := s.fs.Float64("speed", simnet.DefaultSpeed, "simulated seconds per real second")
+	vantages := s.fs.Int("vantages", simnet.DefaultVantages, "number of vantage resolvers")
+	listen := s.fs.String("listen", "127.0.0.1", "loopback address to serve on")
+	resolversOut := s.fs.String("resolvers-out", "", "write the vantage addresses to `file` (for crawl --resolvers)")
+	seedsOut := s.fs.String("seeds-out", "", "write the world's domains to `file` (for seeds add)")
+	asnOut := s.fs.String("asn-out", "", "write the world's IP-to-ASN table to `file` (for --asn-db)")
+	if _, err := s.parse(args); err != nil {
+		return err
+	}
+	w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for _, f := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{*resolversOut, w.WriteResolvers}, {*seedsOut, w.WriteSeeds}, {*asnOut, w.WriteASNTable}} {
+		if f.path != "" {
+			if err := results.WriteFileAtomic(f.path, f.write); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(std.out, "simnet: seed %d, %d domains, speed %gx; vantage resolvers:\n", *seed, len(w.Domains()), *speed)
+	for _, v := range w.Vantages() {
+		fmt.Fprintln(std.out, "  "+v)
+	}
+	fmt.Fprintln(std.out, "serving until interrupted (Ctrl-C)")
+	if f, ok := std.out.(*os.File); ok {
+		f.Sync()
+	}
+	<-ctx.Done()
+	return nil
+}

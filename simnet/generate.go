@@ -1,0 +1,360 @@
+package simnet
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Sizes of the world's networks.
+const (
+	botnetSystems = 60 // "botnet host" ISPs the flux pools draw from
+	stableTTL     = 86400
+)
+
+// infra is a DNS hosting zone and its name-server host names.
+type infra struct {
+	zone  string
+	hosts []string
+}
+
+// cdnProvider is a CDN: its zone and its one or two networks.
+type cdnProvider struct {
+	zone    string
+	systems []*autonomousSystem
+}
+
+// generator builds a model from a seed. Every part of the world draws from
+// its own random stream, derived from the seed and a tag, so changing one
+// class's count leaves the others' names and pools alone (except where a
+// name collides).
+type generator struct {
+	seed         uint64
+	m            *model
+	names        names
+	botnet       []*autonomousSystem
+	hosting      []*autonomousSystem
+	bulletproof  []infra
+	dnsProviders []infra
+	cdns         []cdnProvider
+	brands       map[string]bool
+	domains      []Domain
+}
+
+// generate builds the world described by cfg (with defaults applied).
+func generate(cfg Config) (*model, []Domain) {
+	g := &generator{
+		seed: uint64(cfg.Seed),
+		m: &model{
+			seed:   mix(uint64(cfg.Seed)),
+			space:  newAddressSpace(),
+			nodes:  make(map[string]*node),
+			zones:  map[string]bool{".": true},
+			ents:   make(map[string]bool),
+			broken: make(map[string]int),
+		},
+		names:  make(names),
+		brands: make(map[string]bool),
+	}
+	for _, tld := range []string{"test.", "example."} {
+		g.names.take(tld)
+		g.m.zones[tld] = true
+		g.m.nodes[tld] = &node{soa: true}
+	}
+	g.addSystems()
+	g.addInfrastructure()
+	for i := range cfg.SingleFlux {
+		g.addFlux(i, false)
+	}
+	for i := range cfg.DoubleFlux {
+		g.addFlux(i, true)
+	}
+	for i := range cfg.Benign {
+		g.addBenign(i)
+	}
+	for i := range cfg.Broken {
+		g.addBroken(i)
+	}
+	g.addEmptyNonTerminals()
+	slices.SortFunc(g.domains, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
+	return g.m, g.domains
+}
+
+// rng returns the random stream for part i of the world tagged tag.
+func (g *generator) rng(tag string, i int) *rand.Rand {
+	h := mix(mix(g.seed^hashString(tag)) ^ uint64(i))
+	return rand.New(rand.NewPCG(h, mix(h)))
+}
+
+// brand returns a made-up brand no other network of the world has.
+func (g *generator) brand(r *rand.Rand) string {
+	for {
+		if b := brand(r); !g.brands[b] {
+			g.brands[b] = true
+			return b
+		}
+	}
+}
+
+func (g *generator) addSystems() {
+	r := g.rng("systems", 0)
+	for range botnetSystems {
+		org := g.brand(r) + " " + ispSuffixes[r.IntN(len(ispSuffixes))]
+		g.botnet = append(g.botnet, g.m.space.add(r, roleBotnet, org, "", 1+r.IntN(3)))
+	}
+	for _, cc := range []string{"RU", "NL"} {
+		g.m.space.add(r, roleBulletproof, g.brand(r)+" Hosting Ltd", cc, 1)
+	}
+	for _, n := range []int{2, 1} { // one CDN with two networks, one with one
+		org := g.brand(r) + " Edge Networks"
+		var c cdnProvider
+		for range n {
+			c.systems = append(c.systems, g.m.space.add(r, roleCDN, org, "US", 2))
+		}
+		g.cdns = append(g.cdns, c)
+	}
+	for range 5 {
+		org := g.brand(r) + " " + hostingSuffixes[r.IntN(len(hostingSuffixes))]
+		g.hosting = append(g.hosting, g.m.space.add(r, roleHosting, org, "", 1))
+	}
+}
+
+// zoneFor returns a fresh zone named after the brand of as, e.g. "brand-dns.test.".
+func (g *generator) zoneFor(r *rand.Rand, as *autonomousSystem, suffix string) string {
+	b := strings.ToLower(strings.Fields(as.org)[0])
+	return g.names.unique(func() string {
+		if g.names[b+suffix] {
+			b = strings.ToLower(brand(r))
+		}
+		return b + suffix
+	})
+}
+
+// addInfrastructure creates the bulletproof and benign DNS hosting zones
+// and the CDN zones, each served by fixed name servers of its own.
+func (g *generator) addInfrastructure() {
+	r := g.rng("infrastructure", 0)
+	for _, as := range g.m.space.systems {
+		if as.role == roleBulletproof {
+			zone := g.zoneFor(r, as, "-dns.test.")
+			g.bulletproof = append(g.bulletproof, infra{zone, g.fixedHosts(r, zone, 4, as, false)})
+		}
+	}
+	for _, as := range g.hosting[:3] {
+		zone := g.zoneFor(r, as, "-dns.test.")
+		g.dnsProviders = append(g.dnsProviders, infra{zone, g.fixedHosts(r, zone, 3, as, true)})
+	}
+	for i := range g.cdns {
+		c := &g.cdns[i]
+		c.zone = g.zoneFor(r, c.systems[0], "cdn.test.")
+		g.fixedHosts(r, c.zone, 2, c.systems[0], true)
+		c.zone = "edge." + c.zone
+		g.names.take(c.zone)
+	}
+}
+
+// fixedHosts makes zone a zone served by ns1..nsN.zone, each with one fixed
+// address in as (and one IPv6 address if v6), and returns the host names.
+func (g *generator) fixedHosts(r *rand.Rand, zone string, n int, as *autonomousSystem, v6 bool) []string {
+	var hosts []string
+	for i := range n {
+		h := fmt.Sprintf("ns%d.%s", i+1, zone)
+		g.names.take(h)
+		nd := &node{a: &addrSet{pool: []netip.Addr{as.host(r, false)}, ttl: stableTTL}}
+		if v6 {
+			nd.aaaa = &addrSet{pool: []netip.Addr{as.host(r, true)}, ttl: stableTTL}
+		}
+		g.m.nodes[h] = nd
+		hosts = append(hosts, h)
+	}
+	g.zoneApex(zone, hosts[:2], stableTTL)
+	return hosts
+}
+
+// zoneApex makes name a zone apex with the given NS RRset and returns its node.
+func (g *generator) zoneApex(name string, ns []string, ttl uint32) *node {
+	n := &node{soa: true, ns: &nsSet{names: ns, ttl: ttl}}
+	g.m.nodes[name] = n
+	g.m.zones[name] = true
+	return n
+}
+
+// siteName returns a fresh seed-like domain name (FQDN).
+func (g *generator) siteName(r *rand.Rand) string {
+	return g.names.unique(func() string { return siteLabel(r) + "." + siteTLD(r) + "." })
+}
+
+// pool draws n distinct addresses spread over systems, every system getting
+// at least one while n allows.
+func pool(r *rand.Rand, n int, systems []*autonomousSystem, v6 bool) []netip.Addr {
+	seen := make(map[netip.Addr]bool, n)
+	out := make([]netip.Addr, 0, n)
+	for len(out) < n {
+		as := systems[r.IntN(len(systems))]
+		if len(out) < len(systems) {
+			as = systems[len(out)]
+		}
+		if a := as.host(r, v6); !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// addFlux adds single-flux domain i, or double-flux domain i if double.
+func (g *generator) addFlux(i int, double bool) {
+	class, kind := ClassSingleFlux, KindFluxA
+	if double {
+		class, kind = ClassDoubleFlux, KindFluxNSAddr
+		if i%2 == 1 {
+			kind = KindFluxNSName
+		}
+	}
+	r := g.rng(class, i)
+	size := 200 + r.IntN(401)
+	if double {
+		size = 300 + r.IntN(301)
+	}
+	name := g.siteName(r)
+	systems := sample(r, g.botnet, 20, 35)
+	ttl := uint32(30 + r.IntN(151))
+	n := &node{a: &addrSet{pool: pool(r, size, systems, false), ttl: ttl, mode: pickSubset, min: 4, max: 10}}
+	if r.IntN(2) == 0 {
+		n.aaaa = &addrSet{pool: pool(r, size/4, systems, true), ttl: ttl, mode: pickSubset, min: 2, max: 6}
+	}
+	// Name-server hosts of double flux resolve into the same botnet.
+	hostTTL := uint32(60 + r.IntN(241))
+	fluxHost := func(h string) {
+		g.m.nodes[h] = &node{a: &addrSet{pool: n.a.pool, ttl: hostTTL, mode: pickSubset, min: 1, max: 3}}
+	}
+	switch kind {
+	case KindFluxA:
+		bp := g.bulletproof[r.IntN(len(g.bulletproof))]
+		j := 2 * r.IntN(len(bp.hosts)/2)
+		n.ns = &nsSet{names: bp.hosts[j : j+2], ttl: stableTTL}
+	case KindFluxNSAddr:
+		var hosts []string
+		for k := range 4 {
+			h := fmt.Sprintf("ns%d.%s", k+1, name)
+			g.names.take(h)
+			fluxHost(h)
+			hosts = append(hosts, h)
+		}
+		n.ns = &nsSet{names: hosts, ttl: 3600}
+	case KindFluxNSName:
+		var hosts []string
+		for range 3 + r.IntN(2) {
+			zone := g.siteName(r)
+			for k := range 4 {
+				h := fmt.Sprintf("ns%d.%s", k+1, zone)
+				g.names.take(h)
+				fluxHost(h)
+				hosts = append(hosts, h)
+			}
+			g.zoneApex(zone, []string{hosts[len(hosts)-4], hosts[len(hosts)-3]}, 3600)
+		}
+		n.ns = &nsSet{names: hosts, ttl: 300, min: 2, max: 4}
+	}
+	n.soa = true
+	g.m.nodes[name] = n
+	g.m.zones[name] = true
+	g.addDomain(name, class, kind, ttl, n.a, n.aaaa)
+}
+
+// addBenign adds benign domain i: a CDN customer, round robin or stable.
+func (g *generator) addBenign(i int) {
+	r := g.rng(ClassBenign, i)
+	dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+	zone := g.siteName(r)
+	apex := g.zoneApex(zone, dnsp.hosts[:2], stableTTL)
+	switch i % 3 {
+	case 0:
+		// The customer's www name is an alias into the CDN's zone.
+		c := g.cdns[r.IntN(len(g.cdns))]
+		label, _, _ := cut(zone)
+		edge := g.names.unique(func() string { return fmt.Sprintf("%s-%04x.%s", label, r.IntN(1<<16), c.zone) })
+		size := 100 + r.IntN(201)
+		e := &node{
+			a:    &addrSet{pool: pool(r, size, c.systems, false), ttl: 20, mode: pickRegion, min: 2, max: 4},
+			aaaa: &addrSet{pool: pool(r, size/3, c.systems, true), ttl: 20, mode: pickRegion, min: 1, max: 2},
+		}
+		g.m.nodes[edge] = e
+		www := "www." + zone
+		g.names.take(www)
+		g.m.nodes[www] = &node{cname: edge, cnameTTL: 300}
+		g.addDomain(www, ClassBenign, KindCDN, 20, e.a, e.aaaa)
+	case 1:
+		as := g.hosting[r.IntN(len(g.hosting))]
+		apex.a = &addrSet{pool: pool(r, 3+r.IntN(3), []*autonomousSystem{as}, false), ttl: 300, mode: pickShuffle}
+		g.addDomain(zone, ClassBenign, KindRoundRobin, 300, apex.a, nil)
+	default:
+		as := g.hosting[r.IntN(len(g.hosting))]
+		apex.a = &addrSet{pool: pool(r, 1+r.IntN(2), []*autonomousSystem{as}, false), ttl: 3600}
+		if r.IntN(2) == 0 {
+			apex.aaaa = &addrSet{pool: pool(r, 1, []*autonomousSystem{as}, true), ttl: 3600}
+		}
+		g.addDomain(zone, ClassBenign, KindStable, 3600, apex.a, apex.aaaa)
+	}
+}
+
+// addBroken adds broken domain i: NXDOMAIN, SERVFAIL or NODATA.
+func (g *generator) addBroken(i int) {
+	r := g.rng(ClassBroken, i)
+	name := g.siteName(r)
+	switch i % 3 {
+	case 0:
+		g.m.broken[name] = dns.RcodeNameError
+		g.addDomain(name, ClassBroken, KindNXDomain, negativeTTL, nil, nil)
+	case 1:
+		g.m.broken[name] = dns.RcodeServerFailure
+		g.addDomain(name, ClassBroken, KindServfail, 0, nil, nil)
+	default:
+		dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+		g.zoneApex(name, dnsp.hosts[:2], stableTTL)
+		g.addDomain(name, ClassBroken, KindNoData, negativeTTL, nil, nil)
+	}
+}
+
+func (g *generator) addDomain(fqdn, class, kind string, ttl uint32, sets ...*addrSet) {
+	d := Domain{Name: strings.TrimSuffix(fqdn, "."), Class: class, Kind: kind, TTL: ttl}
+	asns := make(map[uint32]bool)
+	for _, s := range sets {
+		if s == nil {
+			continue
+		}
+		d.Addresses += len(s.pool)
+		for _, a := range s.pool {
+			if as, ok := g.m.space.lookup(a); ok {
+				asns[as.number] = true
+			}
+		}
+	}
+	d.ASNs = len(asns)
+	g.domains = append(g.domains, d)
+}
+
+// addEmptyNonTerminals records every ancestor of an owner name that owns
+// nothing itself, so that it answers NODATA rather than NXDOMAIN.
+func (g *generator) addEmptyNonTerminals() {
+	for name := range g.m.nodes {
+		for _, p := range ancestors(name) {
+			if g.m.nodes[p] == nil {
+				g.m.ents[p] = true
+			}
+		}
+	}
+}
+
+// ancestors returns the proper ancestors of an FQDN, excluding the root.
+func ancestors(name string) []string {
+	var out []string
+	for _, p, ok := cut(name); ok && p != "."; _, p, ok = cut(p) {
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,201 @@
+package simnet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func testModel(t testing.TB, seed int64) (*model, []Domain) {
+	t.Helper()
+	cfg, err := Config{Seed: seed}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return generate(cfg)
+}
+
+func TestLookupIsPure(t *testing.T) {
+	m1, ds := testModel(t, 11)
+	m2, _ := testModel(t, 11)
+	t0 := DefaultStart
+	for _, d := range ds {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA} {
+			for v := range 4 {
+				for _, at := range []time.Time{t0, t0.Add(17 * time.Minute), t0.Add(40 * time.Hour)} {
+					a, b := m1.lookup(d.Name+".", qt, at, v), m2.lookup(d.Name+".", qt, at, v)
+					if show(a) != show(b) {
+						t.Fatalf("%s %d at %v vantage %d: %v vs %v", d.Name, qt, at, v, a, b)
+					}
+				}
+			}
+		}
+	}
+}
+
+// show renders an answer for comparison.
+func show(a answer) string { return fmt.Sprint(a.rcode, a.rrs, a.soa, a.ttl) }
+
+func TestFluxChangesAtEpochBoundaries(t *testing.T) {
+	m, ds := testModel(t, 12)
+	for _, d := range ds {
+		if d.Class != ClassSingleFlux {
+			continue
+		}
+		name := d.Name + "."
+		ttl := int64(d.TTL)
+		boundary := time.Unix((DefaultStart.Unix()/ttl+1)*ttl, 0)
+		before := m.lookup(name, dns.TypeA, boundary.Add(-time.Second), 0)
+		early := m.lookup(name, dns.TypeA, boundary.Add(-time.Duration(ttl)*time.Second), 0)
+		after := m.lookup(name, dns.TypeA, boundary, 0)
+		other := m.lookup(name, dns.TypeA, boundary, 1)
+		if fmt.Sprint(before.rrs) != fmt.Sprint(early.rrs) {
+			t.Errorf("%s changed inside one epoch", d.Name)
+		}
+		if fmt.Sprint(before.rrs) == fmt.Sprint(after.rrs) {
+			t.Errorf("%s did not change at the epoch boundary", d.Name)
+		}
+		if fmt.Sprint(after.rrs) == fmt.Sprint(other.rrs) {
+			t.Errorf("%s: vantages 0 and 1 see the same rotation", d.Name)
+		}
+	}
+}
+
+func TestClockRunsFast(t *testing.T) {
+	real := time.Date(2030, 5, 1, 0, 0, 0, 0, time.UTC)
+	c := newClock(DefaultStart, 30, func() time.Time { return real })
+	real = real.Add(2 * time.Second)
+	if got, want := c.Now(), DefaultStart.Add(time.Minute); !got.Equal(want) {
+		t.Errorf("after 2 real seconds at speed 30: %v, want %v", got, want)
+	}
+	if got := c.real(time.Minute); got != 2*time.Second {
+		t.Errorf("a simulated minute takes %v real time, want 2s", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Sleep(ctx, time.Hour); err != context.Canceled {
+		t.Errorf("Sleep on a cancelled context: %v", err)
+	}
+	if err := newClock(DefaultStart, 3600, time.Now).Sleep(context.Background(), time.Second); err != nil {
+		t.Errorf("short Sleep: %v", err)
+	}
+}
+
+// testVantage returns a vantage of a world with extra nodes added.
+func testVantage(t testing.TB, extra map[string]*node) *vantage {
+	t.Helper()
+	m, ds := testModel(t, 13)
+	for name, n := range extra {
+		m.nodes[name] = n
+	}
+	cfg, _ := Config{}.withDefaults()
+	w := &World{cfg: cfg, log: cfg.Logger, clock: newClock(DefaultStart, 30, time.Now), model: m, domains: ds, done: make(chan struct{})}
+	return &vantage{w: w, cache: newCache()}
+}
+
+func TestUDPAnswersAreTruncated(t *testing.T) {
+	var pool []netip.Addr
+	for i := range 100 {
+		pool = append(pool, netip.AddrFrom4([4]byte{11, 0, 0, byte(i + 1)}))
+	}
+	v := testVantage(t, map[string]*node{"big.test.": {a: &addrSet{pool: pool, ttl: 60}}})
+	for _, tc := range []struct {
+		udp     bool
+		edns    uint16
+		max     int
+		trunc   bool
+		answers int
+	}{
+		{udp: true, max: 512, trunc: true},
+		{udp: true, edns: 4096, max: 1232, trunc: true},
+		{udp: false, max: dns.MaxMsgSize, answers: 100},
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion("big.test.", dns.TypeA)
+		if tc.edns != 0 {
+			req.SetEdns0(tc.edns, false)
+		}
+		resp := v.respond(req, tc.udp)
+		wire, err := resp.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(wire) > tc.max || resp.Truncated != tc.trunc || (tc.answers != 0 && len(resp.Answer) != tc.answers) {
+			t.Errorf("%+v: %d bytes, TC %v, %d answers", tc, len(wire), resp.Truncated, len(resp.Answer))
+		}
+		if (tc.edns != 0) != (resp.IsEdns0() != nil) {
+			t.Errorf("%+v: OPT record lost", tc)
+		}
+	}
+}
+
+func TestCNAMELoopFails(t *testing.T) {
+	v := testVantage(t, map[string]*node{
+		"a.loop.test.": {cname: "b.loop.test.", cnameTTL: 60},
+		"b.loop.test.": {cname: "a.loop.test.", cnameTTL: 60},
+	})
+	req := new(dns.Msg)
+	req.SetQuestion("a.loop.test.", dns.TypeA)
+	if resp := v.respond(req, false); resp.Rcode != dns.RcodeServerFailure || len(resp.Answer) != 0 {
+		t.Errorf("CNAME loop: %v", resp)
+	}
+	req.SetQuestion("a.loop.test.", dns.TypeCNAME)
+	if resp := v.respond(req, false); len(resp.Answer) != 1 {
+		t.Errorf("CNAME query: want the CNAME alone, got %v", resp.Answer)
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	c := newCache()
+	now := DefaultStart
+	for i := range maxCacheEntries + 10 {
+		c.get(cacheKey{fmt.Sprintf("n%d.test.", i), dns.TypeA}, now, func() answer { return answer{ttl: 60} })
+	}
+	if n := c.len(); n > maxCacheEntries {
+		t.Errorf("cache holds %d entries, bound %d", n, maxCacheEntries)
+	}
+	fresh := c.get(cacheKey{"x.test.", dns.TypeA}, now, func() answer { return answer{ttl: 0, rcode: dns.RcodeServerFailure} })
+	if fresh.rcode != dns.RcodeServerFailure || c.len() > maxCacheEntries {
+		t.Errorf("uncacheable answer: %+v", fresh)
+	}
+}
+
+func TestSampleStaysInRange(t *testing.T) {
+	m, _ := testModel(t, 14)
+	pool := []int{1, 2, 3, 4, 5}
+	for e := range int64(200) {
+		got := sample(m.rand("x.", 1, e, 0), pool, 2, 9)
+		if len(got) < 2 || len(got) > len(pool) || !slices.IsSorted(got) {
+			t.Fatalf("sample %v", got)
+		}
+	}
+}
+
+func FuzzRespond(f *testing.F) {
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"www.example.", dns.TypeA}, {"test.", dns.TypeSOA}, {"x.edge.y.test.", dns.TypeAAAA}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		m.SetEdns0(1232, true)
+		wire, _ := m.Pack()
+		f.Add(wire)
+	}
+	v := testVantage(f, nil)
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		req := new(dns.Msg)
+		if req.Unpack(wire) != nil {
+			return
+		}
+		resp := v.respond(req, true)
+		if _, err := resp.Pack(); err != nil && resp.Rcode <= 0xF {
+			t.Fatalf("response does not pack: %v\n%v", err, resp)
+		}
+	})
+}

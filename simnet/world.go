@@ -1,0 +1,249 @@
+package simnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Domain classes.
+const (
+	ClassSingleFlux = "single-flux"
+	ClassDoubleFlux = "double-flux"
+	ClassBenign     = "benign"
+	ClassBroken     = "broken"
+)
+
+// Domain kinds, a finer split of the classes.
+const (
+	KindFluxA      = "flux-a"       // single flux: A/AAAA rotate, stable NS
+	KindFluxNSAddr = "flux-ns-addr" // double flux: stable NS names, their addresses rotate
+	KindFluxNSName = "flux-ns-name" // double flux: the NS names rotate too
+	KindCDN        = "cdn"          // CNAME into a CDN zone, addresses in 1 or 2 ASNs
+	KindRoundRobin = "round-robin"  // 3–5 fixed addresses in one ASN, order rotates
+	KindStable     = "stable"       // 1–2 fixed addresses
+	KindNXDomain   = "nxdomain"     // every name at or below answers NXDOMAIN
+	KindServfail   = "servfail"     // every name at or below answers SERVFAIL
+	KindNoData     = "nodata"       // delegated (NS answer), but no A or AAAA
+)
+
+// Defaults of Config.
+const (
+	DefaultVantages   = 4
+	DefaultSpeed      = 30
+	DefaultSingleFlux = 6
+	DefaultDoubleFlux = 4
+	DefaultBenign     = 8
+	DefaultBroken     = 3
+
+	MaxSpeed = 1_000_000 // the highest Config.Speed: 11.6 simulated days per real second
+)
+
+// DefaultStart is the simulated time a world starts at unless Config.Start is set.
+var DefaultStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Config describes a world. The zero value is a valid default world with seed 0.
+type Config struct {
+	Seed     int64
+	Vantages int       // number of vantage resolvers, default 4, at most 64
+	Speed    float64   // simulated seconds per real second, default 30, at most MaxSpeed
+	Start    time.Time // simulated start, default DefaultStart
+	Listen   string    // loopback address to bind, default "127.0.0.1"; each vantage gets its own port
+
+	// Domain counts per class: zero means the default, negative means none.
+	SingleFlux, DoubleFlux, Benign, Broken int
+
+	// ServfailDelay delays SERVFAIL answers by this much real time, to play
+	// a resolver that gives up on a dead delegation. Zero answers at once.
+	ServfailDelay time.Duration
+
+	Logger *slog.Logger // nil discards
+}
+
+// withDefaults fills in defaults and checks the values.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Vantages < 0 || c.Vantages > 64:
+		return c, fmt.Errorf("simnet: vantages %d out of range 0..64", c.Vantages)
+	case c.Speed < 0 || c.Speed > MaxSpeed || math.IsNaN(c.Speed):
+		return c, fmt.Errorf("simnet: speed %v out of range 0..%d", c.Speed, MaxSpeed)
+	case c.ServfailDelay < 0:
+		return c, fmt.Errorf("simnet: negative servfail delay %v", c.ServfailDelay)
+	}
+	c.Vantages = cmpOr(c.Vantages, DefaultVantages)
+	c.Speed = cmpOr(c.Speed, DefaultSpeed)
+	if c.Start.IsZero() {
+		c.Start = DefaultStart
+	}
+	c.Listen = cmpOr(c.Listen, "127.0.0.1")
+	if a, err := netip.ParseAddr(c.Listen); err != nil || !a.IsLoopback() {
+		return c, fmt.Errorf("simnet: listen address %q is not a loopback IP address", c.Listen)
+	}
+	count := func(n, def int) int {
+		if n < 0 {
+			return 0
+		}
+		return cmpOr(n, def)
+	}
+	c.SingleFlux = count(c.SingleFlux, DefaultSingleFlux)
+	c.DoubleFlux = count(c.DoubleFlux, DefaultDoubleFlux)
+	c.Benign = count(c.Benign, DefaultBenign)
+	c.Broken = count(c.Broken, DefaultBroken)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Domain is the truth about one seed domain of the world.
+type Domain struct {
+	Name  string // lower case, no trailing dot
+	Class string // ClassSingleFlux, ClassDoubleFlux, ClassBenign or ClassBroken
+	Kind  string // one of the Kind constants
+	// TTL of the address answer in simulated seconds: the A TTL (for a CDN
+	// the edge name's), the negative TTL for nxdomain and nodata, 0 for servfail.
+	TTL uint32
+	// Addresses is how many distinct A and AAAA addresses the name can
+	// resolve to over time, and ASNs how many networks they lie in.
+	Addresses, ASNs int
+}
+
+// World is a running simulated DNS world. Its methods are safe for
+// concurrent use.
+type World struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    *clock
+	model    *model
+	domains  []Domain // sorted by name
+	vantages []*vantage
+	wg       sync.WaitGroup // server goroutines
+	done     chan struct{}  // closed by Close
+
+	mu   sync.Mutex
+	stop func() bool // unregisters the context hook; guarded by mu
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Domains returns the world's seed domains sorted by name.
+func (w *World) Domains() []Domain { return slices.Clone(w.domains) }
+
+// Truth returns what name (any case, trailing dot optional) really is.
+func (w *World) Truth(name string) (Domain, bool) {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	i, ok := slices.BinarySearchFunc(w.domains, name, func(d Domain, n string) int { return strings.Compare(d.Name, n) })
+	if !ok {
+		return Domain{}, false
+	}
+	return w.domains[i], true
+}
+
+// Now returns the current simulated time.
+func (w *World) Now() time.Time { return w.clock.Now() }
+
+// Sleep waits until d of simulated time has passed (d/Speed of real time)
+// and returns ctx.Err() if ctx is done first.
+func (w *World) Sleep(ctx context.Context, d time.Duration) error { return w.clock.Sleep(ctx, d) }
+
+// ASNOf returns the simulated AS number a address belongs to.
+func (w *World) ASNOf(a netip.Addr) (uint32, bool) {
+	as, ok := w.model.space.lookup(a)
+	if !ok {
+		return 0, false
+	}
+	return as.number, true
+}
+
+// WriteASNTable writes the world's IP-to-ASN table in iptoasn TSV format:
+// range_start, range_end, AS_number, country_code, AS_description.
+func (w *World) WriteASNTable(out io.Writer) error {
+	if err := w.model.space.writeTable(out); err != nil {
+		return fmt.Errorf("simnet: writing ASN table: %w", err)
+	}
+	return nil
+}
+
+// WriteSeeds writes a header comment and then every seed domain, one a line.
+func (w *World) WriteSeeds(out io.Writer) error {
+	bw := bufio.NewWriter(out)
+	fmt.Fprintf(bw, "# fluxwatch simulated world, seed %d\n", w.cfg.Seed)
+	for _, d := range w.domains {
+		fmt.Fprintln(bw, d.Name)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("simnet: writing seeds: %w", err)
+	}
+	return nil
+}
+
+// WriteResolvers writes the address of every vantage resolver, one a line.
+func (w *World) WriteResolvers(out io.Writer) error {
+	bw := bufio.NewWriter(out)
+	for _, v := range w.vantages {
+		fmt.Fprintln(bw, v.addr)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("simnet: writing resolvers: %w", err)
+	}
+	return nil
+}
+
+// Vantages returns the "127.0.0.1:port" address of every vantage resolver.
+func (w *World) Vantages() []string {
+	out := make([]string, len(w.vantages))
+	for i, v := range w.vantages {
+		out[i] = v.addr
+	}
+	return out
+}
+
+// Queries returns how many queries each vantage has received.
+func (w *World) Queries() []uint64 {
+	out := make([]uint64, len(w.vantages))
+	for i, v := range w.vantages {
+		out[i] = v.queries.Load()
+	}
+	return out
+}
+
+// Close shuts every vantage server down and waits for them. It may be
+// called more than once; later calls return the first call's result.
+func (w *World) Close() error {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		stop := w.stop
+		w.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		close(w.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, v := range w.vantages {
+			errs = append(errs, v.shutdown(ctx))
+		}
+		w.wg.Wait()
+		w.closeErr = errors.Join(errs...)
+	})
+	return w.closeErr
+}
