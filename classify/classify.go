@@ -82,7 +82,7 @@ var DefaultRules = Rules{
 // DefaultRules and no ASN table.
 type Classifier struct {
 	Rules *Rules
-	ASN   *ipmeta.Table
+	ASN   *ipmeta.DB
 }
 
 // Classify decides on one domain from its probes in time order.

@@ -16,7 +16,7 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // asnTable maps 10.N.0.0/16 to AS 64500+N for N in 0..99.
-func asnTable(t *testing.T) *ipmeta.Table {
+func asnTable(t *testing.T) *ipmeta.DB {
 	t.Helper()
 	var b strings.Builder
 	for n := range 100 {
@@ -26,7 +26,9 @@ func asnTable(t *testing.T) *ipmeta.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tab
+	db := &ipmeta.DB{}
+	db.AddASN(tab)
+	return db
 }
 
 // world describes a synthetic domain for building probe histories.
@@ -92,7 +94,7 @@ func stableNS(int, int) ([]string, map[string][]string) {
 	return []string{"ns1.host.test", "ns2.host.test"}, map[string][]string{"ns1.host.test": {"10.99.0.1"}, "ns2.host.test": {"10.99.0.2"}}
 }
 
-func classifyWorld(t *testing.T, w world, asn *ipmeta.Table) Verdict {
+func classifyWorld(t *testing.T, w world, asn *ipmeta.DB) Verdict {
 	t.Helper()
 	c := Classifier{ASN: asn}
 	return c.Classify("x.test", w.probes("x.test"), t0.Add(time.Hour))

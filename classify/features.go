@@ -61,8 +61,8 @@ type Features struct {
 }
 
 // extract computes the features of one domain's probes (in time order).
-func extract(domain string, probes []obs.Probe, asn *ipmeta.Table) Features {
-	f := Features{Probes: len(probes), ASNTable: asn.Len() > 0}
+func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
+	f := Features{Probes: len(probes), ASNTable: asn.HasASN()}
 	addrs := map[netip.Addr]bool{}
 	nsNames := map[string]bool{}
 	nsAddrs := map[netip.Addr]bool{}
@@ -222,7 +222,7 @@ func prefixes(addrs map[netip.Addr]bool) (p24, p16, p48 int) {
 
 // networks groups addresses by origin ASN, falling back to the /16 (v4) or
 // /48 (v6) for addresses the table does not know.
-func networks(addrs map[netip.Addr]bool, asn *ipmeta.Table) (asns, nets int, topShare float64) {
+func networks(addrs map[netip.Addr]bool, asn *ipmeta.DB) (asns, nets int, topShare float64) {
 	type network struct {
 		asn    uint32
 		prefix netip.Prefix

@@ -2,33 +2,36 @@
 // ASN, the AS organisation and the country, from offline tables. The
 // classifier uses it to tell addresses spread over many unrelated networks
 // (fast flux) from many addresses inside one network (a CDN).
+//
+// Tables are loaded once into sorted, disjoint ranges; a lookup is a binary
+// search that allocates nothing. Supported files: iptoasn TSV
+// (ip2asn-v4.tsv, ip2asn-combined.tsv), ip-location-db CSV (asn-ipv4.csv,
+// asn-ipv6.csv, and country CSVs whose ranges may nest), each optionally
+// gzipped, and MaxMind-format .mmdb ASN and country databases.
 package ipmeta
 
 import (
-	"bufio"
-	"compress/gzip"
-	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 )
 
-// Info is what a table knows of one address range.
+// Info is what the tables know of an address.
 type Info struct {
-	ASN     uint32
+	ASN     uint32 // 0: unknown
 	Org     string
-	Country string
-	Start   netip.Addr
-	End     netip.Addr
+	Country string // ISO 3166 alpha-2, upper case; "" unknown
 }
 
-// Table maps addresses to Info. Ranges do not overlap; lookups are binary
-// searches. The zero Table is empty. A Table is safe for concurrent reads.
+// span is one range of a table.
+type span struct {
+	start, end netip.Addr
+	info       Info
+}
+
+// Table maps addresses to Info through disjoint ranges sorted by start.
+// The zero Table is empty. A Table is safe for concurrent reads.
 type Table struct {
-	ranges []Info // sorted by Start
+	spans []span
 }
 
 // Len returns the number of ranges.
@@ -36,91 +39,82 @@ func (t *Table) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.ranges)
+	return len(t.spans)
 }
 
-// Lookup returns the range that contains a. Unrouted ranges (ASN 0) are
-// not found.
+// Lookup returns the Info of the range holding a.
 func (t *Table) Lookup(a netip.Addr) (Info, bool) {
 	if t == nil {
 		return Info{}, false
 	}
 	a = a.Unmap()
-	i := sort.Search(len(t.ranges), func(i int) bool { return a.Less(t.ranges[i].Start) })
-	if i == 0 {
+	s := t.spans
+	i := sort.Search(len(s), func(i int) bool { return a.Less(s[i].start) })
+	if i == 0 || s[i-1].end.Less(a) {
 		return Info{}, false
 	}
-	r := t.ranges[i-1]
-	if r.End.Less(a) || r.ASN == 0 {
+	return s[i-1].info, true
+}
+
+// DB answers from several sources: the ASN and organisation from the first
+// ASN source that knows the address, the country from the first country
+// source that does (or else from the ASN source's own country column).
+type DB struct {
+	asn     []source
+	country []source
+}
+
+// source is one loaded table or database.
+type source interface {
+	lookup(a netip.Addr) (Info, bool)
+	size() int
+}
+
+func (t *Table) lookup(a netip.Addr) (Info, bool) { return t.Lookup(a) }
+func (t *Table) size() int                        { return t.Len() }
+
+// Len returns the number of ranges (or, for .mmdb files, networks) loaded.
+func (db *DB) Len() int {
+	if db == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range append(db.asn[:len(db.asn):len(db.asn)], db.country...) {
+		n += s.size()
+	}
+	return n
+}
+
+// HasASN reports whether any ASN source is loaded.
+func (db *DB) HasASN() bool { return db != nil && len(db.asn) > 0 }
+
+// HasCountry reports whether countries can be known: a country source, or
+// an ASN source with a country column.
+func (db *DB) HasCountry() bool { return db != nil && (len(db.country) > 0 || len(db.asn) > 0) }
+
+// Lookup returns what the sources know of a. ok is false when no source
+// knows anything.
+func (db *DB) Lookup(a netip.Addr) (info Info, ok bool) {
+	if db == nil {
 		return Info{}, false
 	}
-	return r, true
+	for _, s := range db.asn {
+		if i, found := s.lookup(a); found && i.ASN != 0 {
+			info, ok = i, true
+			break
+		}
+	}
+	for _, s := range db.country {
+		if i, found := s.lookup(a); found && i.Country != "" {
+			info.Country, ok = i.Country, true
+			break
+		}
+	}
+	return info, ok
 }
 
-// LoadFile reads an iptoasn table (ip2asn-v4.tsv, ip2asn-combined.tsv,
-// optionally gzipped): tab-separated range_start, range_end, AS_number,
-// country_code, AS_description.
-func LoadFile(path string) (*Table, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		defer gz.Close()
-		r = gz
-	}
-	return Load(r, path)
-}
+// AddASN adds an ASN source; earlier sources win.
+func (db *DB) AddASN(t *Table) { db.asn = append(db.asn, t) }
 
-// Load reads an iptoasn table from r; name is used in error messages.
-func Load(r io.Reader, name string) (*Table, error) {
-	t := &Table{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		f := strings.Split(text, "\t")
-		if len(f) < 4 {
-			return nil, fmt.Errorf("%s:%d: want 5 tab-separated fields (start, end, ASN, country, description), got %d", name, line, len(f))
-		}
-		start, err1 := netip.ParseAddr(f[0])
-		end, err2 := netip.ParseAddr(f[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s:%d: bad address range %q - %q", name, line, f[0], f[1])
-		}
-		if start.Is4() != end.Is4() || end.Less(start) {
-			return nil, fmt.Errorf("%s:%d: range end %s before start %s", name, line, end, start)
-		}
-		asn, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(f[2]), "AS"), 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: bad AS number %q", name, line, f[2])
-		}
-		info := Info{ASN: uint32(asn), Country: f[3], Start: start, End: end}
-		if len(f) > 4 {
-			info.Org = f[4]
-		}
-		t.ranges = append(t.ranges, info)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	sort.Slice(t.ranges, func(i, j int) bool { return t.ranges[i].Start.Less(t.ranges[j].Start) })
-	for i := 1; i < len(t.ranges); i++ {
-		if !t.ranges[i-1].End.Less(t.ranges[i].Start) {
-			return nil, fmt.Errorf("%s: ranges %s-%s and %s-%s overlap", name,
-				t.ranges[i-1].Start, t.ranges[i-1].End, t.ranges[i].Start, t.ranges[i].End)
-		}
-	}
-	return t, nil
-}
+// AddCountry adds a country source; earlier sources win.
+func (db *DB) AddCountry(t *Table) { db.country = append(db.country, t) }

@@ -41,11 +41,11 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 
 // classifyStore classifies every active domain and stores the verdicts.
 func classifyStore(cfg *config.Config, store *storage.Store, now time.Time) ([]classify.Verdict, error) {
-	asn, err := loadASN(cfg)
+	meta, err := loadIPMeta(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{ASN: asn}
+	c := classify.Classifier{ASN: meta}
 	return c.Run(store, cfg.Window, now)
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
-	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/simnet"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -116,11 +115,11 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 // classifyWorld classifies on the world's clock and marks each verdict
 // with the world's truth.
 func classifyWorld(cfg *config.Config, store *storage.Store, world *simnet.World) ([]classify.Verdict, error) {
-	asn, err := ipmeta.LoadFile(cfg.ASNDB[0])
+	meta, err := loadIPMeta(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{ASN: asn}
+	c := classify.Classifier{ASN: meta}
 	vs, err := c.Run(store, cfg.Window, world.Now())
 	if err != nil {
 		return nil, err

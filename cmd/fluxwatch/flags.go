@@ -126,20 +126,16 @@ func openStore(cfg *config.Config) (*storage.Store, error) {
 	return storage.Open(cfg.DB)
 }
 
-// loadASN loads and merges the configured ASN tables (the first one that
-// knows an address wins).
-func loadASN(cfg *config.Config) (*ipmeta.Table, error) {
-	if len(cfg.ASNDB) == 0 {
-		return nil, nil
+// loadIPMeta loads the configured ASN and country tables (earlier files
+// win where they overlap).
+func loadIPMeta(cfg *config.Config) (*ipmeta.DB, error) {
+	db := &ipmeta.DB{}
+	for _, f := range cfg.ASNDB {
+		if err := db.Open(f, ipmeta.ASN); err != nil {
+			return nil, fmt.Errorf("loading ASN table: %w", err)
+		}
 	}
-	if len(cfg.ASNDB) > 1 {
-		return nil, fmt.Errorf("%w: one --asn-db table is supported for now", errUsage)
-	}
-	t, err := ipmeta.LoadFile(cfg.ASNDB[0])
-	if err != nil {
-		return nil, fmt.Errorf("loading ASN table: %w", err)
-	}
-	return t, nil
+	return db, nil
 }
 
 // newScheduler builds the crawler and scheduler that cfg describes.
