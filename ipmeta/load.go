@@ -221,4 +221,3 @@ func flatten(in []span) []span {
 	// Drop empty info and merge nothing else: adjacent ranges stay apart.
 	return slices.DeleteFunc(out, func(s span) bool { return s.info == (Info{}) })
 }
-

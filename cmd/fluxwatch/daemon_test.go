@@ -65,7 +65,9 @@ daemon:
 	defer cancel()
 	var stderr syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"daemon", "--config", cfgPath}, strings.NewReader(""), &stderr, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"daemon", "--config", cfgPath}, strings.NewReader(""), &stderr, &stderr)
+	}()
 
 	var flux []string
 	for _, d := range w.Domains() {
