@@ -1,14 +1,16 @@
 // Package classify decides, from a domain's measured history, whether it is
-// a fast-flux domain. It computes features over a window (address and
-// network diversity, TTLs, how often answers change over time and differ
-// between vantages, the name servers' names and addresses) and turns them
-// into a verdict with a score and one line of evidence a person can check.
+// a fast-flux domain. It computes features over a window (address, prefix,
+// ASN and country diversity, TTLs, how often answers change over time and
+// differ between vantages, the name servers' names and addresses as the
+// vantages and the parent zone give them) and turns them into a verdict
+// with a score, a confidence and one line of evidence a person can check.
 //
 // The rules follow the published methods: the Holz et al. flux score
-// (NDSS 2008) weighs networks about fourteen times more than addresses, and a
-// concentration rule keeps CDNs, whose many addresses sit in one or two
-// networks, out. Double flux additionally needs the name servers' addresses
-// (or names) to rotate across unrelated networks.
+// (NDSS 2008) weighs networks about fourteen times more than addresses;
+// FluxBuster's prefix diversity catches flux confined to a few large
+// networks; a concentration rule, a CDN suffix list and an allowlist keep
+// CDNs and public pools out. Double flux additionally needs the name
+// servers' addresses or names to rotate across unrelated networks.
 package classify
 
 import (
@@ -36,13 +38,15 @@ func Listed(verdict string) bool { return verdict == SingleFlux || verdict == Do
 // Verdict is the classifier's conclusion about one domain. Its JSON form is
 // what `classify --json` prints and `export --format jsonl` writes.
 type Verdict struct {
-	Domain       string    `json:"domain"`
-	Verdict      string    `json:"verdict"`
-	Score        float64   `json:"score"`
+	Domain  string  `json:"domain"`
+	Verdict string  `json:"verdict"`
+	Score   float64 `json:"score"`
+	// Confidence is how sure the verdict is, from 0 to 1.
+	Confidence   float64   `json:"confidence"`
 	Evidence     string    `json:"evidence"`
 	Features     Features  `json:"features"`
 	ClassifiedAt time.Time `json:"classified_at"`
-	// Truth is the simulated world's class of the domain (demo only).
+	// Truth is the simulated world's class of the domain (demo and eval only).
 	Truth string `json:"truth,omitempty"`
 }
 
@@ -50,119 +54,180 @@ type Verdict struct {
 type Rules struct {
 	// MinRounds is how many answered rounds a verdict needs.
 	MinRounds int
-	// MinAddresses and MinNetworks: flux needs at least this many distinct
-	// addresses in this many networks, and a positive Holz score.
+	// Wide flux: at least MinAddresses addresses in MinNetworks networks,
+	// no network holding more than MaxTopShare of them, and a positive Holz
+	// score.
 	MinAddresses, MinNetworks int
-	// MaxTopShare: flux needs no network to hold a larger share of the
-	// addresses; above it the answers are concentrated (CDN-like).
-	MaxTopShare float64
+	MaxTopShare               float64
+	// Narrow flux (a few large networks): at least NarrowMinNetworks
+	// networks, NarrowMinAddresses addresses over NarrowMinPrefixes16 /16s,
+	// prefix diversity of NarrowMinDiversity, and at least
+	// NarrowMin24PerAddress /24s per address (CDN edges sit in few /24s).
+	NarrowMinNetworks, NarrowMinAddresses, NarrowMinPrefixes16 int
+	NarrowMinDiversity, NarrowMin24PerAddress                  float64
 	// MaxTTL: flux needs answers this short-lived (seconds).
 	MaxTTL uint32
-	// NS rules for double flux: the name servers' addresses rotate (at
-	// least NSMinAddresses addresses in NSMinNetworks networks, changing,
-	// with TTLs up to NSMaxTTL), or their names do (at least NSMinNames).
+	// Double flux: the name servers' addresses rotate (at least
+	// NSMinAddresses, changing) or their names do (at least NSMinNames,
+	// changing), over NSMinNetworks networks, with TTLs up to NSMaxTTL.
 	NSMinAddresses, NSMinNetworks, NSMinNames int
 	NSMaxTTL                                  uint32
 }
 
 // DefaultRules are the thresholds fluxwatch ships with.
 var DefaultRules = Rules{
-	MinRounds:      2,
-	MinAddresses:   8,
-	MinNetworks:    4,
-	MaxTopShare:    0.5,
-	MaxTTL:         1800,
-	NSMinAddresses: 4,
-	NSMinNetworks:  3,
-	NSMinNames:     4,
-	NSMaxTTL:       3600,
+	MinRounds:             2,
+	MinAddresses:          8,
+	MinNetworks:           4,
+	MaxTopShare:           0.5,
+	NarrowMinNetworks:     3,
+	NarrowMinAddresses:    12,
+	NarrowMinPrefixes16:   6,
+	NarrowMinDiversity:    0.45,
+	NarrowMin24PerAddress: 0.5,
+	MaxTTL:                1800,
+	NSMinAddresses:        4,
+	NSMinNetworks:         3,
+	NSMinNames:            4,
+	NSMaxTTL:              3600,
 }
 
 // Classifier turns histories into verdicts. The zero value uses
-// DefaultRules and no ASN table.
+// DefaultRules, no IP tables, no allowlist and no CDN suffixes.
 type Classifier struct {
 	Rules *Rules
-	ASN   *ipmeta.DB
+	Meta  *ipmeta.DB
+	// Allow lists names that are never listed, whatever their features.
+	Allow *Allowlist
+	// CDNSuffixes are zones of content delivery networks: a domain whose
+	// CNAME chain ends inside one is not flux (see DefaultCDNSuffixes).
+	CDNSuffixes []string
 }
 
 // Classify decides on one domain from its probes in time order.
 func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) Verdict {
-	rules := c.Rules
-	if rules == nil {
-		rules = &DefaultRules
+	r := c.Rules
+	if r == nil {
+		r = &DefaultRules
 	}
-	f := extract(domain, probes, c.ASN)
+	f := extract(domain, probes, c.Meta, c.CDNSuffixes)
 	v := Verdict{Domain: domain, Features: f, ClassifiedAt: now.UTC(), Score: round2(f.HolzScore)}
-	nets := netWord(f)
+	fluxKind := fluxA(f, r)
+	allowed, allowEntry := c.Allow.Match(domain)
 	switch {
 	case f.Probes == 0:
-		v.Verdict, v.Score = InsufficientData, 0
-		v.Evidence = "not measured yet"
+		v.Verdict, v.Score, v.Evidence = InsufficientData, 0, "not measured yet"
 	case f.Rounds == 0:
-		v.Verdict, v.Score = Unresolvable, 0
+		v.Verdict, v.Score, v.Confidence = Unresolvable, 0, confidence(f.Probes, 1)
 		v.Evidence = fmt.Sprintf("no address in %d probes (%s)", f.Probes, errorSummary(f.Errors))
-	case f.Rounds < rules.MinRounds:
+	case allowed:
+		v.Verdict, v.Confidence = Benign, 1
+		v.Evidence = fmt.Sprintf("allowlisted (%s); %s", allowEntry, addrEvidence(f))
+	case f.Rounds < r.MinRounds && !(fluxKind != "" && f.Vantages >= 3 && f.VantageDisagreement == 1):
+		// One round is enough only for a spatial snapshot: three or more
+		// vantages, every one seeing its own flux set.
 		v.Verdict = InsufficientData
-		v.Evidence = fmt.Sprintf("%d answered round, %d needed", f.Rounds, rules.MinRounds)
-	case !fluxA(f, rules):
-		v.Verdict = Benign
-		v.Evidence = benignReason(f, rules, nets)
-	case fluxNS(f, rules):
-		v.Verdict = DoubleFlux
-		v.Evidence = fmt.Sprintf("%s; %s", addrEvidence(f, nets), nsEvidence(f))
+		v.Evidence = fmt.Sprintf("%d answered round, %d needed", f.Rounds, r.MinRounds)
+	case f.CDN != "" && fluxKind != "":
+		v.Verdict, v.Confidence = Benign, 0.9
+		v.Evidence = fmt.Sprintf("CNAME into CDN %s (%s); %s", f.CDN, f.CNAMETarget, addrEvidence(f))
+	case fluxKind == "":
+		v.Verdict, v.Confidence = Benign, confidence(f.Rounds, 0.6)
+		v.Evidence = benignReason(f, r)
+	case fluxNS(f, r):
+		v.Verdict, v.Confidence = DoubleFlux, confidence(f.Rounds, 0.7)
+		v.Evidence = fmt.Sprintf("%s %s; %s", fluxKind, addrEvidence(f), nsEvidence(f))
 	default:
-		v.Verdict = SingleFlux
-		v.Evidence = fmt.Sprintf("%s; %s", addrEvidence(f, nets), nsEvidence(f))
+		v.Verdict, v.Confidence = SingleFlux, confidence(f.Rounds, 0.7)
+		v.Evidence = fmt.Sprintf("%s %s; %s", fluxKind, addrEvidence(f), nsEvidence(f))
 	}
 	return v
 }
 
-func fluxA(f Features, r *Rules) bool {
-	return f.Addresses >= r.MinAddresses && f.Networks >= r.MinNetworks &&
-		f.TopNetworkShare <= r.MaxTopShare && f.MinTTL <= r.MaxTTL &&
-		(f.SetChanges > 0 || f.VantageDisagreement > 0) && f.HolzScore > 0
+// confidence grows with the number of rounds from base toward 0.99.
+func confidence(rounds int, base float64) float64 {
+	return round2(min(0.99, 1-(1-base)*math.Pow(0.8, float64(max(rounds-1, 0)))))
+}
+
+// fluxA says whether the addresses rotate like fast flux: "wide flux"
+// across many networks, "narrow flux" across a few large ones, or "".
+func fluxA(f Features, r *Rules) string {
+	rotating := f.MinTTL <= r.MaxTTL && (f.SetChanges > 0 || f.VantageDisagreement > 0)
+	if !rotating {
+		return ""
+	}
+	if f.Addresses >= r.MinAddresses && f.Networks >= r.MinNetworks && f.TopNetworkShare <= r.MaxTopShare && f.HolzScore > 0 {
+		return "wide flux:"
+	}
+	if f.Networks >= r.NarrowMinNetworks && f.Addresses >= r.NarrowMinAddresses && f.Prefixes16 >= r.NarrowMinPrefixes16 &&
+		f.Diversity >= r.NarrowMinDiversity && float64(f.Prefixes24) >= r.NarrowMin24PerAddress*float64(f.Addresses) {
+		return "narrow flux:"
+	}
+	return ""
 }
 
 func fluxNS(f Features, r *Rules) bool {
-	rotatingAddrs := f.NSAddresses >= r.NSMinAddresses && f.NSAddrChanges > 0
-	rotatingNames := f.NSNames >= r.NSMinNames && f.NSNameChanges > 0
-	return (rotatingAddrs || rotatingNames) && f.NSNetworks >= r.NSMinNetworks && f.NSMinTTL <= r.NSMaxTTL
+	rotatingAddrs := f.NSAddresses+f.GlueAddresses >= r.NSMinAddresses && f.NSAddrChanges+f.DelegationChanges > 0
+	rotatingNames := max(f.NSNames, f.DelegationNSNames) >= r.NSMinNames && f.NSNameChanges+f.DelegationChanges > 0
+	ttl := f.NSMinTTL
+	if f.DelegationMinTTL != 0 && (ttl == 0 || f.DelegationMinTTL < ttl) {
+		ttl = f.DelegationMinTTL
+	}
+	return (rotatingAddrs || rotatingNames) && f.NSNetworks >= r.NSMinNetworks && ttl <= r.NSMaxTTL
 }
 
 func netWord(f Features) string {
 	if f.ASNTable {
-		return "networks (ASNs)"
+		return "ASNs"
 	}
-	return "networks (/16 and /48 prefixes; no ASN table)"
+	return "networks (/16, /48; no ASN table)"
 }
 
-func addrEvidence(f Features, nets string) string {
-	return fmt.Sprintf("%d addresses in %d %s over %d rounds via %d vantages, TTL %ds, set changed %d times",
-		f.Addresses, f.Networks, nets, f.Rounds, f.Vantages, f.MinTTL, f.SetChanges)
+func addrEvidence(f Features) string {
+	s := fmt.Sprintf("%d addresses in %d %s", f.Addresses, f.Networks, netWord(f))
+	if f.Countries > 0 {
+		s += fmt.Sprintf(", %d countries", f.Countries)
+	}
+	s += fmt.Sprintf(", %d /16s (diversity %.2f) over %d rounds, %s via %d vantages, TTL %ds, set changed %d times",
+		f.Prefixes16, f.Diversity, f.Rounds, f.LastSeen.Sub(f.FirstSeen).Round(time.Second), f.Vantages, f.MinTTL, f.SetChanges)
+	if len(f.TopNetworks) > 0 {
+		s += "; top " + strings.Join(f.TopNetworks, ", ")
+	}
+	if len(f.Sample) > 0 {
+		s += "; e.g. " + strings.Join(f.Sample, " ")
+	}
+	return s
 }
 
 func nsEvidence(f Features) string {
-	if f.NSNames == 0 {
+	deleg := ""
+	if f.Delegations > 0 {
+		deleg = fmt.Sprintf("; parent zone: %d NS names, %d glue addresses, changed %d times in %d looks, TTL %ds",
+			f.DelegationNSNames, f.GlueAddresses, f.DelegationChanges, f.Delegations, f.DelegationMinTTL)
+	}
+	if f.NSNames == 0 && f.Delegations == 0 {
 		return "no NS answer"
 	}
-	if f.NSAddrChanges == 0 && f.NSNameChanges == 0 {
-		return fmt.Sprintf("NS stable (%d names, %d addresses)", f.NSNames, f.NSAddresses)
+	if f.NSAddrChanges == 0 && f.NSNameChanges == 0 && f.DelegationChanges == 0 {
+		return fmt.Sprintf("NS stable (%d names, %d addresses)%s", f.NSNames, f.NSAddresses, deleg)
 	}
-	return fmt.Sprintf("NS rotate: %d names (changed %d times), %d addresses in %d networks (changed %d times), NS TTL %ds",
-		f.NSNames, f.NSNameChanges, f.NSAddresses, f.NSNetworks, f.NSAddrChanges, f.NSMinTTL)
+	return fmt.Sprintf("NS rotate: %d names (changed %d times), %d addresses in %d networks (changed %d times), NS TTL %ds%s",
+		f.NSNames, f.NSNameChanges, f.NSAddresses, f.NSNetworks, f.NSAddrChanges, f.NSMinTTL, deleg)
 }
 
-func benignReason(f Features, r *Rules, nets string) string {
-	base := fmt.Sprintf("%d addresses in %d %s over %d rounds, TTL %ds", f.Addresses, f.Networks, nets, f.Rounds, f.MinTTL)
+func benignReason(f Features, r *Rules) string {
+	base := fmt.Sprintf("%d addresses in %d %s, %d /16s over %d rounds, TTL %ds", f.Addresses, f.Networks, netWord(f), f.Prefixes16, f.Rounds, f.MinTTL)
 	switch {
-	case f.Addresses >= r.MinAddresses && f.TopNetworkShare > r.MaxTopShare:
-		return base + fmt.Sprintf(": concentrated, %.0f%% in one network (CDN-like)", 100*f.TopNetworkShare)
-	case f.Addresses >= r.MinAddresses && f.Networks < r.MinNetworks:
-		return base + ": too few networks for flux"
 	case f.MinTTL > r.MaxTTL:
 		return base + ": long TTL"
 	case f.SetChanges == 0 && f.VantageDisagreement == 0:
 		return base + ": answers stable"
+	case f.Addresses >= r.MinAddresses && f.TopNetworkShare > r.MaxTopShare:
+		return base + fmt.Sprintf(": concentrated, %.0f%% in one network (CDN-like)", 100*f.TopNetworkShare)
+	case f.Addresses >= r.MinAddresses && f.Networks < r.MinNetworks:
+		return base + ": too few networks for flux"
+	case f.Addresses < r.MinAddresses:
+		return base + ": too few addresses for flux"
 	default:
 		return base
 	}

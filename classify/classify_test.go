@@ -96,7 +96,7 @@ func stableNS(int, int) ([]string, map[string][]string) {
 
 func classifyWorld(t *testing.T, w world, asn *ipmeta.DB) Verdict {
 	t.Helper()
-	c := Classifier{ASN: asn}
+	c := Classifier{Meta: asn}
 	return c.Classify("x.test", w.probes("x.test"), t0.Add(time.Hour))
 }
 
@@ -187,10 +187,17 @@ func TestStableAnswersAreBenign(t *testing.T) {
 
 func TestInsufficientAndUnresolvable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	v := classifyWorld(t, world{rounds: 1, vantages: 4, ttl: 60,
+	v := classifyWorld(t, world{rounds: 1, vantages: 2, ttl: 60,
 		addrs: func(int, int) []string { return spread(rng, 30, 6) }}, nil)
 	if v.Verdict != InsufficientData {
-		t.Fatalf("one round: %s", v.Verdict)
+		t.Fatalf("one round through two vantages: %s", v.Verdict)
+	}
+	// A spatial snapshot: one round through four vantages, each seeing its
+	// own set of addresses in many networks, is enough.
+	v = classifyWorld(t, world{rounds: 1, vantages: 4, ttl: 60,
+		addrs: func(int, int) []string { return spread(rng, 30, 6) }}, nil)
+	if v.Verdict != SingleFlux {
+		t.Fatalf("one round through four disagreeing vantages: %s: %s", v.Verdict, v.Evidence)
 	}
 	v = classifyWorld(t, world{rounds: 3, vantages: 2, failed: func(int, int) bool { return true }}, nil)
 	if v.Verdict != Unresolvable || !strings.Contains(v.Evidence, "timeout 6") {

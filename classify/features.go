@@ -1,8 +1,11 @@
 package classify
 
 import (
+	"cmp"
+	"math"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 )
 
 // Features summarise a domain's history over the classification window.
+// Each is documented in the README; the JSON names are part of the jsonl
+// export.
 type Features struct {
 	Probes   int `json:"probes"`
 	Vantages int `json:"vantages"`
@@ -23,31 +28,53 @@ type Features struct {
 	Prefixes24 int `json:"prefixes_24"`
 	Prefixes16 int `json:"prefixes_16"`
 	Prefixes48 int `json:"prefixes_48"`
-	// ASNs is the number of distinct origin ASNs (0 without an ASN table).
-	ASNs int `json:"asns"`
-	// Networks counts ASNs, with each address the table does not know
-	// counted by its /16 (v4) or /48 (v6); without a table, prefixes only.
+	// ASNs and Countries count what the IP tables know (0 without them).
+	ASNs      int `json:"asns"`
+	Countries int `json:"countries"`
+	// Networks counts ASNs, with each address the tables do not know
+	// counted by its /16 (v4) or /48 (v6); without tables, prefixes only.
 	Networks int `json:"networks"`
 	// TopNetworkShare is the share of addresses in the most common network.
 	TopNetworkShare float64 `json:"top_network_share"`
+	// Diversity is FluxBuster's: the entropy of the /16 (v4) and /48 (v6)
+	// prefixes divided by log2 of the number of addresses.
+	Diversity      float64 `json:"diversity"`
+	ASNsPerAddress float64 `json:"asns_per_address"`
+	// Growth is the number of never-seen addresses per round after the first.
+	Growth float64 `json:"growth"`
 
 	MinTTL    uint32 `json:"min_ttl"`
 	MedianTTL uint32 `json:"median_ttl"`
-	// SetChanges counts consecutive probes through the same vantage whose
-	// address sets differ; ChangeRate divides by the number of such pairs.
+	// SetChanges counts consecutive answered probes through the same vantage
+	// whose address sets differ; ChangeRate divides by the number of pairs.
 	SetChanges int     `json:"set_changes"`
 	ChangeRate float64 `json:"change_rate"`
-	// VantageDisagreement is the share of rounds in which vantages that
-	// answered saw different address sets.
-	VantageDisagreement float64 `json:"vantage_disagreement"`
-	CNAMEs              int     `json:"cnames"`
+	// VantageDisagreement is the share of rounds in which the vantages that
+	// answered saw different address sets (the spatial snapshot).
+	VantageDisagreement float64           `json:"vantage_disagreement"`
+	PerVantage          []VantageFeatures `json:"per_vantage"`
 
+	CNAMEs      int    `json:"cnames"`
+	CNAMETarget string `json:"cname_target,omitempty"` // the end of the chain
+	CDN         string `json:"cdn,omitempty"`          // the CDN suffix it ends in
+
+	// Name servers as the vantages resolve them.
 	NSNames       int    `json:"ns_names"`
 	NSNameChanges int    `json:"ns_name_changes"`
 	NSAddresses   int    `json:"ns_addresses"`
-	NSNetworks    int    `json:"ns_networks"`
 	NSAddrChanges int    `json:"ns_address_changes"`
 	NSMinTTL      uint32 `json:"ns_min_ttl"`
+	// NSNetworks and NSASNs cover the name servers' addresses from the
+	// vantages and the parent zone's glue.
+	NSNetworks int `json:"ns_networks"`
+	NSASNs     int `json:"ns_asns"`
+
+	// The delegation as the parent zone's servers give it.
+	Delegations       int    `json:"delegations"`
+	DelegationNSNames int    `json:"delegation_ns_names"`
+	DelegationChanges int    `json:"delegation_changes"`
+	GlueAddresses     int    `json:"glue_addresses"`
+	DelegationMinTTL  uint32 `json:"delegation_min_ttl"`
 
 	// Errors counts the domain's own queries that failed, by class.
 	Errors map[string]int `json:"errors,omitempty"`
@@ -58,19 +85,37 @@ type Features struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	ASNTable  bool      `json:"asn_table"`
+	// Sample is a few of the addresses, for evidence; TopNetworks the
+	// largest networks ("AS64500 RU" or a prefix) with their address counts.
+	Sample      []string `json:"sample,omitempty"`
+	TopNetworks []string `json:"top_networks,omitempty"`
+}
+
+// VantageFeatures are the per-vantage parts of Features.
+type VantageFeatures struct {
+	Vantage    string `json:"vantage"`
+	Rounds     int    `json:"rounds"`
+	Addresses  int    `json:"addresses"`
+	SetChanges int    `json:"set_changes"`
+}
+
+// seen is what one probe said, reduced to sets.
+type seen struct {
+	addrs, nsNames, nsAddrs []string
 }
 
 // extract computes the features of one domain's probes (in time order).
-func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
-	f := Features{Probes: len(probes), ASNTable: asn.HasASN()}
+func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []string) Features {
+	f := Features{Probes: len(probes), ASNTable: meta.HasASN()}
 	addrs := map[netip.Addr]bool{}
 	nsNames := map[string]bool{}
 	nsAddrs := map[netip.Addr]bool{}
 	cnames := map[string]bool{}
 	var ttls []uint32
-	type seen struct{ addrs, nsNames, nsAddrs []string }
 	byVantage := map[string][]seen{}
 	var vantages []string
+	deleg := delegations{}
+	newPerRound := []int{}
 	for _, p := range probes {
 		if f.FirstSeen.IsZero() || p.Start.Before(f.FirstSeen) {
 			f.FirstSeen = p.Start
@@ -79,17 +124,12 @@ func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
 			f.LastSeen = p.Start
 		}
 		var s seen
-		owned := map[string]bool{}
+		owned := ownedNS(domain, p)
 		for _, o := range p.Observations {
-			if o.Name == domain && o.QType == dns.TypeNS {
-				for _, r := range o.Answer {
-					if r.Type == dns.TypeNS && r.Name == domain {
-						owned[r.Data] = true
-					}
-				}
+			if o.Flags&obs.FlagDelegation != 0 {
+				deleg.add(o, nsAddrs)
+				continue
 			}
-		}
-		for _, o := range p.Observations {
 			own := o.Name == domain
 			if o.Err != obs.OK {
 				if own {
@@ -135,33 +175,47 @@ func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
 	f.Addresses = len(addrs)
 	f.CNAMEs = len(cnames)
 	f.NSNames = len(nsNames)
-	f.NSAddresses = len(nsAddrs)
+	f.NSAddresses = len(nsAddrs) - deleg.glueOnly
 	f.Prefixes24, f.Prefixes16, f.Prefixes48 = prefixes(addrs)
-	f.ASNs, f.Networks, f.TopNetworkShare = networks(addrs, asn)
-	_, f.NSNetworks, _ = networks(nsAddrs, asn)
+	f.Diversity = diversity(addrs)
+	net := networks(addrs, meta)
+	f.ASNs, f.Countries, f.Networks, f.TopNetworkShare, f.TopNetworks = net.asns, net.countries, net.count, net.topShare, net.top
+	nsNet := networks(nsAddrs, meta)
+	f.NSNetworks, f.NSASNs = nsNet.count, nsNet.asns
+	if f.Addresses > 0 {
+		f.ASNsPerAddress = float64(f.ASNs) / float64(f.Addresses)
+	}
 	if len(ttls) > 0 {
 		slices.Sort(ttls)
 		f.MinTTL, f.MedianTTL = ttls[0], ttls[len(ttls)/2]
 	}
+	f.Sample = sample(addrs, 6)
+	f.CNAMETarget = chainEnd(domain, cnames, probes)
+	f.CDN = cdnSuffix(f.CNAMETarget, cdnSuffixes)
+	f.Delegations, f.DelegationNSNames, f.DelegationChanges = len(deleg.times), len(deleg.names), deleg.changes
+	f.GlueAddresses, f.DelegationMinTTL = len(deleg.glue), deleg.minTTL
 
-	// Changes over time, per vantage, and disagreement across vantages
-	// within a round (the k-th answered probe of every vantage).
+	// Over time, per vantage; across vantages within a round (the k-th
+	// answered probe of every vantage); and growth of the address set.
 	pairs := 0
 	var rounds [][]string
 	for _, v := range vantages {
+		vf := VantageFeatures{Vantage: v}
+		vAddrs := map[string]bool{}
 		var prev *seen
-		k := 0
 		for i := range byVantage[v] {
 			s := &byVantage[v][i]
-			if len(s.nsNames) > 0 && prev != nil && len(prev.nsNames) > 0 && key(s.nsNames) != key(prev.nsNames) {
+			if prev != nil && len(s.nsNames) > 0 && len(prev.nsNames) > 0 && key(s.nsNames) != key(prev.nsNames) {
 				f.NSNameChanges++
 			}
-			if len(s.nsAddrs) > 0 && prev != nil && len(prev.nsAddrs) > 0 && key(s.nsAddrs) != key(prev.nsAddrs) {
+			if prev != nil && len(s.nsAddrs) > 0 && len(prev.nsAddrs) > 0 && key(s.nsAddrs) != key(prev.nsAddrs) {
 				f.NSAddrChanges++
 			}
 			if len(s.addrs) == 0 {
+				// A failed or empty answer is no evidence of rotation: compare
+				// the next answer with the last real one.
 				if len(s.nsNames) > 0 || len(s.nsAddrs) > 0 {
-					prev = s
+					prev = &seen{addrs: prevAddrs(prev), nsNames: s.nsNames, nsAddrs: s.nsAddrs}
 				}
 				continue
 			}
@@ -169,22 +223,38 @@ func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
 				pairs++
 				if key(s.addrs) != key(prev.addrs) {
 					f.SetChanges++
+					vf.SetChanges++
 				}
 			}
-			if k == len(rounds) {
-				rounds = append(rounds, nil)
+			for _, a := range s.addrs {
+				vAddrs[a] = true
 			}
-			rounds[k] = append(rounds[k], key(s.addrs))
-			k++
+			if vf.Rounds == len(rounds) {
+				rounds = append(rounds, nil)
+				newPerRound = append(newPerRound, 0)
+			}
+			rounds[vf.Rounds] = append(rounds[vf.Rounds], key(s.addrs))
+			vf.Rounds++
 			prev = s
 		}
-		f.Rounds = max(f.Rounds, k)
+		vf.Addresses = len(vAddrs)
+		f.Rounds = max(f.Rounds, vf.Rounds)
+		f.PerVantage = append(f.PerVantage, vf)
 	}
 	if pairs > 0 {
 		f.ChangeRate = float64(f.SetChanges) / float64(pairs)
 	}
 	multi, differ := 0, 0
-	for _, r := range rounds {
+	known := map[string]bool{}
+	for k, r := range rounds {
+		for _, set := range r {
+			for _, a := range strings.Fields(set) {
+				if !known[a] {
+					known[a] = true
+					newPerRound[k]++
+				}
+			}
+		}
 		if len(r) < 2 {
 			continue
 		}
@@ -196,8 +266,87 @@ func extract(domain string, probes []obs.Probe, asn *ipmeta.DB) Features {
 	if multi > 0 {
 		f.VantageDisagreement = float64(differ) / float64(multi)
 	}
+	if len(newPerRound) > 1 {
+		added := 0
+		for _, n := range newPerRound[1:] {
+			added += n
+		}
+		f.Growth = float64(added) / float64(len(newPerRound)-1)
+	}
 	f.HolzScore = 1.32*float64(f.Addresses) + 18.54*float64(f.Networks) - 142.38
 	return f
+}
+
+func prevAddrs(p *seen) []string {
+	if p == nil {
+		return nil
+	}
+	return p.addrs
+}
+
+// ownedNS returns the name servers the probe's NS answer names for domain.
+func ownedNS(domain string, p obs.Probe) map[string]bool {
+	owned := map[string]bool{}
+	for _, o := range p.Observations {
+		if o.Name == domain && o.QType == dns.TypeNS && o.Flags&obs.FlagDelegation == 0 {
+			for _, r := range o.Answer {
+				if r.Type == dns.TypeNS && r.Name == domain {
+					owned[r.Data] = true
+				}
+			}
+		}
+	}
+	return owned
+}
+
+// delegations collects the parent zone's referrals. Every vantage's probe
+// of a round carries the same referral, so they are told apart by time.
+type delegations struct {
+	times    map[time.Time]bool
+	names    map[string]bool
+	glue     map[netip.Addr]bool
+	glueOnly int // glue addresses not also seen through the vantages
+	last     string
+	changes  int
+	minTTL   uint32
+}
+
+func (d *delegations) add(o obs.Observation, nsAddrs map[netip.Addr]bool) {
+	if o.Err != obs.OK || len(o.Answer) == 0 {
+		return
+	}
+	if d.times == nil {
+		d.times, d.names, d.glue = map[time.Time]bool{}, map[string]bool{}, map[netip.Addr]bool{}
+	}
+	if d.times[o.Time] {
+		return
+	}
+	d.times[o.Time] = true
+	var set []string
+	for _, r := range o.Answer {
+		if d.minTTL == 0 || r.TTL < d.minTTL {
+			d.minTTL = r.TTL
+		}
+		switch r.Type {
+		case dns.TypeNS:
+			d.names[r.Data] = true
+			set = append(set, r.Data)
+		case dns.TypeA, dns.TypeAAAA:
+			if a, err := netip.ParseAddr(r.Data); err == nil {
+				d.glue[a] = true
+				if !nsAddrs[a] {
+					nsAddrs[a] = true
+					d.glueOnly++
+				}
+				set = append(set, r.Data)
+			}
+		}
+	}
+	k := key(set)
+	if d.last != "" && k != d.last {
+		d.changes++
+	}
+	d.last = k
 }
 
 // key is a canonical form of a set of strings.
@@ -205,6 +354,13 @@ func key(xs []string) string {
 	c := slices.Clone(xs)
 	slices.Sort(c)
 	return strings.Join(slices.Compact(c), " ")
+}
+
+func prefixKey(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, 16).Masked()
+	}
+	return netip.PrefixFrom(a, 48).Masked()
 }
 
 func prefixes(addrs map[netip.Addr]bool) (p24, p16, p48 int) {
@@ -220,33 +376,138 @@ func prefixes(addrs map[netip.Addr]bool) (p24, p16, p48 int) {
 	return len(s24), len(s16), len(s48)
 }
 
+// diversity is the entropy of the addresses' /16 (or /48) prefixes divided
+// by log2 of their number: 0 when all share one prefix, 1 when each has
+// its own.
+func diversity(addrs map[netip.Addr]bool) float64 {
+	if len(addrs) < 2 {
+		return 0
+	}
+	count := map[netip.Prefix]int{}
+	for a := range addrs {
+		count[prefixKey(a)]++
+	}
+	n := float64(len(addrs))
+	h := 0.0
+	for _, c := range count {
+		p := float64(c) / n
+		h -= p * math.Log2(p)
+	}
+	return round2(h / math.Log2(n))
+}
+
+type netSummary struct {
+	asns, countries, count int
+	topShare               float64
+	top                    []string
+}
+
 // networks groups addresses by origin ASN, falling back to the /16 (v4) or
-// /48 (v6) for addresses the table does not know.
-func networks(addrs map[netip.Addr]bool, asn *ipmeta.DB) (asns, nets int, topShare float64) {
+// /48 (v6) for addresses the tables do not know.
+func networks(addrs map[netip.Addr]bool, meta *ipmeta.DB) netSummary {
 	type network struct {
-		asn    uint32
-		prefix netip.Prefix
+		asn     uint32
+		country string
+		prefix  netip.Prefix
 	}
 	count := map[network]int{}
-	asnSet := map[uint32]bool{}
+	asns := map[uint32]bool{}
+	countries := map[string]bool{}
 	for a := range addrs {
-		if info, ok := asn.Lookup(a); ok {
-			asnSet[info.ASN] = true
-			count[network{asn: info.ASN}]++
+		info, _ := meta.Lookup(a)
+		if info.Country != "" {
+			countries[info.Country] = true
+		}
+		if info.ASN != 0 {
+			asns[info.ASN] = true
+			count[network{asn: info.ASN, country: info.Country}]++
 			continue
 		}
-		bits := 16
-		if !a.Is4() {
-			bits = 48
-		}
-		count[network{prefix: netip.PrefixFrom(a, bits).Masked()}]++
+		count[network{prefix: prefixKey(a)}]++
 	}
+	type ranked struct {
+		label string
+		n     int
+	}
+	var rs []ranked
 	top := 0
-	for _, n := range count {
+	for nw, n := range count {
 		top = max(top, n)
+		label := nw.prefix.String()
+		if nw.asn != 0 {
+			label = "AS" + strconv.Itoa(int(nw.asn))
+			if nw.country != "" {
+				label += " " + nw.country
+			}
+		}
+		rs = append(rs, ranked{label, n})
 	}
+	slices.SortFunc(rs, func(a, b ranked) int { return cmp.Or(b.n-a.n, strings.Compare(a.label, b.label)) })
+	s := netSummary{asns: len(asns), countries: len(countries), count: len(count)}
 	if len(addrs) > 0 {
-		topShare = float64(top) / float64(len(addrs))
+		s.topShare = round2(float64(top) / float64(len(addrs)))
 	}
-	return len(asnSet), len(count), topShare
+	for _, r := range rs[:min(len(rs), 3)] {
+		s.top = append(s.top, r.label+" ×"+strconv.Itoa(r.n))
+	}
+	return s
+}
+
+// sample returns up to n addresses, sorted, for evidence.
+func sample(addrs map[netip.Addr]bool, n int) []string {
+	all := make([]netip.Addr, 0, len(addrs))
+	for a := range addrs {
+		all = append(all, a)
+	}
+	slices.SortFunc(all, netip.Addr.Compare)
+	var out []string
+	for _, a := range all[:min(n, len(all))] {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// chainEnd returns the last name of the domain's CNAME chain, "" without one.
+func chainEnd(domain string, cnames map[string]bool, probes []obs.Probe) string {
+	if len(cnames) == 0 {
+		return ""
+	}
+	next := map[string]string{}
+	for _, p := range probes {
+		for _, o := range p.Observations {
+			if o.Name != domain {
+				continue
+			}
+			for _, r := range o.Answer {
+				if r.Type == dns.TypeCNAME {
+					next[r.Name] = r.Data
+				}
+			}
+		}
+	}
+	end := domain
+	for range len(next) {
+		n, ok := next[end]
+		if !ok {
+			break
+		}
+		end = n
+	}
+	if end == domain {
+		return ""
+	}
+	return end
+}
+
+// cdnSuffix returns the suffix in suffixes that name ends in, or "".
+func cdnSuffix(name string, suffixes []string) string {
+	if name == "" {
+		return ""
+	}
+	for _, s := range suffixes {
+		if name == s || strings.HasSuffix(name, "."+s) {
+			return s
+		}
+	}
+	return ""
 }

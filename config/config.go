@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,40 +109,76 @@ func Load(path string) (*Config, error) {
 
 func (c *Config) parse(path string, data []byte) error {
 	c.file = path
+	c.lines = map[string]int{}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return c.yamlError(err)
 	}
-	c.lines = map[string]int{}
 	if len(root.Content) > 0 {
 		collectLines(root.Content[0], "", c.lines)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return fmt.Errorf("%s: %s", path, cleanYAMLError(err))
+		return c.yamlError(err)
 	}
 	return nil
 }
 
-// cleanYAMLError turns "yaml: unmarshal errors:\n  line 3: field x not found in type config.Config"
-// into "line 3: unknown key \"x\"".
-func cleanYAMLError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		i, j := strings.Index(l, "field "), strings.Index(l, " not found in type")
-		if i >= 0 && j > i {
-			l = l[:i] + fmt.Sprintf("unknown key %q", l[i+len("field "):j])
-		}
-		out = append(out, l)
+// yamlError turns the YAML package's "line 3: field x not found in type
+// config.Daemon" and "line 5: cannot unmarshal !!str `soon` into
+// time.Duration" into "file:3: daemon.x: unknown key" and "file:5: timeout:
+// cannot unmarshal …", one error per problem.
+func (c *Config) yamlError(err error) error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
 	}
-	return strings.Join(out, "; ")
+	var errs []error
+	for _, m := range msgs {
+		var line int
+		if _, serr := fmt.Sscanf(m, "line %d:", &line); serr != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", c.file, m))
+			continue
+		}
+		m = strings.TrimSpace(m[strings.IndexByte(m, ':')+1:])
+		name := ""
+		if i, j := strings.Index(m, "field "), strings.Index(m, " not found in type"); i == 0 && j > i {
+			name, m = m[len("field "):j], "unknown key"
+		}
+		if key := c.keyAt(line, name); key != "" {
+			m = key + ": " + m
+		}
+		errs = append(errs, fmt.Errorf("%s:%d: %s", c.file, line, m))
+	}
+	return errors.Join(errs...)
+}
+
+// keyAt returns the dotted key set on line (named name, if given), or
+// without a name the key on the nearest line above, where a multi-line
+// value starts.
+func (c *Config) keyAt(line int, name string) string {
+	best := ""
+	for _, k := range slices.Sorted(maps.Keys(c.lines)) {
+		l := c.lines[k]
+		if l > line || name != "" && (l != line || k != name && !strings.HasSuffix(k, "."+name)) {
+			continue
+		}
+		if best == "" || l > c.lines[best] {
+			best = k
+		}
+	}
+	return best
 }
 
 func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+	if n.Kind == yaml.SequenceNode { // keys inside list items: daemon.exports[1].out
+		for i, item := range n.Content {
+			collectLines(item, fmt.Sprintf("%s[%d]", prefix, i+1), lines)
+		}
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		return
 	}
@@ -176,7 +214,8 @@ func (c *Config) Validate() error {
 			bad("resolvers", "%v", err)
 		}
 	}
-	for r, q := range c.VantageQPS {
+	for _, r := range slices.Sorted(maps.Keys(c.VantageQPS)) { // sorted: errors in a stable order
+		q := c.VantageQPS[r]
 		if _, err := crawler.ParseVantage(r); err != nil {
 			bad("vantage_qps", "%v", err)
 		}
@@ -226,9 +265,11 @@ func (c *Config) Validate() error {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-	for key, spec := range map[string]string{"daemon.crawl": c.Daemon.Crawl, "daemon.classify": c.Daemon.Classify, "daemon.publish": c.Daemon.Publish} {
-		if _, err := parser.Parse(spec); err != nil {
-			bad(key, "bad schedule %q: %v", spec, err)
+	for _, s := range []struct{ key, spec string }{
+		{"daemon.crawl", c.Daemon.Crawl}, {"daemon.classify", c.Daemon.Classify}, {"daemon.publish", c.Daemon.Publish},
+	} {
+		if _, err := parser.Parse(s.spec); err != nil {
+			bad(s.key, "bad schedule %q: %v", s.spec, err)
 		}
 	}
 	for i, e := range c.Daemon.Exports {

@@ -28,6 +28,14 @@ type Crawler struct {
 	// NSHosts, when true, resolves the A and AAAA of every name server named
 	// in an NS answer.
 	NSHosts bool
+	// Delegation, when true, also asks the parent zone's servers directly
+	// (through Direct, without recursion) for the domain's NS set and glue.
+	Delegation bool
+	// Direct is the Querier for parent zone servers; it must not set RD.
+	Direct Querier
+	// ParentPort is the port parent servers are asked on (default 53; the
+	// simulated world serves its registry on another).
+	ParentPort int
 	// Now is the clock stamped on observations; nil means time.Now.
 	Now func() time.Time
 }
@@ -60,6 +68,11 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 			}
 		}
 	}
+	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
+		if o, ok := c.delegation(ctx, domain, vantage, round); ok {
+			p.Observations = append(p.Observations, o)
+		}
+	}
 	if c.NSHosts {
 		slices.Sort(nsHosts)
 		for _, host := range slices.Compact(nsHosts) {
@@ -76,10 +89,17 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 	return p
 }
 
-// observe sends one query and records what came back.
+// observe sends one query through a vantage and records what came back.
 func (c *Crawler) observe(ctx context.Context, vantage, name string, qtype uint16) obs.Observation {
-	o := obs.Observation{Time: c.now(), Vantage: vantage, Name: name, QType: qtype}
-	r, rtt, err := c.Querier.Query(ctx, vantage, name, qtype)
+	return c.observeWith(ctx, c.Querier, vantage, name, qtype, Normalize)
+}
+
+// observeWith sends one query with q to server and keeps what keep selects
+// from the response.
+func (c *Crawler) observeWith(ctx context.Context, q Querier, server, name string, qtype uint16,
+	keep func(name string, qtype uint16, r *dns.Msg) []obs.Record) obs.Observation {
+	o := obs.Observation{Time: c.now(), Vantage: server, Name: name, QType: qtype}
+	r, rtt, err := q.Query(ctx, server, name, qtype)
 	o.RTT = rtt
 	if err != nil {
 		o.Err = Classify(err)
@@ -94,16 +114,22 @@ func (c *Crawler) observe(ctx context.Context, vantage, name string, qtype uint1
 		o.Flags |= obs.FlagRA
 	}
 	if o.Err == obs.OK {
-		o.Answer = Normalize(name, qtype, r.Answer)
+		o.Answer = keep(name, qtype, r)
 	}
 	return o
 }
 
-// Normalize keeps the answer records that belong to qname's CNAME chain
+// Normalize keeps the answer records of r that belong to qname's CNAME
+// chain; see NormalizeAnswer.
+func Normalize(qname string, qtype uint16, r *dns.Msg) []obs.Record {
+	return NormalizeAnswer(qname, qtype, r.Answer)
+}
+
+// NormalizeAnswer keeps the answer records that belong to qname's CNAME chain
 // (CNAMEs along the chain and records of qtype at its names), lower-cases
 // names, drops trailing dots and sorts the result. Records for names outside
 // the chain are ignored: a resolver has no business sending them.
-func Normalize(qname string, qtype uint16, answer []dns.RR) []obs.Record {
+func NormalizeAnswer(qname string, qtype uint16, answer []dns.RR) []obs.Record {
 	chain := map[string]bool{qname: true}
 	// Follow CNAMEs in any order; a chain longer than the answer is a loop.
 	for range len(answer) {
@@ -147,9 +173,7 @@ func Normalize(qname string, qtype uint16, answer []dns.RR) []obs.Record {
 		default:
 			continue
 		}
-		if rec.TTL > 1<<31-1 { // RFC 2181 §8: TTLs are at most 2^31-1
-			rec.TTL = 1<<31 - 1
-		}
+		rec.TTL = clampTTL(rec.TTL)
 		out = append(out, rec)
 	}
 	obs.Sort(out)
@@ -157,6 +181,9 @@ func Normalize(qname string, qtype uint16, answer []dns.RR) []obs.Record {
 		return a.Name == b.Name && a.Type == b.Type && a.Data == b.Data
 	})
 }
+
+// clampTTL caps a TTL at 2^31-1 (RFC 2181 §8).
+func clampTTL(ttl uint32) uint32 { return min(ttl, 1<<31-1) }
 
 func canon(name string) string {
 	return strings.TrimSuffix(strings.ToLower(name), ".")

@@ -54,7 +54,7 @@ func TestNormalizeKeepsOnlyTheCNAMEChain(t *testing.T) {
 		rr(t, "edge.cdn.test. 20 IN AAAA 2001:db8::1"),   // wrong type for an A query
 		rr(t, "www.shop.test. 4294967295 IN TXT \"hi\""), // not kept
 	}
-	got := Normalize("www.shop.test", dns.TypeA, answer)
+	got := NormalizeAnswer("www.shop.test", dns.TypeA, answer)
 	want := []obs.Record{
 		{Name: "edge.cdn.test", Type: dns.TypeA, TTL: 20, Data: "192.0.2.1"},
 		{Name: "edge.cdn.test", Type: dns.TypeA, TTL: 20, Data: "192.0.2.2"},
@@ -76,7 +76,7 @@ func TestNormalizeClampsTTLAndSurvivesCNAMELoop(t *testing.T) {
 		rr(t, "b.test. 60 IN CNAME a.test."),
 		rr(t, "b.test. 4294967295 IN A 192.0.2.9"),
 	}
-	got := Normalize("a.test", dns.TypeA, answer)
+	got := NormalizeAnswer("a.test", dns.TypeA, answer)
 	if len(got) != 3 || got[1].TTL != 1<<31-1 || got[1].Data != "192.0.2.9" {
 		t.Fatalf("got %+v", got)
 	}

@@ -34,6 +34,8 @@ type ClientOptions struct {
 	Timeout time.Duration // per attempt; default 2s
 	Retries int           // extra attempts after a timeout or mismatch; default 1 (negative: none)
 	UDPSize uint16        // EDNS0 buffer size; default 1232
+	// NoRecursion clears RD: for asking authoritative servers directly.
+	NoRecursion bool
 }
 
 // Client is a Querier on miekg/dns: UDP with EDNS0, retried over TCP when
@@ -71,7 +73,7 @@ func (c *Client) Query(ctx context.Context, vantage, name string, qtype uint16) 
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), qtype)
-		m.RecursionDesired = true
+		m.RecursionDesired = !c.opts.NoRecursion
 		m.SetEdns0(c.opts.UDPSize, false)
 		r, rtt, err := c.udp.ExchangeContext(ctx, m, vantage)
 		if err == nil && !matches(m, r) {

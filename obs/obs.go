@@ -63,6 +63,10 @@ const (
 	FlagAA Flags = 1 << iota // authoritative answer
 	FlagTC                   // truncated (as received over UDP)
 	FlagRA                   // recursion available
+	// FlagDelegation marks an answer from a parent zone's server, asked
+	// directly without recursion: the referral (NS set and glue) as the
+	// parent zone publishes it.
+	FlagDelegation
 )
 
 func (f Flags) String() string {
@@ -70,7 +74,7 @@ func (f Flags) String() string {
 	for _, x := range []struct {
 		f    Flags
 		name string
-	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}} {
+	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}, {FlagDelegation, "delegation"}} {
 		if f&x.f != 0 {
 			if b.Len() > 0 {
 				b.WriteByte(' ')

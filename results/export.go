@@ -99,6 +99,11 @@ func writeRPZ(w io.Writer, vs []classify.Verdict, opts Options) error {
 	if err := checkName(zone); err != nil {
 		return fmt.Errorf("RPZ zone: %w", err)
 	}
+	for _, v := range vs { // a name too long below the origin makes the whole zone fail to load
+		if len("*."+v.Domain+"."+zone) > 253 {
+			return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
+		}
+	}
 	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = 300

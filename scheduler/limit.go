@@ -49,3 +49,19 @@ func (l *limitedQuerier) Query(ctx context.Context, vantage, name string, qtype 
 	}
 	return l.q.Query(ctx, vantage, name, qtype)
 }
+
+// directQuerier holds queries to parent zone servers to one shared token
+// bucket: they are few servers, asked once per zone and round.
+type directQuerier struct {
+	q   crawler.Querier
+	lim *rate.Limiter // nil: unlimited
+}
+
+func (d *directQuerier) Query(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	if d.lim != nil {
+		if err := d.lim.Wait(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+	return d.q.Query(ctx, server, name, qtype)
+}

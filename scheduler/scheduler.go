@@ -82,6 +82,9 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 		lq.vantages[v.Addr] = newLimiter(qps, opts.Burst)
 	}
 	c.Querier = lq
+	if c.Direct != nil {
+		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst)}
+	}
 	if c.Now == nil {
 		c.Now = opts.Now
 	}

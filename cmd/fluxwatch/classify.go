@@ -45,7 +45,7 @@ func classifyStore(cfg *config.Config, store *storage.Store, now time.Time) ([]c
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{ASN: meta}
+	c := classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
 	return c.Run(store, cfg.Window, now)
 }
 

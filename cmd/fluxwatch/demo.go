@@ -119,7 +119,7 @@ func classifyWorld(cfg *config.Config, store *storage.Store, world *simnet.World
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{ASN: meta}
+	c := classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
 	vs, err := c.Run(store, cfg.Window, world.Now())
 	if err != nil {
 		return nil, err

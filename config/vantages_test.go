@@ -1,0 +1,204 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+)
+
+func TestReadResolvers(t *testing.T) {
+	got, err := config.ReadResolvers("testdata/resolvers.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"192.0.2.53:53", "198.51.100.7:5300", "[2001:db8::1]:53", "[2001:db8::2]:8053", "203.0.113.9:53"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ReadResolvers:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestReadResolversErrors(t *testing.T) {
+	_, err := config.ReadResolvers("testdata/resolvers_bad.txt")
+	want := `testdata/resolvers_bad.txt:4: resolver "resolver.example.test": not an IP address`
+	if err == nil || err.Error() != want {
+		t.Errorf("ReadResolvers(resolvers_bad.txt) = %v, want %s", err, want)
+	}
+
+	tests := []struct {
+		name, content, want string // want without the "path:" prefix
+	}{
+		{"bad port", "192.0.2.1\n192.0.2.2:70000\n", `2: resolver "192.0.2.2:70000": bad port "70000"`},
+		{"port zero", "# x\n\n192.0.2.2:0\n", `3: resolver "192.0.2.2:0": bad port "0"`},
+		{"port with a sign", "192.0.2.2:+53\n", `1: resolver "192.0.2.2:+53": bad port "+53"`},
+		{"comment after a bad address", "\n192.0.2.300 # typo\n", `2: resolver "192.0.2.300": not an IP address`},
+		{"address with a zone", "fe80::1%eth0\n", `1: resolver "fe80::1%eth0": not an IP address`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "resolvers.txt")
+			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.ReadResolvers(path)
+			if want := path + ":" + tt.want; err == nil || err.Error() != want {
+				t.Errorf("ReadResolvers = %v\nwant %s", err, want)
+			}
+		})
+	}
+
+	if _, err := config.ReadResolvers(filepath.Join(t.TempDir(), "missing.txt")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadResolvers(missing) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestParseQTypes(t *testing.T) {
+	tests := []struct {
+		in      []string
+		want    []uint16
+		wantErr string
+	}{
+		{in: []string{"A,AAAA"}, want: []uint16{dns.TypeA, dns.TypeAAAA}},
+		{in: []string{"NS"}, want: []uint16{dns.TypeNS}},
+		{in: []string{" a , aaaa,", "ns"}, want: []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS}},
+		{in: []string{"TXT", "MX"}, want: []uint16{dns.TypeTXT, dns.TypeMX}},
+		{in: []string{"ANY"}, wantErr: `unknown or unsupported query type "ANY"`},
+		{in: []string{"A,AXFR"}, wantErr: `unknown or unsupported query type "AXFR"`},
+		{in: []string{"IXFR"}, wantErr: `unknown or unsupported query type "IXFR"`},
+		{in: []string{"A", "BOGUS"}, wantErr: `unknown or unsupported query type "BOGUS"`},
+		{in: nil, wantErr: "no query types"},
+		{in: []string{""}, wantErr: "no query types"},
+		{in: []string{" , ,"}, wantErr: "no query types"},
+	}
+	for _, tt := range tests {
+		got, err := config.ParseQTypes(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ParseQTypes(%q) = %v, %v; want error %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseQTypes(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestVantages(t *testing.T) {
+	builtin := func(qps map[string]float64) []scheduler.Vantage {
+		var vs []scheduler.Vantage
+		for _, a := range crawler.DefaultVantages {
+			vs = append(vs, scheduler.Vantage{Addr: a, QPS: qps[a]})
+		}
+		return vs
+	}
+	tests := []struct {
+		name string
+		edit func(*config.Config)
+		want []scheduler.Vantage
+	}{
+		{"nothing configured: built-in list", func(*config.Config) {}, builtin(nil)},
+		{"vantage_qps applies to the built-in list",
+			func(c *config.Config) { c.VantageQPS = map[string]float64{"8.8.8.8": 2} },
+			builtin(map[string]float64{"8.8.8.8:53": 2})},
+		{"resolvers replace the built-in list",
+			func(c *config.Config) { c.Resolvers = []string{"127.0.0.1:5301"} },
+			[]scheduler.Vantage{{Addr: "127.0.0.1:5301"}}},
+		{"resolvers_file replaces the built-in list",
+			func(c *config.Config) { c.ResolversFile = "testdata/resolvers.txt" },
+			[]scheduler.Vantage{{Addr: "192.0.2.53:53"}, {Addr: "198.51.100.7:5300"}, {Addr: "[2001:db8::1]:53"},
+				{Addr: "[2001:db8::2]:8053"}, {Addr: "203.0.113.9:53"}}},
+		{"same address in any spelling counted once",
+			func(c *config.Config) {
+				c.Resolvers = []string{"192.0.2.1", "192.0.2.1:53", " 192.0.2.1 ", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53", "[2001:db8::1]"}
+			},
+			[]scheduler.Vantage{{Addr: "192.0.2.1:53"}, {Addr: "192.0.2.1:5353"}, {Addr: "[2001:db8::1]:53"}}},
+		{"vantage_qps keys normalised like the addresses",
+			func(c *config.Config) {
+				c.Resolvers = []string{"192.0.2.1:53", "2001:db8::1", "192.0.2.2"}
+				c.VantageQPS = map[string]float64{"192.0.2.1": 4, "[2001:db8::1]:53": 6, "192.0.2.2:5353": 9}
+			},
+			[]scheduler.Vantage{{Addr: "192.0.2.1:53", QPS: 4}, {Addr: "[2001:db8::1]:53", QPS: 6}, {Addr: "192.0.2.2:53"}}},
+		{"list then file, duplicates across both dropped",
+			func(c *config.Config) {
+				c.Resolvers = []string{"203.0.113.9", "192.0.2.53"}
+				c.ResolversFile = "testdata/resolvers.txt"
+				c.VantageQPS = map[string]float64{"198.51.100.7:5300": 1.5}
+			},
+			[]scheduler.Vantage{{Addr: "203.0.113.9:53"}, {Addr: "192.0.2.53:53"}, {Addr: "198.51.100.7:5300", QPS: 1.5},
+				{Addr: "[2001:db8::1]:53"}, {Addr: "[2001:db8::2]:8053"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			tt.edit(c)
+			got, err := c.Vantages()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Vantages:\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVantagesFullConfig(t *testing.T) {
+	c, err := config.Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Vantages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []scheduler.Vantage{
+		{Addr: "192.0.2.53:53", QPS: 5},
+		{Addr: "[2001:db8::53]:5353"},
+		{Addr: "198.51.100.7:5300", QPS: 7.5},
+		{Addr: "[2001:db8::1]:53"},
+		{Addr: "[2001:db8::2]:8053"},
+		{Addr: "203.0.113.9:53"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Vantages:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestVantagesErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"bad resolver", func(c *config.Config) { c.Resolvers = []string{"192.0.2.1", "resolver.test"} },
+			`resolver "resolver.test": not an IP address`},
+		{"bad resolvers_file line", func(c *config.Config) { c.ResolversFile = "testdata/resolvers_bad.txt" },
+			`testdata/resolvers_bad.txt:4: resolver "resolver.example.test": not an IP address`},
+		{"bad vantage_qps key", func(c *config.Config) { c.VantageQPS = map[string]float64{"192.0.2.1:port": 1} },
+			`resolver "192.0.2.1:port": bad port "port"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			tt.edit(c)
+			got, err := c.Vantages()
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Vantages() = %v, %v; want error %s", got, err, tt.want)
+			}
+		})
+	}
+	c := config.Default()
+	c.ResolversFile = filepath.Join(t.TempDir(), "missing.txt")
+	if _, err := c.Vantages(); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Vantages() with a missing resolvers_file = %v, want fs.ErrNotExist", err)
+	}
+}

@@ -1,0 +1,116 @@
+package crawler
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+// Zone returns the registrable domain of name (its public suffix plus one
+// label) and that suffix: the zone whose delegation the parent holds.
+func Zone(name string) (zone, parent string, ok bool) {
+	zone, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		return "", "", false
+	}
+	parent, _ = publicsuffix.PublicSuffix(zone)
+	return zone, parent, true
+}
+
+// delegation asks a parent zone's server for domain's zone without
+// recursion and returns the referral as an observation flagged
+// FlagDelegation. The parent's servers are found through the vantage. The
+// answer is shared by every probe of the round.
+func (c *Crawler) delegation(ctx context.Context, domain, vantage string, round *Round) (obs.Observation, bool) {
+	zone, parent, ok := Zone(domain)
+	if !ok {
+		return obs.Observation{}, false
+	}
+	servers := c.parentServers(ctx, parent, vantage, round)
+	if len(servers) == 0 {
+		return obs.Observation{}, false
+	}
+	// One answer per zone and round, from the first parent server that
+	// answers, whichever vantage found it.
+	return round.do("", zone, dns.TypeNS, func() obs.Observation {
+		var o obs.Observation
+		for _, server := range servers {
+			o = c.observeWith(ctx, c.Direct, server, zone, dns.TypeNS, referral)
+			o.Flags |= obs.FlagDelegation
+			if o.Err == obs.OK {
+				break
+			}
+		}
+		return o
+	}), true
+}
+
+// parentServers returns the addresses (host:port) of the parent zone's
+// name servers as the vantage resolves them, at most three.
+func (c *Crawler) parentServers(ctx context.Context, parent, vantage string, round *Round) []string {
+	ns := round.do(vantage, parent, dns.TypeNS, func() obs.Observation {
+		return c.observe(ctx, vantage, parent, dns.TypeNS)
+	})
+	var hosts []string
+	for _, r := range ns.Answer {
+		if r.Type == dns.TypeNS {
+			hosts = append(hosts, r.Data)
+		}
+	}
+	slices.Sort(hosts)
+	port := c.ParentPort
+	if port == 0 {
+		port = 53
+	}
+	var out []string
+	for _, h := range hosts {
+		a := round.do(vantage, h, dns.TypeA, func() obs.Observation {
+			return c.observe(ctx, vantage, h, dns.TypeA)
+		})
+		for _, r := range a.Answer {
+			if r.Type == dns.TypeA {
+				out = append(out, net.JoinHostPort(r.Data, strconv.Itoa(port)))
+			}
+		}
+		if len(out) >= 3 {
+			break
+		}
+	}
+	return slices.Compact(out)
+}
+
+// referral keeps what a parent server says about zone: its NS records
+// (from the authority or answer section) and the glue addresses of those
+// name servers (additional section).
+func referral(zone string, _ uint16, r *dns.Msg) []obs.Record {
+	var out []obs.Record
+	nsNames := map[string]bool{}
+	for _, rr := range append(slices.Clip(r.Answer), r.Ns...) {
+		if ns, ok := rr.(*dns.NS); ok && canon(ns.Hdr.Name) == zone {
+			out = append(out, obs.Record{Name: zone, Type: dns.TypeNS, TTL: clampTTL(ns.Hdr.Ttl), Data: canon(ns.Ns)})
+			nsNames[canon(ns.Ns)] = true
+		}
+	}
+	for _, rr := range r.Extra {
+		h := rr.Header()
+		if !nsNames[canon(h.Name)] {
+			continue
+		}
+		switch v := rr.(type) {
+		case *dns.A:
+			out = append(out, obs.Record{Name: canon(h.Name), Type: dns.TypeA, TTL: clampTTL(h.Ttl), Data: v.A.String()})
+		case *dns.AAAA:
+			out = append(out, obs.Record{Name: canon(h.Name), Type: dns.TypeAAAA, TTL: clampTTL(h.Ttl), Data: v.AAAA.String()})
+		}
+	}
+	obs.Sort(out)
+	return slices.CompactFunc(out, func(a, b obs.Record) bool {
+		return a.Name == b.Name && a.Type == b.Type && a.Data == b.Data
+	})
+}
