@@ -42,6 +42,11 @@ type Config struct {
 	MaxInterval   time.Duration      `yaml:"max_interval"`
 	Window        time.Duration      `yaml:"window"`
 	ASNDB         []string           `yaml:"asn_db"`
+	CountryDB     []string           `yaml:"country_db"`
+	Allowlist     []string           `yaml:"allowlist"`
+	CDNSuffixes   string             `yaml:"cdn_suffixes"`
+	Delegation    bool               `yaml:"delegation"`
+	ParentPort    int                `yaml:"parent_port"`
 	RPZZone       string             `yaml:"rpz_zone"`
 	LogLevel      string             `yaml:"log_level"`
 	Daemon        Daemon             `yaml:"daemon"`
@@ -81,6 +86,8 @@ func Default() *Config {
 		EDNSSize:    1232,
 		QTypes:      []string{"A", "AAAA", "NS"},
 		NSHosts:     true,
+		Delegation:  true,
+		ParentPort:  53,
 		MinInterval: time.Minute,
 		MaxInterval: time.Hour,
 		Window:      24 * time.Hour,
@@ -246,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseQTypes(c.QTypes); err != nil {
 		bad("qtypes", "%v", err)
+	}
+	if c.ParentPort < 1 || c.ParentPort > 65535 {
+		bad("parent_port", "%d is not a port number", c.ParentPort)
 	}
 	if c.MinInterval <= 0 {
 		bad("min_interval", "must be positive")

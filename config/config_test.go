@@ -54,6 +54,11 @@ func TestLoadFull(t *testing.T) {
 		MaxInterval:   2 * time.Hour,
 		Window:        72 * time.Hour,
 		ASNDB:         []string{"/var/lib/fluxwatch/ip2asn-v4.tsv.gz", "/var/lib/fluxwatch/ip2asn-v6.tsv"},
+		CountryDB:     []string{"/var/lib/fluxwatch/asn-country-ipv4.csv"},
+		Allowlist:     []string{"/etc/fluxwatch/tranco.csv"},
+		CDNSuffixes:   "/etc/fluxwatch/cdn-suffixes.txt",
+		Delegation:    false,
+		ParentPort:    5353,
 		RPZZone:       "rpz.example.test",
 		LogLevel:      "debug",
 		Daemon: config.Daemon{

@@ -26,10 +26,11 @@ type WriterOptions struct {
 // transactions. A probe counts as committed once the transaction that holds
 // it has returned; Committed reports those counts.
 type Writer struct {
-	s    *Store
-	opts WriterOptions
-	in   chan obs.Probe
-	done chan struct{}
+	s     *Store
+	opts  WriterOptions
+	in    chan obs.Probe
+	flush chan chan error
+	done  chan struct{}
 
 	mu  sync.Mutex
 	err error
@@ -45,7 +46,7 @@ func (s *Store) NewWriter(opts WriterOptions) *Writer {
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = time.Second
 	}
-	w := &Writer{s: s, opts: opts, in: make(chan obs.Probe, opts.MaxBatch), done: make(chan struct{})}
+	w := &Writer{s: s, opts: opts, in: make(chan obs.Probe, opts.MaxBatch), flush: make(chan chan error), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -82,6 +83,18 @@ func (w *Writer) Err() error {
 // Committed returns how many probes and observations have been committed.
 func (w *Writer) Committed() (probes, observations int64) {
 	return w.probes.Load(), w.observations.Load()
+}
+
+// Flush commits every probe written before it and returns the first commit
+// error, if any.
+func (w *Writer) Flush() error {
+	reply := make(chan error, 1)
+	select {
+	case w.flush <- reply:
+		return <-reply
+	case <-w.done:
+		return w.Err()
+	}
 }
 
 // Close stops accepting probes, commits what is buffered and returns the
@@ -130,6 +143,22 @@ func (w *Writer) run() {
 		case <-timer.C:
 			flush()
 			timer.Reset(w.opts.MaxDelay)
+		case reply := <-w.flush:
+			// Probes queued before the request are in the channel: take them.
+			for drained := false; !drained; {
+				select {
+				case p, ok := <-w.in:
+					if !ok {
+						drained = true
+						break
+					}
+					batch = append(batch, p)
+				default:
+					drained = true
+				}
+			}
+			flush()
+			reply <- w.Err()
 		}
 	}
 }

@@ -41,11 +41,10 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 
 // classifyStore classifies every active domain and stores the verdicts.
 func classifyStore(cfg *config.Config, store *storage.Store, now time.Time) ([]classify.Verdict, error) {
-	meta, err := loadIPMeta(cfg)
+	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
 	return c.Run(store, cfg.Window, now)
 }
 

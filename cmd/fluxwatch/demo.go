@@ -115,11 +115,10 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 // classifyWorld classifies on the world's clock and marks each verdict
 // with the world's truth.
 func classifyWorld(cfg *config.Config, store *storage.Store, world *simnet.World) ([]classify.Verdict, error) {
-	meta, err := loadIPMeta(cfg)
+	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
 	vs, err := c.Run(store, cfg.Window, world.Now())
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/ipmeta"
@@ -27,6 +28,8 @@ type settings struct {
 	cfg        config.Config // flag targets; copied over the loaded config when set
 	resolvers  listFlag
 	asnDB      listFlag
+	countryDB  listFlag
+	allowlist  listFlag
 	qtypes     string
 	io         *stdio
 }
@@ -56,11 +59,16 @@ func (s *settings) crawlFlags() {
 	s.fs.IntVar(&s.cfg.Retries, "retries", s.cfg.Retries, "extra attempts after a timeout")
 	s.fs.StringVar(&s.qtypes, "qtypes", strings.Join(s.cfg.QTypes, ","), "query types to ask")
 	s.fs.BoolVar(&s.cfg.NSHosts, "ns-hosts", s.cfg.NSHosts, "also resolve the addresses of each domain's name servers")
+	s.fs.BoolVar(&s.cfg.Delegation, "delegation", s.cfg.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
+	s.fs.IntVar(&s.cfg.ParentPort, "parent-port", s.cfg.ParentPort, "port to ask parent zone servers on (the simulated world's registry uses another)")
 }
 
 // classifyFlags adds the flags that shape classification.
 func (s *settings) classifyFlags() {
-	s.fs.Var(&s.asnDB, "asn-db", "IP-to-ASN table `file` (iptoasn TSV, .gz allowed; repeatable)")
+	s.fs.Var(&s.asnDB, "asn-db", "IP-to-ASN `file`: iptoasn TSV, ip-location-db CSV (.gz allowed) or .mmdb (repeatable)")
+	s.fs.Var(&s.countryDB, "country-db", "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
+	s.fs.Var(&s.allowlist, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
+	s.fs.StringVar(&s.cfg.CDNSuffixes, "cdn-suffixes", "", "`file` of CDN zones replacing the built-in list")
 	s.fs.DurationVar(&s.cfg.Window, "window", s.cfg.Window, "classify over the measurements of this last period")
 }
 
@@ -106,6 +114,16 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 			cfg.NSHosts = s.cfg.NSHosts
 		case "asn-db":
 			cfg.ASNDB = s.asnDB
+		case "country-db":
+			cfg.CountryDB = s.countryDB
+		case "allowlist":
+			cfg.Allowlist = s.allowlist
+		case "cdn-suffixes":
+			cfg.CDNSuffixes = s.cfg.CDNSuffixes
+		case "delegation":
+			cfg.Delegation = s.cfg.Delegation
+		case "parent-port":
+			cfg.ParentPort = s.cfg.ParentPort
 		case "window":
 			cfg.Window = s.cfg.Window
 		}
@@ -135,7 +153,32 @@ func loadIPMeta(cfg *config.Config) (*ipmeta.DB, error) {
 			return nil, fmt.Errorf("loading ASN table: %w", err)
 		}
 	}
+	for _, f := range cfg.CountryDB {
+		if err := db.Open(f, ipmeta.Country); err != nil {
+			return nil, fmt.Errorf("loading country table: %w", err)
+		}
+	}
 	return db, nil
+}
+
+// newClassifier loads the IP tables, allowlist and CDN suffixes cfg names.
+func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
+	meta, err := loadIPMeta(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
+	if len(cfg.Allowlist) > 0 {
+		if c.Allow, err = classify.LoadAllowlist(cfg.Allowlist...); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CDNSuffixes != "" {
+		if c.CDNSuffixes, err = classify.LoadSuffixes(cfg.CDNSuffixes); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // newScheduler builds the crawler and scheduler that cfg describes.
@@ -148,8 +191,14 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 	if err != nil {
 		return nil, nil, err
 	}
-	client := crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize})
-	s := scheduler.New(client, crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts}, store, scheduler.Options{
+	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
+	client := crawler.NewClient(opts)
+	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts}
+	if cfg.Delegation {
+		opts.NoRecursion = true
+		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
+	}
+	s := scheduler.New(client, c, store, scheduler.Options{
 		Vantages:    vantages,
 		QPS:         cfg.QPS,
 		Burst:       cfg.Burst,
