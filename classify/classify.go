@@ -167,7 +167,7 @@ func fluxA(f Features, r *Rules) string {
 }
 
 func fluxNS(f Features, r *Rules) bool {
-	rotatingAddrs := f.NSAddresses+f.GlueAddresses >= r.NSMinAddresses && f.NSAddrChanges+f.DelegationChanges > 0
+	rotatingAddrs := f.NSAddresses+f.GlueAddresses >= r.NSMinAddresses && (f.NSAddrChanges+f.DelegationChanges > 0 || f.NSDisagreement > 0)
 	rotatingNames := max(f.NSNames, f.DelegationNSNames) >= r.NSMinNames && f.NSNameChanges+f.DelegationChanges > 0
 	ttl := f.NSMinTTL
 	if f.DelegationMinTTL != 0 && (ttl == 0 || f.DelegationMinTTL < ttl) {
@@ -208,11 +208,11 @@ func nsEvidence(f Features) string {
 	if f.NSNames == 0 && f.Delegations == 0 {
 		return "no NS answer"
 	}
-	if f.NSAddrChanges == 0 && f.NSNameChanges == 0 && f.DelegationChanges == 0 {
+	if f.NSAddrChanges == 0 && f.NSNameChanges == 0 && f.DelegationChanges == 0 && f.NSDisagreement == 0 {
 		return fmt.Sprintf("NS stable (%d names, %d addresses)%s", f.NSNames, f.NSAddresses, deleg)
 	}
-	return fmt.Sprintf("NS rotate: %d names (changed %d times), %d addresses in %d networks (changed %d times), NS TTL %ds%s",
-		f.NSNames, f.NSNameChanges, f.NSAddresses, f.NSNetworks, f.NSAddrChanges, f.NSMinTTL, deleg)
+	return fmt.Sprintf("NS rotate: %d names (changed %d times), %d addresses in %d networks (changed %d times, vantages disagree in %.0f%% of rounds), NS TTL %ds%s",
+		f.NSNames, f.NSNameChanges, f.NSAddresses, f.NSNetworks, f.NSAddrChanges, 100*f.NSDisagreement, f.NSMinTTL, deleg)
 }
 
 func benignReason(f Features, r *Rules) string {

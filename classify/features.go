@@ -64,6 +64,9 @@ type Features struct {
 	NSAddresses   int    `json:"ns_addresses"`
 	NSAddrChanges int    `json:"ns_address_changes"`
 	NSMinTTL      uint32 `json:"ns_min_ttl"`
+	// NSDisagreement is the share of rounds in which vantages that resolved
+	// the name servers saw different addresses for them.
+	NSDisagreement float64 `json:"ns_disagreement"`
 	// NSNetworks and NSASNs cover the name servers' addresses from the
 	// vantages and the parent zone's glue.
 	NSNetworks int `json:"ns_networks"`
@@ -198,13 +201,19 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	// Over time, per vantage; across vantages within a round (the k-th
 	// answered probe of every vantage); and growth of the address set.
 	pairs := 0
-	var rounds [][]string
+	var rounds, nsRounds [][]string
 	for _, v := range vantages {
 		vf := VantageFeatures{Vantage: v}
 		vAddrs := map[string]bool{}
 		var prev *seen
 		for i := range byVantage[v] {
 			s := &byVantage[v][i]
+			if len(s.nsAddrs) > 0 {
+				for len(nsRounds) <= i {
+					nsRounds = append(nsRounds, nil)
+				}
+				nsRounds[i] = append(nsRounds[i], key(s.nsAddrs))
+			}
 			if prev != nil && len(s.nsNames) > 0 && len(prev.nsNames) > 0 && key(s.nsNames) != key(prev.nsNames) {
 				f.NSNameChanges++
 			}
@@ -244,7 +253,8 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	if pairs > 0 {
 		f.ChangeRate = float64(f.SetChanges) / float64(pairs)
 	}
-	multi, differ := 0, 0
+	f.NSDisagreement = disagreement(nsRounds)
+	f.VantageDisagreement = disagreement(rounds)
 	known := map[string]bool{}
 	for k, r := range rounds {
 		for _, set := range r {
@@ -255,16 +265,6 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 				}
 			}
 		}
-		if len(r) < 2 {
-			continue
-		}
-		multi++
-		if slices.ContainsFunc(r[1:], func(k string) bool { return k != r[0] }) {
-			differ++
-		}
-	}
-	if multi > 0 {
-		f.VantageDisagreement = float64(differ) / float64(multi)
 	}
 	if len(newPerRound) > 1 {
 		added := 0
@@ -275,6 +275,25 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	}
 	f.HolzScore = 1.32*float64(f.Addresses) + 18.54*float64(f.Networks) - 142.38
 	return f
+}
+
+// disagreement is the share of rounds, among those with at least two
+// answers, whose answers differ.
+func disagreement(rounds [][]string) float64 {
+	multi, differ := 0, 0
+	for _, r := range rounds {
+		if len(r) < 2 {
+			continue
+		}
+		multi++
+		if slices.ContainsFunc(r[1:], func(k string) bool { return k != r[0] }) {
+			differ++
+		}
+	}
+	if multi == 0 {
+		return 0
+	}
+	return round2(float64(differ) / float64(multi))
 }
 
 func prevAddrs(p *seen) []string {

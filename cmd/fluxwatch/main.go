@@ -31,6 +31,7 @@ Commands:
   daemon                              crawl, classify and publish on cron schedules
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
+  eval [--seed N] [--json]            score the classifier against the simulated world's truth
   version                             print the version
 
 Every command takes --config FILE (YAML) and --db PATH (default ./fluxwatch.db
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdDaemon(ctx, rest, std)
 	case "simnet":
 		return cmdSimnet(ctx, rest, std)
+	case "eval":
+		return cmdEval(ctx, rest, std)
 	case "demo":
 		return cmdDemo(ctx, rest, std)
 	case "version":
