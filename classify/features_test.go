@@ -28,7 +28,6 @@ func metaDB(t *testing.T) *ipmeta.DB {
 	return db
 }
 
-
 func a(name string, ttl uint32, ips ...string) obs.Observation {
 	o := obs.Observation{Name: name, QType: dns.TypeA}
 	for _, ip := range ips {
