@@ -18,6 +18,7 @@ const (
 	roleBulletproof               // bulletproof hosting of the flux domains' name servers
 	roleCDN                       // content delivery networks
 	roleHosting                   // ordinary hosting of benign sites and their DNS
+	roleVolunteer                 // networks of public-pool volunteers (universities, small hosters, homes)
 )
 
 // region is a regional Internet registry; it picks the IPv6 space of an AS.
@@ -53,6 +54,9 @@ type autonomousSystem struct {
 	role    asRole
 	v4      []netip.Prefix
 	v6      []netip.Prefix
+	// edges are the few /24s and /48s inside v4 and v6 that a CDN network
+	// serves its edge addresses from (see pickEdges).
+	edges4, edges6 []netip.Prefix
 }
 
 // description is the AS_description column of the iptoasn table.
@@ -185,6 +189,40 @@ func (as *autonomousSystem) host(r *rand.Rand, v6 bool) netip.Addr {
 	}
 	b := as.v4[r.IntN(len(as.v4))].Addr().As4()
 	b[2] = byte(r.IntN(256))
+	b[3] = byte(1 + r.IntN(254))
+	return netip.AddrFrom4(b)
+}
+
+// pickEdges chooses n distinct /24s inside the AS's IPv4 /16s and n /48s
+// inside its IPv6 /32 for its CDN edges.
+func (as *autonomousSystem) pickEdges(r *rand.Rand, n int) {
+	for len(as.edges4) < n {
+		b := as.v4[r.IntN(len(as.v4))].Addr().As4()
+		b[2] = byte(r.IntN(256))
+		if p := netip.PrefixFrom(netip.AddrFrom4(b), 24); !slices.Contains(as.edges4, p) {
+			as.edges4 = append(as.edges4, p)
+		}
+	}
+	for len(as.edges6) < n {
+		b := as.v6[r.IntN(len(as.v6))].Addr().As16()
+		b[4], b[5] = byte(r.IntN(256)), byte(r.IntN(256))
+		if p := netip.PrefixFrom(netip.AddrFrom16(b), 48); !slices.Contains(as.edges6, p) {
+			as.edges6 = append(as.edges6, p)
+		}
+	}
+}
+
+// edgeHost draws a random address of one of the AS's edge prefixes
+// (pickEdges must have run): IPv4 avoids .0 and .255.
+func (as *autonomousSystem) edgeHost(r *rand.Rand, v6 bool) netip.Addr {
+	if v6 {
+		b := as.edges6[r.IntN(len(as.edges6))].Addr().As16()
+		for i := 6; i < 16; i++ {
+			b[i] = byte(r.IntN(256))
+		}
+		return netip.AddrFrom16(b)
+	}
+	b := as.edges4[r.IntN(len(as.edges4))].Addr().As4()
 	b[3] = byte(1 + r.IntN(254))
 	return netip.AddrFrom4(b)
 }

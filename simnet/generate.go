@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -41,8 +42,10 @@ type generator struct {
 	bulletproof  []infra
 	dnsProviders []infra
 	cdns         []cdnProvider
+	volunteers   []*autonomousSystem // public-pool servers' networks, made on first use
 	brands       map[string]bool
 	domains      []Domain
+	start        time.Time // the world's simulated start
 }
 
 // generate builds the world described by cfg (with defaults applied).
@@ -50,23 +53,22 @@ func generate(cfg Config) (*model, []Domain) {
 	g := &generator{
 		seed: uint64(cfg.Seed),
 		m: &model{
-			seed:   mix(uint64(cfg.Seed)),
-			space:  newAddressSpace(),
-			nodes:  make(map[string]*node),
-			zones:  map[string]bool{".": true},
-			ents:   make(map[string]bool),
-			broken: make(map[string]int),
+			seed:        mix(uint64(cfg.Seed)),
+			space:       newAddressSpace(),
+			nodes:       make(map[string]*node),
+			zones:       map[string]bool{".": true},
+			ents:        make(map[string]bool),
+			broken:      make(map[string]int),
+			delegations: make(map[string]*nsSet),
 		},
 		names:  make(names),
 		brands: make(map[string]bool),
+		start:  cfg.Start,
 	}
-	for _, tld := range []string{"test.", "example."} {
-		g.names.take(tld)
-		g.m.zones[tld] = true
-		g.m.nodes[tld] = &node{soa: true}
-	}
+	g.addTLDs(netip.MustParseAddr(cfg.Listen).Unmap())
 	g.addSystems()
 	g.addInfrastructure()
+	g.addCDNEdges()
 	for i := range cfg.SingleFlux {
 		g.addFlux(i, false)
 	}
@@ -79,6 +81,24 @@ func generate(cfg Config) (*model, []Domain) {
 	for i := range cfg.Broken {
 		g.addBroken(i)
 	}
+	// The hard cases come last, so that they leave the names and networks
+	// of the kinds above as they were before they existed.
+	for i := range cfg.GeoDNS {
+		g.addGeo(i)
+	}
+	for i := range cfg.Pools {
+		g.addPool(i)
+	}
+	for i := range cfg.Migrations {
+		g.addMigration(i)
+	}
+	for i := range cfg.SlowFlux {
+		g.addSlowFlux(i)
+	}
+	for i := range cfg.NarrowFlux {
+		g.addNarrowFlux(i)
+	}
+	g.addDelegations()
 	g.addEmptyNonTerminals()
 	slices.SortFunc(g.domains, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
 	return g.m, g.domains
@@ -97,6 +117,26 @@ func (g *generator) brand(r *rand.Rand) string {
 			g.brands[b] = true
 			return b
 		}
+	}
+}
+
+// addTLDs makes the TLD zones, each served by a.nic and b.nic, whose
+// addresses are the registry's (the world's listen address).
+func (g *generator) addTLDs(registry netip.Addr) {
+	for _, tld := range tlds {
+		g.names.take(tld)
+		var hosts []string
+		for _, h := range []string{"a.nic." + tld, "b.nic." + tld} {
+			g.names.take(h)
+			set := &addrSet{pool: []netip.Addr{registry}, ttl: parentTTL}
+			if registry.Is4() {
+				g.m.nodes[h] = &node{a: set}
+			} else {
+				g.m.nodes[h] = &node{aaaa: set}
+			}
+			hosts = append(hosts, h)
+		}
+		g.zoneApex(tld, hosts, parentTTL)
 	}
 }
 
@@ -157,6 +197,18 @@ func (g *generator) addInfrastructure() {
 	}
 }
 
+// addCDNEdges picks the few prefixes each CDN network serves its edges
+// from. It draws from a stream of its own, so the networks and names made
+// before it stay as they were.
+func (g *generator) addCDNEdges() {
+	r := g.rng("cdn-edges", 0)
+	for _, c := range g.cdns {
+		for _, as := range c.systems {
+			as.pickEdges(r, 2+r.IntN(3))
+		}
+	}
+}
+
 // fixedHosts makes zone a zone served by ns1..nsN.zone, each with one fixed
 // address in as (and one IPv6 address if v6), and returns the host names.
 func (g *generator) fixedHosts(r *rand.Rand, zone string, n int, as *autonomousSystem, v6 bool) []string {
@@ -191,6 +243,17 @@ func (g *generator) siteName(r *rand.Rand) string {
 // pool draws n distinct addresses spread over systems, every system getting
 // at least one while n allows.
 func pool(r *rand.Rand, n int, systems []*autonomousSystem, v6 bool) []netip.Addr {
+	return drawDistinct(r, n, systems, func(as *autonomousSystem) netip.Addr { return as.host(r, v6) })
+}
+
+// edgePool is pool drawing from the systems' CDN edge prefixes only.
+func edgePool(r *rand.Rand, n int, systems []*autonomousSystem, v6 bool) []netip.Addr {
+	return drawDistinct(r, n, systems, func(as *autonomousSystem) netip.Addr { return as.edgeHost(r, v6) })
+}
+
+// drawDistinct draws n distinct addresses with draw, from the systems in
+// turn while every system has none, then from systems at random.
+func drawDistinct(r *rand.Rand, n int, systems []*autonomousSystem, draw func(*autonomousSystem) netip.Addr) []netip.Addr {
 	seen := make(map[netip.Addr]bool, n)
 	out := make([]netip.Addr, 0, n)
 	for len(out) < n {
@@ -198,7 +261,7 @@ func pool(r *rand.Rand, n int, systems []*autonomousSystem, v6 bool) []netip.Add
 		if len(out) < len(systems) {
 			as = systems[len(out)]
 		}
-		if a := as.host(r, v6); !seen[a] {
+		if a := draw(as); !seen[a] {
 			seen[a] = true
 			out = append(out, a)
 		}
@@ -234,9 +297,7 @@ func (g *generator) addFlux(i int, double bool) {
 	}
 	switch kind {
 	case KindFluxA:
-		bp := g.bulletproof[r.IntN(len(g.bulletproof))]
-		j := 2 * r.IntN(len(bp.hosts)/2)
-		n.ns = &nsSet{names: bp.hosts[j : j+2], ttl: stableTTL}
+		n.ns = g.bulletproofNS(r)
 	case KindFluxNSAddr:
 		var hosts []string
 		for k := range 4 {
@@ -266,6 +327,14 @@ func (g *generator) addFlux(i int, double bool) {
 	g.addDomain(name, class, kind, ttl, n.a, n.aaaa)
 }
 
+// bulletproofNS returns a stable NS set of two name servers of one of the
+// bulletproof DNS hosters.
+func (g *generator) bulletproofNS(r *rand.Rand) *nsSet {
+	bp := g.bulletproof[r.IntN(len(g.bulletproof))]
+	j := 2 * r.IntN(len(bp.hosts)/2)
+	return &nsSet{names: bp.hosts[j : j+2], ttl: stableTTL}
+}
+
 // addBenign adds benign domain i: a CDN customer, round robin or stable.
 func (g *generator) addBenign(i int) {
 	r := g.rng(ClassBenign, i)
@@ -278,10 +347,11 @@ func (g *generator) addBenign(i int) {
 		c := g.cdns[r.IntN(len(g.cdns))]
 		label, _, _ := cut(zone)
 		edge := g.names.unique(func() string { return fmt.Sprintf("%s-%04x.%s", label, r.IntN(1<<16), c.zone) })
-		size := 100 + r.IntN(201)
+		// Hundreds of edge addresses, all in the CDN's few edge prefixes.
+		size := 200 + r.IntN(201)
 		e := &node{
-			a:    &addrSet{pool: pool(r, size, c.systems, false), ttl: 20, mode: pickRegion, min: 2, max: 4},
-			aaaa: &addrSet{pool: pool(r, size/3, c.systems, true), ttl: 20, mode: pickRegion, min: 1, max: 2},
+			a:    &addrSet{pool: edgePool(r, size, c.systems, false), ttl: 20, mode: pickRegion, min: 2, max: 4},
+			aaaa: &addrSet{pool: edgePool(r, size/3, c.systems, true), ttl: 20, mode: pickRegion, min: 1, max: 2},
 		}
 		g.m.nodes[edge] = e
 		www := "www." + zone
@@ -317,6 +387,31 @@ func (g *generator) addBroken(i int) {
 		dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
 		g.zoneApex(name, dnsp.hosts[:2], stableTTL)
 		g.addDomain(name, ClassBroken, KindNoData, negativeTTL, nil, nil)
+	}
+}
+
+// addDelegations fills the parent zones: every zone one label below a TLD
+// is delegated with its own NS RRset (at parentTTL when the set is stable),
+// and every servfail domain to two name servers that do not serve it.
+func (g *generator) addDelegations() {
+	for zone := range g.m.zones {
+		_, parent, _ := cut(zone)
+		n := g.m.nodes[zone]
+		if !isTLD(parent) || n == nil || n.ns == nil {
+			continue
+		}
+		ns := *n.ns
+		if ns.max == 0 {
+			ns.ttl = parentTTL
+		}
+		g.m.delegations[zone] = &ns
+	}
+	for name, rcode := range g.m.broken {
+		if rcode == dns.RcodeServerFailure {
+			r := g.rng("lame "+name, 0)
+			dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+			g.m.delegations[name] = &nsSet{names: dnsp.hosts[:2], ttl: parentTTL}
+		}
 	}
 }
 

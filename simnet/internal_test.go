@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func show(a answer) string { return fmt.Sprint(a.rcode, a.rrs, a.soa, a.ttl) }
 func TestFluxChangesAtEpochBoundaries(t *testing.T) {
 	m, ds := testModel(t, 12)
 	for _, d := range ds {
-		if d.Class != ClassSingleFlux {
+		if d.Kind != KindFluxA && d.Kind != KindNarrowFlux { // slow flux holds its answers longer
 			continue
 		}
 		name := d.Name + "."
@@ -196,6 +197,150 @@ func FuzzRespond(f *testing.F) {
 		resp := v.respond(req, true)
 		if _, err := resp.Pack(); err != nil && resp.Rcode <= 0xF {
 			t.Fatalf("response does not pack: %v\n%v", err, resp)
+		}
+	})
+}
+
+func TestSlowFluxHoldsForFourTTLs(t *testing.T) {
+	m, ds := testModel(t, 16)
+	n := 0
+	for _, d := range ds {
+		if d.Kind != KindSlowFlux {
+			continue
+		}
+		n++
+		name, ttl := d.Name+".", int64(d.TTL)
+		period := slowFluxHold * ttl
+		t0 := time.Unix((DefaultStart.Unix()/period+1)*period, 0) // a period boundary
+		prev := ""
+		for s := int64(0); s < 6*period; s++ {
+			at := t0.Add(time.Duration(s) * time.Second)
+			got := fmt.Sprint(m.lookup(name, dns.TypeA, at, 0).rrs)
+			changed := s > 0 && got != prev
+			if boundary := s%period == 0; changed != (boundary && s > 0) {
+				t.Errorf("%s (TTL %d) at +%ds: changed %v, at a %d s boundary %v", d.Name, ttl, s, changed, period, boundary)
+			}
+			prev = got
+		}
+	}
+	if n == 0 {
+		t.Fatal("no slow-flux domain")
+	}
+}
+
+func TestMigrationSwitchesAtItsTime(t *testing.T) {
+	m, ds := testModel(t, 17)
+	for _, d := range ds {
+		if d.Kind != KindMigration {
+			continue
+		}
+		var switches []time.Duration
+		prev := ""
+		for s := time.Duration(0); s <= time.Hour; s += time.Second {
+			got := fmt.Sprint(m.lookup(d.Name+".", dns.TypeA, DefaultStart.Add(s), 3).rrs)
+			if s > 0 && got != prev {
+				switches = append(switches, s)
+			}
+			prev = got
+		}
+		if len(switches) != 1 || switches[0] < 10*time.Minute || switches[0] > 15*time.Minute {
+			t.Errorf("%s switched at %v, want once, 10 to 15 minutes after the start", d.Name, switches)
+		}
+	}
+}
+
+func TestCDNEdgesSitInFewPrefixes(t *testing.T) {
+	m, ds := testModel(t, 18)
+	for _, d := range ds {
+		if d.Kind != KindCDN {
+			continue
+		}
+		edge := m.nodes[m.nodes[d.Name+"."].cname]
+		per := make(map[uint32]map[netip.Prefix]bool)
+		for _, a := range slices.Concat(edge.a.pool, edge.aaaa.pool) {
+			as, _ := m.space.lookup(a)
+			bits := 24
+			if a.Is6() {
+				bits = 48
+			}
+			if per[as.number] == nil {
+				per[as.number] = make(map[netip.Prefix]bool)
+			}
+			per[as.number][netip.PrefixFrom(a, bits).Masked()] = true
+		}
+		for asn, ps := range per {
+			if len(ps) < 4 || len(ps) > 8 { // 2..4 /24s and as many /48s
+				t.Errorf("%s: AS%d edges in %d prefixes", d.Name, asn, len(ps))
+			}
+		}
+		if n := len(edge.a.pool); n < 200 || n > 400 || len(per) > 2 {
+			t.Errorf("%s: %d IPv4 edge addresses in %d ASNs", d.Name, n, len(per))
+		}
+	}
+}
+
+// TestParentMatchesVantageZero: the registry's rotating delegation data is
+// what vantage 0 is told by the child at the same moment.
+func TestParentMatchesVantageZero(t *testing.T) {
+	m, ds := testModel(t, 19)
+	for _, d := range ds {
+		if d.Class != ClassDoubleFlux {
+			continue
+		}
+		name := d.Name + "."
+		for s := range 20 {
+			at := DefaultStart.Add(time.Duration(s*97) * time.Second)
+			p := m.parent("www."+name, dns.TypeA, at)
+			child := m.lookup(name, dns.TypeNS, at, 0)
+			if p.authoritative || fmt.Sprint(nsNames(p.authority)) != fmt.Sprint(nsNames(child.rrs)) {
+				t.Fatalf("%s at %v: parent NS %v, child NS at vantage 0 %v", d.Name, at, p.authority, child.rrs)
+			}
+			var want []dns.RR
+			for _, host := range nsNames(child.rrs) {
+				if strings.HasSuffix(host, "."+name) {
+					want = append(want, m.lookup(host, dns.TypeA, at, 0).rrs...)
+				}
+			}
+			if fmt.Sprint(p.additional) != fmt.Sprint(want) {
+				t.Fatalf("%s at %v: glue %v, the hosts' A records at vantage 0 %v", d.Name, at, p.additional, want)
+			}
+		}
+	}
+}
+
+func nsNames(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		if ns, ok := rr.(*dns.NS); ok {
+			out = append(out, ns.Ns)
+		}
+	}
+	return out
+}
+
+func FuzzRegistryRespond(f *testing.F) {
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"www.example.", dns.TypeA}, {"test.", dns.TypeNS}, {"a.nic.test.", dns.TypeA}, {"x.y.test.", dns.TypeDS}} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		m.SetEdns0(1232, true)
+		wire, _ := m.Pack()
+		f.Add(wire)
+	}
+	r := &registry{w: testVantage(f, nil).w}
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		req := new(dns.Msg)
+		if req.Unpack(wire) != nil {
+			return
+		}
+		resp := r.respond(req, true)
+		if _, err := resp.Pack(); err != nil && resp.Rcode <= 0xF {
+			t.Fatalf("response does not pack: %v\n%v", err, resp)
+		}
+		if resp.RecursionAvailable {
+			t.Fatalf("the registry offers recursion")
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,6 +23,8 @@ const (
 	pickShuffle                 // the whole pool, order changing every epoch
 	pickSubset                  // min..max addresses of the pool, fresh every epoch
 	pickRegion                  // like pickSubset, from the vantage's share of the pool
+	pickGeo                     // the vantage's region's fixed addresses, order changing every epoch
+	pickSpread                  // like pickSubset, every address from a different network
 )
 
 // addrSet is the A or AAAA data of one name.
@@ -30,7 +33,34 @@ type addrSet struct {
 	ttl      uint32
 	mode     pickMode
 	min, max int
+
+	// hold makes the answer change only every hold TTLs (zero or one: every TTL).
+	hold int
+	// regions are pickGeo's per-region addresses (pool is their union);
+	// vantage v is in region v mod len(regions).
+	regions [][]netip.Addr
+	// nets are pickSpread's network numbers, one per pool address.
+	nets []uint32
+	// next, when set, replaces this set from simulated time until on.
+	next  *addrSet
+	until time.Time
 }
+
+// at returns the set in force at simulated time t.
+func (s *addrSet) at(t time.Time) *addrSet {
+	for s.next != nil && !t.Before(s.until) {
+		s = s.next
+	}
+	return s
+}
+
+// period is how long, in simulated seconds, one answer of the set lasts:
+// the epoch length of its rotation.
+func (s *addrSet) period() uint32 { return s.ttl * uint32(max(s.hold, 1)) }
+
+// rotates reports whether the set's answers change over time or between
+// vantages (anything but a fixed list).
+func (s *addrSet) rotates() bool { return s.mode != pickAll || s.next != nil }
 
 // nsSet is the NS data of one name: all names, or min..max of them per epoch.
 type nsSet struct {
@@ -78,6 +108,9 @@ type model struct {
 	zones  map[string]bool  // zone apexes, "." and the TLDs included
 	ents   map[string]bool  // empty non-terminals: ancestors of owner names
 	broken map[string]int   // zone → rcode for every name at or below it
+	// delegations are the parent zones' data: registered domain (one label
+	// below a TLD) → its NS RRset as the registry holds it.
+	delegations map[string]*nsSet
 }
 
 // lookup answers name (FQDN, lower case) and qtype as the authoritative
@@ -116,8 +149,9 @@ func (m *model) lookup(name string, qtype uint16, t time.Time, v int) answer {
 			set = n.aaaa
 		}
 		if set != nil {
+			set = set.at(t)
 			ttl = set.ttl
-			for _, a := range set.pick(m.rand(name, qtype, epoch(t, set.ttl), v), v) {
+			for _, a := range m.addrs(name, qtype, set, t, v) {
 				rrs = append(rrs, addrRR(name, a, ttl))
 			}
 		}
@@ -140,12 +174,23 @@ func (m *model) lookup(name string, qtype uint16, t time.Time, v int) answer {
 	return answer{rrs: rrs, ttl: ttl}
 }
 
+// addrs returns the addresses set (in force at t) gives name for qtype
+// at simulated time t and vantage v.
+func (m *model) addrs(name string, qtype uint16, set *addrSet, t time.Time, v int) []netip.Addr {
+	return set.pick(m.rand(name, qtype, epoch(t, set.period()), v), v)
+}
+
 // negative builds an NXDOMAIN or NODATA answer with the enclosing zone's SOA.
 func (m *model) negative(rcode int, name string) answer {
 	zone := name
 	for !m.zones[zone] && zone != "." {
 		_, zone, _ = cut(zone)
 	}
+	return m.negativeIn(rcode, zone)
+}
+
+// negativeIn builds an NXDOMAIN or NODATA answer with zone's SOA.
+func (m *model) negativeIn(rcode int, zone string) answer {
 	soa := m.soa(zone)
 	soa.Header().Ttl = negativeTTL // RFC 2308: min(SOA TTL, SOA minimum)
 	return answer{rcode: rcode, soa: soa, ttl: negativeTTL}
@@ -154,8 +199,11 @@ func (m *model) negative(rcode int, name string) answer {
 // soa returns the SOA record of zone.
 func (m *model) soa(zone string) dns.RR {
 	ns, mbox := "ns1."+zone, "hostmaster."+zone
-	if zone == "." {
+	switch {
+	case zone == ".":
 		ns, mbox = "a.root-servers.test.", "nstld.root-servers.test."
+	case isTLD(zone):
+		ns = "a.nic." + zone
 	}
 	return &dns.SOA{
 		Hdr: header(zone, dns.TypeSOA, 3600), Ns: ns, Mbox: mbox,
@@ -179,8 +227,37 @@ func (s *addrSet) pick(r *rand.Rand, v int) []netip.Addr {
 			share = append(share, s.pool[i])
 		}
 		return sample(r, share, s.min, s.max)
+	case pickGeo:
+		out := slices.Clone(s.regions[v%len(s.regions)])
+		r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+		return out
+	case pickSpread:
+		return s.spread(r)
 	}
 	return s.pool
+}
+
+// spread returns min..max addresses of the pool, in pool order, no two of
+// them in the same network.
+func (s *addrSet) spread(r *rand.Rand) []netip.Addr {
+	k := s.min + r.IntN(s.max-s.min+1)
+	used := make(map[uint32]bool, k)
+	var chosen []int
+	for _, i := range r.Perm(len(s.pool)) {
+		if len(chosen) == k {
+			break
+		}
+		if !used[s.nets[i]] {
+			used[s.nets[i]] = true
+			chosen = append(chosen, i)
+		}
+	}
+	slices.Sort(chosen)
+	out := make([]netip.Addr, len(chosen))
+	for j, i := range chosen {
+		out[j] = s.pool[i]
+	}
+	return out
 }
 
 // regionCount is how many regional shares a CDN pool is split into.

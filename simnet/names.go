@@ -35,6 +35,9 @@ var (
 		"Mobile", "Online", "Telekom", "Fibre", "Connect", "Digital",
 	}
 	hostingSuffixes = []string{"Cloud", "Web Services", "Hosting", "Datacenters", "Servers"}
+	// Public pools' volunteer networks, and the words of pool zone names.
+	volunteerSuffixes = []string{"University", "Internet Services", "Hosting", "Networks", "Datacenter", "Broadband"}
+	timeWords         = []string{"time", "clock", "ntp", "sync"}
 )
 
 // brand returns a capitalised made-up brand of two or three syllables.

@@ -2,11 +2,8 @@ package simnet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -19,9 +16,10 @@ const (
 )
 
 // Start generates the world described by cfg and starts its vantage
-// resolvers, UDP and TCP on one loopback port each. It returns once every
-// server is listening. When ctx is done the world closes itself, as if
-// Close were called; Close must still be called to wait for the shutdown.
+// resolvers and its registry (the parent-zone server of the TLDs), UDP and
+// TCP on one loopback port each. It returns once every server is
+// listening. When ctx is done the world closes itself, as if Close were
+// called; Close must still be called to wait for the shutdown.
 func Start(ctx context.Context, cfg Config) (*World, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -37,15 +35,21 @@ func Start(ctx context.Context, cfg Config) (*World, error) {
 		done:    make(chan struct{}),
 	}
 	for i := range cfg.Vantages {
-		if err := w.startVantage(ctx, i); err != nil {
+		v := &vantage{index: i, w: w, cache: newCache()}
+		if v.ep, err = w.serve(ctx, fmt.Sprintf("vantage %d", i), v); err != nil {
 			w.Close()
 			return nil, fmt.Errorf("simnet: starting vantage %d: %w", i, err)
 		}
+		w.vantages = append(w.vantages, v)
+	}
+	if w.registry, err = w.serve(ctx, "registry", &registry{w: w}); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("simnet: starting the registry: %w", err)
 	}
 	w.mu.Lock()
 	w.stop = context.AfterFunc(ctx, func() { w.Close() })
 	w.mu.Unlock()
-	w.log.Info("simulated world started", "seed", cfg.Seed, "vantages", w.Vantages(),
+	w.log.Info("simulated world started", "seed", cfg.Seed, "vantages", w.Vantages(), "registry", w.registry.addr,
 		"domains", len(domains), "speed", cfg.Speed, "start", cfg.Start)
 	return w, nil
 }
@@ -54,91 +58,10 @@ func Start(ctx context.Context, cfg Config) (*World, error) {
 // one port, with its own cache and its own view of the rotations.
 type vantage struct {
 	index   int
-	addr    string
 	w       *World
+	ep      *endpoint
 	cache   *cache
 	queries atomic.Uint64
-	servers []*dns.Server
-	started atomic.Int32 // servers whose NotifyStartedFunc fired
-}
-
-func (w *World) startVantage(ctx context.Context, i int) error {
-	pc, l, err := listenPair(ctx, w.cfg.Listen)
-	if err != nil {
-		return err
-	}
-	v := &vantage{index: i, addr: pc.LocalAddr().String(), w: w, cache: newCache()}
-	w.vantages = append(w.vantages, v) // from here on Close shuts it down
-	ready := make(chan struct{}, 2)
-	errc := make(chan error, 2)
-	for _, s := range []*dns.Server{{PacketConn: pc}, {Listener: l}} {
-		s.Handler = v
-		s.NotifyStartedFunc = func() {
-			v.started.Add(1)
-			ready <- struct{}{}
-		}
-		v.servers = append(v.servers, s)
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			if err := s.ActivateAndServe(); err != nil {
-				w.log.Error("vantage server failed", "vantage", i, "addr", v.addr, "err", err)
-				errc <- err
-			}
-		}()
-	}
-	for n := 0; n < len(v.servers); {
-		select {
-		case <-ready:
-			n++
-		case err := <-errc:
-			return fmt.Errorf("serving on %s: %w", v.addr, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// listenPair binds a UDP socket on an ephemeral port of host and a TCP
-// listener on the same port, trying again if the TCP port is taken.
-func listenPair(ctx context.Context, host string) (net.PacketConn, net.Listener, error) {
-	var lc net.ListenConfig
-	var lastErr error
-	for range 16 {
-		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("binding UDP on %s: %w", host, err)
-		}
-		port := strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
-		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, port))
-		if err == nil {
-			return pc, l, nil
-		}
-		pc.Close()
-		lastErr = err
-	}
-	return nil, nil, fmt.Errorf("binding TCP on the UDP port: %w", lastErr)
-}
-
-// shutdown stops both servers. A server that never started has its socket
-// closed instead, which ends its serving goroutine.
-func (v *vantage) shutdown(ctx context.Context) error {
-	var errs []error
-	for _, s := range v.servers {
-		if err := s.ShutdownContext(ctx); err != nil {
-			if s.PacketConn != nil {
-				s.PacketConn.Close()
-			}
-			if s.Listener != nil {
-				s.Listener.Close()
-			}
-			if v.started.Load() > 0 {
-				errs = append(errs, fmt.Errorf("shutting down vantage %s: %w", v.addr, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // ServeDNS answers one query as a recursive resolver would.
@@ -161,34 +84,12 @@ func (v *vantage) ServeDNS(rw dns.ResponseWriter, req *dns.Msg) {
 // respond builds the response to req; udp says whether it must fit the
 // client's UDP payload size.
 func (v *vantage) respond(req *dns.Msg, udp bool) *dns.Msg {
-	m := new(dns.Msg)
-	m.SetReply(req)
+	m, ok := reply(req)
 	m.RecursionAvailable = true
-	m.Compress = true
-	opt := req.IsEdns0()
-	if opt != nil {
-		m.SetEdns0(ednsSize, false)
-	}
-	switch {
-	case opt != nil && opt.Version() != 0:
-		m.Rcode = dns.RcodeBadVers
-	case req.Opcode != dns.OpcodeQuery:
-		m.Rcode = dns.RcodeNotImplemented
-	case len(req.Question) != 1:
-		m.Rcode = dns.RcodeFormatError
-	case req.Question[0].Qclass != dns.ClassINET,
-		req.Question[0].Qtype == dns.TypeAXFR, req.Question[0].Qtype == dns.TypeIXFR:
-		m.Rcode = dns.RcodeRefused
-	default:
+	if ok {
 		v.resolve(m, req.Question[0])
 	}
-	if udp {
-		size := dns.MinMsgSize
-		if opt != nil {
-			size = min(int(opt.UDPSize()), ednsSize)
-		}
-		m.Truncate(size)
-	}
+	fit(m, req, udp)
 	return m
 }
 

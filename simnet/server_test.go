@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -309,6 +310,7 @@ func TestContextEndsTheWorld(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := w.Vantages()[0]
+	parent := "127.0.0.1:" + strconv.Itoa(w.ParentPort())
 	cancel()
 	if err := w.Close(); err != nil {
 		t.Errorf("Close after cancel: %v", err)
@@ -318,8 +320,10 @@ func TestContextEndsTheWorld(t *testing.T) {
 	}
 	m := new(dns.Msg)
 	m.SetQuestion("example.", dns.TypeSOA)
-	if _, _, err := (&dns.Client{Net: "tcp", Timeout: 200 * time.Millisecond}).Exchange(m, addr); err == nil {
-		t.Errorf("the vantage still answers after Close")
+	for _, server := range []string{addr, parent} {
+		if _, _, err := (&dns.Client{Net: "tcp", Timeout: 200 * time.Millisecond}).Exchange(m, server); err == nil {
+			t.Errorf("%s still answers after Close", server)
+		}
 	}
 	if err := w.Sleep(ctx, time.Hour); err == nil {
 		t.Errorf("Sleep with a cancelled context returned nil")

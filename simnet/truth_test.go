@@ -141,11 +141,15 @@ func TestDomainsAndTruth(t *testing.T) {
 		if got, ok := w.Truth(strings.ToUpper(d.Name) + "."); !ok || got != d {
 			t.Errorf("Truth(%s) = %+v, %v; want %+v", d.Name, got, ok, d)
 		}
-		if d.Class == simnet.ClassSingleFlux && (d.Addresses < 200 || d.ASNs < 20 || d.TTL < 30 || d.TTL > 180) {
-			t.Errorf("single flux %+v out of its ranges", d)
+		if !kindInRange(d) {
+			t.Errorf("%s %+v out of its kind's ranges", d.Kind, d)
+		}
+		if d.Allowlisted != (d.Kind == simnet.KindPool) {
+			t.Errorf("%+v: allowlisted %v", d, d.Allowlisted)
 		}
 	}
-	if want := map[string]int{"single-flux": 6, "double-flux": 4, "benign": 6}; fmt.Sprint(classes) != fmt.Sprint(want) {
+	// 6 flux-a + 2 slow + 2 narrow; 6 benign + 2 geo + 1 pool + 2 migrations.
+	if want := map[string]int{"single-flux": 10, "double-flux": 4, "benign": 11}; fmt.Sprint(classes) != fmt.Sprint(want) {
 		t.Errorf("classes %v, want %v", classes, want)
 	}
 	if !slices.IsSortedFunc(ds, func(a, b simnet.Domain) int { return strings.Compare(a.Name, b.Name) }) {
@@ -176,6 +180,31 @@ func TestDomainsAndTruth(t *testing.T) {
 	}
 }
 
+// kindInRange reports whether a domain's truth fits what its kind promises.
+func kindInRange(d simnet.Domain) bool {
+	switch d.Kind {
+	case simnet.KindFluxA:
+		return d.Class == simnet.ClassSingleFlux && d.Addresses >= 200 && d.ASNs >= 20 && d.TTL >= 30 && d.TTL <= 180
+	case simnet.KindFluxNSAddr, simnet.KindFluxNSName:
+		return d.Class == simnet.ClassDoubleFlux && d.Addresses >= 300 && d.ASNs >= 20 && d.TTL >= 30 && d.TTL <= 180
+	case simnet.KindSlowFlux:
+		return d.Class == simnet.ClassSingleFlux && d.Addresses >= 200 && d.ASNs >= 20 && d.TTL >= 60 && d.TTL <= 120
+	case simnet.KindNarrowFlux:
+		return d.Class == simnet.ClassSingleFlux && d.Addresses >= 150 && d.Addresses <= 300 && d.ASNs == 3 && d.TTL >= 30 && d.TTL <= 120
+	case simnet.KindCDN:
+		return d.Class == simnet.ClassBenign && d.Addresses >= 200+200/3 && d.ASNs <= 2 && d.TTL == 20
+	case simnet.KindGeo:
+		return d.Class == simnet.ClassBenign && d.Addresses >= 6 && d.Addresses <= 12 && d.ASNs <= 2 && d.TTL == 60
+	case simnet.KindPool:
+		return d.Class == simnet.ClassBenign && d.Addresses >= 250 && d.ASNs >= 30 && d.TTL == 150
+	case simnet.KindMigration:
+		return d.Class == simnet.ClassBenign && d.Addresses == 4 && d.ASNs == 2 && d.TTL == 300
+	case simnet.KindRoundRobin, simnet.KindStable:
+		return d.Class == simnet.ClassBenign && d.ASNs == 1
+	}
+	return d.Class == simnet.ClassBroken
+}
+
 func ExampleStart() {
 	w, err := simnet.Start(context.Background(), simnet.Config{Seed: 1})
 	if err != nil {
@@ -192,6 +221,6 @@ func ExampleStart() {
 	fmt.Println(w.Now().Before(simnet.DefaultStart.Add(time.Hour)))
 	// Output:
 	// 4 vantages
-	// map[benign:8 broken:3 double-flux:4 single-flux:6]
+	// map[benign:13 broken:3 double-flux:4 single-flux:10]
 	// true
 }

@@ -34,6 +34,13 @@ const (
 	KindNXDomain   = "nxdomain"     // every name at or below answers NXDOMAIN
 	KindServfail   = "servfail"     // every name at or below answers SERVFAIL
 	KindNoData     = "nodata"       // delegated (NS answer), but no A or AAAA
+
+	// Hard cases: benign look-alikes of flux, and flux that hides.
+	KindGeo        = "geo"         // each vantage region gets its own 2–4 fixed addresses, 1–2 ASNs, TTL 60
+	KindPool       = "pool"        // NTP-pool-like: hundreds of volunteer addresses in 30+ ASNs, TTL 150; allowlisted
+	KindMigration  = "migration"   // 2 fixed addresses in one hosting ASN, from Start+10–15 min 2 in another; TTL 300
+	KindSlowFlux   = "slow-flux"   // single flux whose answer changes only every 4 TTLs (TTL 60–120)
+	KindNarrowFlux = "narrow-flux" // single flux confined to 3 residential ASNs with 9–18 /16s
 )
 
 // Defaults of Config.
@@ -44,6 +51,11 @@ const (
 	DefaultDoubleFlux = 4
 	DefaultBenign     = 8
 	DefaultBroken     = 3
+	DefaultGeoDNS     = 2
+	DefaultPools      = 1
+	DefaultMigrations = 2
+	DefaultSlowFlux   = 2
+	DefaultNarrowFlux = 2
 
 	MaxSpeed = 1_000_000 // the highest Config.Speed: 11.6 simulated days per real second
 )
@@ -60,7 +72,15 @@ type Config struct {
 	Listen   string    // loopback address to bind, default "127.0.0.1"; each vantage gets its own port
 
 	// Domain counts per class: zero means the default, negative means none.
+	// SingleFlux counts flux-a domains, DoubleFlux flux-ns-addr and
+	// flux-ns-name ones, Benign cdn, round-robin and stable ones, Broken
+	// nxdomain, servfail and nodata ones.
 	SingleFlux, DoubleFlux, Benign, Broken int
+
+	// Hard-case counts, zero meaning the default and negative none:
+	// geo-DNS sites (benign), public pools (benign, allowlisted), hosting
+	// migrations (benign), slow flux and narrow flux (both single flux).
+	GeoDNS, Pools, Migrations, SlowFlux, NarrowFlux int
 
 	// ServfailDelay delays SERVFAIL answers by this much real time, to play
 	// a resolver that gives up on a dead delegation. Zero answers at once.
@@ -98,6 +118,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.DoubleFlux = count(c.DoubleFlux, DefaultDoubleFlux)
 	c.Benign = count(c.Benign, DefaultBenign)
 	c.Broken = count(c.Broken, DefaultBroken)
+	c.GeoDNS = count(c.GeoDNS, DefaultGeoDNS)
+	c.Pools = count(c.Pools, DefaultPools)
+	c.Migrations = count(c.Migrations, DefaultMigrations)
+	c.SlowFlux = count(c.SlowFlux, DefaultSlowFlux)
+	c.NarrowFlux = count(c.NarrowFlux, DefaultNarrowFlux)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -119,10 +144,14 @@ type Domain struct {
 	Kind  string // one of the Kind constants
 	// TTL of the address answer in simulated seconds: the A TTL (for a CDN
 	// the edge name's), the negative TTL for nxdomain and nodata, 0 for servfail.
+	// A slow-flux answer lasts four of its TTLs.
 	TTL uint32
 	// Addresses is how many distinct A and AAAA addresses the name can
 	// resolve to over time, and ASNs how many networks they lie in.
 	Addresses, ASNs int
+	// Allowlisted marks a benign name that only an allowlist tells apart
+	// from flux (a public pool); WriteAllowlist lists these names.
+	Allowlisted bool
 }
 
 // World is a running simulated DNS world. Its methods are safe for
@@ -134,6 +163,8 @@ type World struct {
 	model    *model
 	domains  []Domain // sorted by name
 	vantages []*vantage
+	registry *endpoint      // the parent-zone server of the TLDs
+	servers  []*endpoint    // every endpoint started, for Close
 	wg       sync.WaitGroup // server goroutines
 	done     chan struct{}  // closed by Close
 
@@ -195,11 +226,33 @@ func (w *World) WriteSeeds(out io.Writer) error {
 	return nil
 }
 
+// WriteAllowlist writes a header comment and then the name of every
+// allowlisted domain (the public pools), one a line.
+func (w *World) WriteAllowlist(out io.Writer) error {
+	bw := bufio.NewWriter(out)
+	fmt.Fprintf(bw, "# fluxwatch simulated world, seed %d: public pools, benign despite flux-like answers\n", w.cfg.Seed)
+	for _, d := range w.domains {
+		if d.Allowlisted {
+			fmt.Fprintln(bw, d.Name)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("simnet: writing allowlist: %w", err)
+	}
+	return nil
+}
+
+// ParentPort returns the port of the registry server, which serves the
+// parent zones (test. and example.) on the world's loopback address over
+// UDP and TCP. The TLDs' name-server hosts (a.nic.test. and so on) resolve
+// to that address; ask them on this port rather than 53.
+func (w *World) ParentPort() int { return w.registry.port() }
+
 // WriteResolvers writes the address of every vantage resolver, one a line.
 func (w *World) WriteResolvers(out io.Writer) error {
 	bw := bufio.NewWriter(out)
 	for _, v := range w.vantages {
-		fmt.Fprintln(bw, v.addr)
+		fmt.Fprintln(bw, v.ep.addr)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("simnet: writing resolvers: %w", err)
@@ -211,7 +264,7 @@ func (w *World) WriteResolvers(out io.Writer) error {
 func (w *World) Vantages() []string {
 	out := make([]string, len(w.vantages))
 	for i, v := range w.vantages {
-		out[i] = v.addr
+		out[i] = v.ep.addr
 	}
 	return out
 }
@@ -225,7 +278,7 @@ func (w *World) Queries() []uint64 {
 	return out
 }
 
-// Close shuts every vantage server down and waits for them. It may be
+// Close shuts every server (vantages and registry) down and waits for them. It may be
 // called more than once; later calls return the first call's result.
 func (w *World) Close() error {
 	w.closeOnce.Do(func() {
@@ -239,8 +292,8 @@ func (w *World) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var errs []error
-		for _, v := range w.vantages {
-			errs = append(errs, v.shutdown(ctx))
+		for _, ep := range w.servers {
+			errs = append(errs, ep.shutdown(ctx))
 		}
 		w.wg.Wait()
 		w.closeErr = errors.Join(errs...)

@@ -37,9 +37,12 @@ func TestDaemonCrawlsClassifiesAndPublishes(t *testing.T) {
 	w := startWorld(t, 11)
 	db, _ := seedWorld(t, w)
 	dir := t.TempDir()
-	asn := filepath.Join(dir, "asn.tsv")
+	asn, allow := filepath.Join(dir, "asn.tsv"), filepath.Join(dir, "allow.txt")
 	f, _ := os.Create(asn)
 	w.WriteASNTable(f)
+	f.Close()
+	f, _ = os.Create(allow)
+	w.WriteAllowlist(f)
 	f.Close()
 	list := filepath.Join(dir, "list.txt")
 	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
@@ -47,6 +50,8 @@ func TestDaemonCrawlsClassifiesAndPublishes(t *testing.T) {
 resolvers: [%s]
 qps: 0
 asn_db: [%s]
+allowlist: [%s]
+parent_port: %d
 min_interval: 1s
 max_interval: 2s
 log_level: warn
@@ -57,7 +62,7 @@ daemon:
   exports:
     - format: domains
       out: %s
-`, db, strings.Join(w.Vantages(), ", "), asn, list)
+`, db, strings.Join(w.Vantages(), ", "), asn, allow, w.ParentPort(), list)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -35,7 +34,7 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	cfg.DB = filepath.Join(*out, "fluxwatch.db")
-	for _, f := range []string{cfg.DB, filepath.Join(*out, "asn.tsv")} {
+	for _, f := range []string{cfg.DB, filepath.Join(*out, "asn.tsv"), filepath.Join(*out, "allowlist.txt")} {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("starting fresh: %w", err)
 		}
@@ -51,16 +50,11 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 	fmt.Fprintf(std.out, "demo: simulated world (seed %d) with %d domains on %d vantage resolvers, clock at %dx\n",
 		*seed, len(world.Domains()), len(world.Vantages()), demoSpeed)
 
-	// The world's ASN table, written where users can look at it.
-	var asnBuf bytes.Buffer
-	if err := world.WriteASNTable(&asnBuf); err != nil {
+	// The world's ASN table and allowlist, written where users can look at them.
+	if err := worldFiles(world, *out, cfg); err != nil {
 		return err
 	}
-	asnPath := filepath.Join(*out, "asn.tsv")
-	if err := os.WriteFile(asnPath, asnBuf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	cfg.ASNDB = []string{asnPath}
+	cfg.ParentPort = world.ParentPort()
 
 	store, err := storage.Open(cfg.DB)
 	if err != nil {
