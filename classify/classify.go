@@ -102,6 +102,9 @@ type Classifier struct {
 	// CDNSuffixes are zones of content delivery networks: a domain whose
 	// CNAME chain ends inside one is not flux (see DefaultCDNSuffixes).
 	CDNSuffixes []string
+	// Fallback, if set, is asked (online) for addresses Meta does not know
+	// before Run classifies; Meta must include it (ipmeta.DB.AddFallback).
+	Fallback *ipmeta.Cymru
 }
 
 // Classify decides on one domain from its probes in time order.

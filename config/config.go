@@ -47,6 +47,8 @@ type Config struct {
 	CDNSuffixes   string             `yaml:"cdn_suffixes"`
 	Delegation    bool               `yaml:"delegation"`
 	ParentPort    int                `yaml:"parent_port"`
+	Cymru         bool               `yaml:"cymru"`
+	CymruQPS      float64            `yaml:"cymru_qps"`
 	RPZZone       string             `yaml:"rpz_zone"`
 	LogLevel      string             `yaml:"log_level"`
 	Daemon        Daemon             `yaml:"daemon"`
@@ -88,6 +90,7 @@ func Default() *Config {
 		NSHosts:     true,
 		Delegation:  true,
 		ParentPort:  53,
+		CymruQPS:    5,
 		MinInterval: time.Minute,
 		MaxInterval: time.Hour,
 		Window:      24 * time.Hour,
@@ -256,6 +259,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ParentPort < 1 || c.ParentPort > 65535 {
 		bad("parent_port", "%d is not a port number", c.ParentPort)
+	}
+	if c.CymruQPS <= 0 {
+		bad("cymru_qps", "must be positive")
 	}
 	if c.MinInterval <= 0 {
 		bad("min_interval", "must be positive")

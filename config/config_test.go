@@ -59,6 +59,8 @@ func TestLoadFull(t *testing.T) {
 		CDNSuffixes:   "/etc/fluxwatch/cdn-suffixes.txt",
 		Delegation:    false,
 		ParentPort:    5353,
+		Cymru:         true,
+		CymruQPS:      2,
 		RPZZone:       "rpz.example.test",
 		LogLevel:      "debug",
 		Daemon: config.Daemon{

@@ -29,7 +29,7 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	vs, err := classifyStore(cfg, store, time.Now())
+	vs, err := classifyStore(ctx, cfg, store, time.Now())
 	if err != nil {
 		return err
 	}
@@ -40,12 +40,12 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 }
 
 // classifyStore classifies every active domain and stores the verdicts.
-func classifyStore(cfg *config.Config, store *storage.Store, now time.Time) ([]classify.Verdict, error) {
+func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time) ([]classify.Verdict, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return c.Run(store, cfg.Window, now)
+	return c.Run(ctx, store, cfg.Window, now)
 }
 
 // printVerdicts prints the verdict table: flux first, then by name.

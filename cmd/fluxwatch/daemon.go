@@ -49,7 +49,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
-			vs, err := classifyStore(cfg, store, time.Now())
+			vs, err := classifyStore(ctx, cfg, store, time.Now())
 			listed := 0
 			for _, v := range vs {
 				if classify.Listed(v.Verdict) {

@@ -84,7 +84,7 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 		return ctx.Err()
 	}
 
-	vs, err := classifyWorld(cfg, store, world)
+	vs, err := classifyWorld(ctx, cfg, store, world)
 	if err != nil {
 		return err
 	}
@@ -108,12 +108,12 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 
 // classifyWorld classifies on the world's clock and marks each verdict
 // with the world's truth.
-func classifyWorld(cfg *config.Config, store *storage.Store, world *simnet.World) ([]classify.Verdict, error) {
+func classifyWorld(ctx context.Context, cfg *config.Config, store *storage.Store, world *simnet.World) ([]classify.Verdict, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	vs, err := c.Run(store, cfg.Window, world.Now())
+	vs, err := c.Run(ctx, store, cfg.Window, world.Now())
 	if err != nil {
 		return nil, err
 	}

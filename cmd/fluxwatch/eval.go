@@ -163,7 +163,7 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 				return nil, nil, err
 			}
 			now := world.Now()
-			if final, err = c.Run(store, cfg.Window, now); err != nil {
+			if final, err = c.Run(ctx, store, cfg.Window, now); err != nil {
 				return nil, nil, err
 			}
 			for _, v := range final {

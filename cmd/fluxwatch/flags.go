@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/crawler"
@@ -69,6 +71,7 @@ func (s *settings) classifyFlags() {
 	s.fs.Var(&s.countryDB, "country-db", "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
 	s.fs.Var(&s.allowlist, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
 	s.fs.StringVar(&s.cfg.CDNSuffixes, "cdn-suffixes", "", "`file` of CDN zones replacing the built-in list")
+	s.fs.BoolVar(&s.cfg.Cymru, "cymru", s.cfg.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
 	s.fs.DurationVar(&s.cfg.Window, "window", s.cfg.Window, "classify over the measurements of this last period")
 }
 
@@ -124,6 +127,8 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 			cfg.Delegation = s.cfg.Delegation
 		case "parent-port":
 			cfg.ParentPort = s.cfg.ParentPort
+		case "cymru":
+			cfg.Cymru = s.cfg.Cymru
 		case "window":
 			cfg.Window = s.cfg.Window
 		}
@@ -177,6 +182,18 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 		if c.CDNSuffixes, err = classify.LoadSuffixes(cfg.CDNSuffixes); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Cymru {
+		vantages, err := cfg.Vantages()
+		if err != nil {
+			return nil, err
+		}
+		c.Fallback = &ipmeta.Cymru{
+			Querier:  crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries)}),
+			Resolver: vantages[0].Addr,
+			Limiter:  rate.NewLimiter(rate.Limit(cfg.CymruQPS), 1),
+		}
+		meta.AddFallback(c.Fallback)
 	}
 	return c, nil
 }
