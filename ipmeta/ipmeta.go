@@ -11,7 +11,9 @@
 package ipmeta
 
 import (
+	"bytes"
 	"net/netip"
+	"slices"
 	"sort"
 )
 
@@ -22,16 +24,56 @@ type Info struct {
 	Country string // ISO 3166 alpha-2, upper case; "" unknown
 }
 
-// span is one range of a table.
+// span is one range while a table is built.
 type span struct {
 	start, end netip.Addr
 	info       Info
 }
 
+// Compact forms of a range: the full ASN table has half a million of them.
+type span4 struct {
+	start, end uint32
+	info       uint32 // index into Table.infos
+}
+
+type span6 struct {
+	start, end [16]byte
+	info       uint32
+}
+
 // Table maps addresses to Info through disjoint ranges sorted by start.
 // The zero Table is empty. A Table is safe for concurrent reads.
 type Table struct {
-	spans []span
+	v4    []span4
+	v6    []span6
+	infos []Info // distinct Info values, shared by the ranges
+}
+
+// newTable compacts disjoint ranges sorted by start.
+func newTable(spans []span) *Table {
+	t := &Table{}
+	index := map[Info]uint32{}
+	for _, s := range spans {
+		i, ok := index[s.info]
+		if !ok {
+			i = uint32(len(t.infos))
+			index[s.info] = i
+			t.infos = append(t.infos, s.info)
+		}
+		if s.start.Is4() {
+			t.v4 = append(t.v4, span4{start: v4(s.start), end: v4(s.end), info: i})
+		} else {
+			t.v6 = append(t.v6, span6{start: s.start.As16(), end: s.end.As16(), info: i})
+		}
+	}
+	t.v4 = slices.Clip(t.v4)
+	t.v6 = slices.Clip(t.v6)
+	return t
+}
+
+func v4(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // Len returns the number of ranges.
@@ -39,7 +81,7 @@ func (t *Table) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.spans)
+	return len(t.v4) + len(t.v6)
 }
 
 // Lookup returns the Info of the range holding a.
@@ -48,12 +90,20 @@ func (t *Table) Lookup(a netip.Addr) (Info, bool) {
 		return Info{}, false
 	}
 	a = a.Unmap()
-	s := t.spans
-	i := sort.Search(len(s), func(i int) bool { return a.Less(s[i].start) })
-	if i == 0 || s[i-1].end.Less(a) {
+	if a.Is4() {
+		x, s := v4(a), t.v4
+		i := sort.Search(len(s), func(i int) bool { return x < s[i].start })
+		if i == 0 || s[i-1].end < x {
+			return Info{}, false
+		}
+		return t.infos[s[i-1].info], true
+	}
+	x, s := a.As16(), t.v6
+	i := sort.Search(len(s), func(i int) bool { return bytes.Compare(x[:], s[i].start[:]) < 0 })
+	if i == 0 || bytes.Compare(s[i-1].end[:], x[:]) < 0 {
 		return Info{}, false
 	}
-	return s[i-1].info, true
+	return t.infos[s[i-1].info], true
 }
 
 // DB answers from several sources: the ASN and organisation from the first

@@ -141,3 +141,22 @@ func TestMalformedLines(t *testing.T) {
 		}
 	}
 }
+
+func TestNestedIPv6AndMixedOrder(t *testing.T) {
+	// IPv6 before IPv4, and a more specific announcement inside a larger one.
+	in := "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,64500,Big\n" +
+		"2001:db8:1::,2001:db8:1:ffff:ffff:ffff:ffff:ffff,64501,Small\n" +
+		"192.0.2.0,192.0.2.255,64502,V4\n"
+	tab, err := Load(strings.NewReader(in), "t.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &DB{}
+	db.AddASN(tab)
+	check(t, db, []want{
+		{"2001:db8::1", 64500, "Big", "", true},
+		{"2001:db8:1::1", 64501, "Small", "", true},
+		{"2001:db8:2::1", 64500, "Big", "", true},
+		{"192.0.2.1", 64502, "V4", "", true},
+	})
+}

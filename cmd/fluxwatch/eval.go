@@ -286,7 +286,7 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 		tp := r.Confusion[class][class]
 		cf := &classFigures{Count: n, prFigures: prFigures{Precision: ratio(tp, predicted[class]), Recall: ratio(tp, n)}}
 		if pc := perClass[class]; pc != nil {
-			cf.MedianDelayRounds, cf.MedianDelaySeconds, cf.MedianDelayTTLs = median(pc.rounds), median(pc.seconds), round3(median(pc.ttls))
+			cf.MedianDelayRounds, cf.MedianDelaySeconds, cf.MedianDelayTTLs = median(pc.rounds), round3(median(pc.seconds)), round3(median(pc.ttls))
 		}
 		r.Classes[class] = cf
 	}

@@ -19,6 +19,7 @@ func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
 	resolversOut := s.fs.String("resolvers-out", "", "write the vantage addresses to `file` (for crawl --resolvers)")
 	seedsOut := s.fs.String("seeds-out", "", "write the world's domains to `file` (for seeds add)")
 	asnOut := s.fs.String("asn-out", "", "write the world's IP-to-ASN table to `file` (for --asn-db)")
+	allowOut := s.fs.String("allowlist-out", "", "write the world's allowlist (its public pools) to `file` (for --allowlist)")
 	if _, err := s.parse(args); err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
 	for _, f := range []struct {
 		path  string
 		write func(io.Writer) error
-	}{{*resolversOut, w.WriteResolvers}, {*seedsOut, w.WriteSeeds}, {*asnOut, w.WriteASNTable}} {
+	}{{*resolversOut, w.WriteResolvers}, {*seedsOut, w.WriteSeeds}, {*asnOut, w.WriteASNTable}, {*allowOut, w.WriteAllowlist}} {
 		if f.path != "" {
 			if err := results.WriteFileAtomic(f.path, f.write); err != nil {
 				return err
@@ -41,6 +42,7 @@ func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
 	for _, v := range w.Vantages() {
 		fmt.Fprintln(std.out, "  "+v)
 	}
+	fmt.Fprintf(std.out, "parent zone servers (registry) on port %d: crawl with --parent-port %d\n", w.ParentPort(), w.ParentPort())
 	fmt.Fprintln(std.out, "serving until interrupted (Ctrl-C)")
 	if f, ok := std.out.(*os.File); ok {
 		f.Sync()
