@@ -192,3 +192,19 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+func TestWriterFlushCommitsAtOnce(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"f.test"}, "", t0)
+	w := s.NewWriter(WriterOptions{MaxBatch: 1000, MaxDelay: time.Hour})
+	defer w.Close()
+	for i := range 3 {
+		w.Write(context.Background(), probe("f.test", "v", t0.Add(time.Duration(i)*time.Second), "192.0.2.1"))
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Stats(); st.Probes != 3 {
+		t.Fatalf("after Flush the database holds %d probes; want 3", st.Probes)
+	}
+}
