@@ -37,19 +37,11 @@ func LoadAllowlist(paths ...string) (*Allowlist, error) {
 }
 
 func (a *Allowlist) read(r io.Reader, path string) error {
-	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = strings.TrimSpace(text[:i])
-		}
-		if text == "" {
-			continue
-		}
+	return eachLine(r, path, func(line int, text string) error {
 		if rank, name, ok := strings.Cut(text, ","); ok {
 			if _, err := strconv.Atoi(strings.TrimSpace(rank)); err != nil {
 				if line == 1 { // a header such as "rank,domain"
-					continue
+					return nil
 				}
 				return fmt.Errorf("%s:%d: want NAME or RANK,NAME", path, line)
 			}
@@ -61,6 +53,25 @@ func (a *Allowlist) read(r io.Reader, path string) error {
 		}
 		if _, ok := a.names[name]; !ok {
 			a.names[name] = fmt.Sprintf("%s:%d", path, line)
+		}
+		return nil
+	})
+}
+
+// eachLine calls fn with every line of r that is not blank once a #
+// comment is cut off, trimmed, with its 1-based number.
+func eachLine(r io.Reader, path string, fn func(line int, text string) error) error {
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		if text = strings.TrimSpace(text); text == "" {
+			continue
+		}
+		if err := fn(line, text); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -114,22 +125,15 @@ func mustSuffixes(text string) []string {
 // ParseSuffixes reads a suffix list: one zone a line, # comments.
 func ParseSuffixes(r io.Reader, path string) ([]string, error) {
 	var out []string
-	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = strings.TrimSpace(text[:i])
-		}
-		if text == "" {
-			continue
-		}
+	err := eachLine(r, path, func(line int, text string) error {
 		name, err := seeds.Normalize(text)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, line, err)
+			return fmt.Errorf("%s:%d: %v", path, line, err)
 		}
 		out = append(out, name)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // LoadSuffixes reads a suffix list file.
