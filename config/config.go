@@ -33,6 +33,8 @@ type Config struct {
 	Burst         int                `yaml:"burst"`
 	GlobalQPS     float64            `yaml:"global_qps"`
 	Workers       int                `yaml:"workers"`
+	Engine        string             `yaml:"engine"`
+	Sockets       int                `yaml:"sockets"`
 	Timeout       time.Duration      `yaml:"timeout"`
 	Retries       int                `yaml:"retries"`
 	EDNSSize      uint16             `yaml:"edns_size"`
@@ -83,6 +85,8 @@ func Default() *Config {
 		DB:          db,
 		QPS:         20,
 		Workers:     8,
+		Engine:      "sockets",
+		Sockets:     16,
 		Timeout:     2 * time.Second,
 		Retries:     1,
 		EDNSSize:    1232,
@@ -244,6 +248,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 4096 {
 		bad("workers", "%d is outside 1..4096", c.Workers)
+	}
+	if c.Engine != "sockets" && c.Engine != "naive" {
+		bad("engine", "%q is not one of sockets, naive", c.Engine)
+	}
+	if c.Sockets < 1 || c.Sockets > 1024 {
+		bad("sockets", "%d is outside 1..1024", c.Sockets)
 	}
 	if c.Timeout < 10*time.Millisecond || c.Timeout > time.Minute {
 		bad("timeout", "%s is outside 10ms..1m", c.Timeout)

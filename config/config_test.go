@@ -45,6 +45,8 @@ func TestLoadFull(t *testing.T) {
 		Burst:         4,
 		GlobalQPS:     100,
 		Workers:       3,
+		Engine:        "naive",
+		Sockets:       4,
 		Timeout:       1500 * time.Millisecond,
 		Retries:       2,
 		EDNSSize:      4096,

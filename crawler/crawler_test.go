@@ -35,6 +35,18 @@ func serve(t *testing.T, h dns.HandlerFunc) string {
 	return pc.LocalAddr().String()
 }
 
+// queriers returns both query paths with the same options: the engine on
+// long-lived sockets and the plain miekg/dns client.
+func queriers(t *testing.T, opts ClientOptions) map[string]Querier {
+	t.Helper()
+	e, err := NewEngine(EngineOptions{ClientOptions: opts, Sockets: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return map[string]Querier{"engine": e, "client": NewClient(opts)}
+}
+
 func rr(t *testing.T, s string) dns.RR {
 	t.Helper()
 	r, err := dns.NewRR(s)
@@ -112,7 +124,13 @@ func fluxHandler(n *atomic.Int32) dns.HandlerFunc {
 func TestProbeRecordsRotationAndNSHosts(t *testing.T) {
 	var n atomic.Int32
 	addr := serve(t, fluxHandler(&n))
-	c := &Crawler{Querier: NewClient(ClientOptions{Timeout: time.Second}), NSHosts: true}
+	for name, q := range queriers(t, ClientOptions{Timeout: time.Second}) {
+		t.Run(name, func(t *testing.T) { testProbe(t, q, addr) })
+	}
+}
+
+func testProbe(t *testing.T, q Querier, addr string) {
+	c := &Crawler{Querier: q, NSHosts: true}
 	round := NewRound()
 	p1 := c.Probe(context.Background(), "flux.test", addr, round)
 	p2 := c.Probe(context.Background(), "flux.test", addr, round)
@@ -142,7 +160,12 @@ func TestRoundAsksSharedNameServerOnce(t *testing.T) {
 		}
 		inner(w, r)
 	})
-	c := &Crawler{Querier: NewClient(ClientOptions{}), NSHosts: true}
+	e, err := NewEngine(EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c := &Crawler{Querier: e, NSHosts: true}
 	round := NewRound()
 	for range 3 {
 		c.Probe(context.Background(), "flux.test", addr, round)
@@ -155,18 +178,42 @@ func TestRoundAsksSharedNameServerOnce(t *testing.T) {
 func TestErrorClasses(t *testing.T) {
 	var n atomic.Int32
 	addr := serve(t, fluxHandler(&n))
-	c := &Crawler{Querier: NewClient(ClientOptions{Timeout: 300 * time.Millisecond, Retries: -1})}
-	if o := c.observe(context.Background(), addr, "gone.test", dns.TypeA); o.Err != obs.NXDomain || o.Rcode != dns.RcodeNameError {
-		t.Errorf("NXDOMAIN recorded as %v rcode %d", o.Err, o.Rcode)
-	}
-	// A socket that never answers.
+	// A socket that never answers, and one that answers garbage.
 	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	if o := c.observe(context.Background(), silent.LocalAddr().String(), "flux.test", dns.TypeA); o.Err != obs.Timeout {
-		t.Errorf("silent vantage recorded as %v", o.Err)
+	garbage, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbage.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := garbage.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			// The query's ID, then bytes that are no DNS message.
+			garbage.WriteTo(append(buf[:2:2], 0x81, 0x80, 0, 1, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff), from)
+			_ = n
+		}
+	}()
+	for name, q := range queriers(t, ClientOptions{Timeout: 300 * time.Millisecond, Retries: -1}) {
+		t.Run(name, func(t *testing.T) {
+			c := &Crawler{Querier: q}
+			if o := c.observe(context.Background(), addr, "gone.test", dns.TypeA); o.Err != obs.NXDomain || o.Rcode != dns.RcodeNameError {
+				t.Errorf("NXDOMAIN recorded as %v rcode %d", o.Err, o.Rcode)
+			}
+			if o := c.observe(context.Background(), silent.LocalAddr().String(), "flux.test", dns.TypeA); o.Err != obs.Timeout {
+				t.Errorf("silent vantage recorded as %v", o.Err)
+			}
+			if o := c.observe(context.Background(), garbage.LocalAddr().String(), "flux.test", dns.TypeA); o.Err != obs.Malformed {
+				t.Errorf("garbage recorded as %v", o.Err)
+			}
+		})
 	}
 }
 
@@ -210,15 +257,19 @@ func TestMismatchedResponsesAreDiscarded(t *testing.T) {
 					pc.WriteTo(b, from)
 				}
 			}()
-			c := &Crawler{Querier: NewClient(ClientOptions{Timeout: 300 * time.Millisecond, Retries: 2})}
-			o := c.observe(context.Background(), pc.LocalAddr().String(), "flux.test", dns.TypeA)
-			for _, r := range o.Answer {
-				if r.Data == forged {
-					t.Fatalf("forged answer stored: %+v", o)
+			for name, q := range queriers(t, ClientOptions{Timeout: 300 * time.Millisecond, Retries: 2}) {
+				c := &Crawler{Querier: q}
+				o := c.observe(context.Background(), pc.LocalAddr().String(), "flux.test", dns.TypeA)
+				for _, r := range o.Answer {
+					if r.Data == forged {
+						t.Fatalf("%s: forged answer stored: %+v", name, o)
+					}
 				}
-			}
-			if mode == "wrong-id" && (o.Err != obs.OK || len(o.Answer) != 1) {
-				t.Fatalf("real answer after a wrong ID not used: %+v", o)
+				// The engine keeps waiting past any forgery; the plain client
+				// can only do so for a wrong ID.
+				if (name == "engine" || mode == "wrong-id") && (o.Err != obs.OK || len(o.Answer) != 1) {
+					t.Fatalf("%s: real answer after a forged one not used: %+v", name, o)
+				}
 			}
 		})
 	}
@@ -237,10 +288,14 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	c := &Crawler{Querier: NewClient(ClientOptions{})}
-	o := c.observe(context.Background(), addr, "big.test", dns.TypeA)
-	if o.Err != obs.OK || len(o.Answer) != 200 {
-		t.Fatalf("got %v with %d records; want all 200 over TCP", o.Err, len(o.Answer))
+	for name, q := range queriers(t, ClientOptions{}) {
+		c := &Crawler{Querier: q}
+		for range 2 { // the second one reuses the engine's pooled connection
+			o := c.observe(context.Background(), addr, "big.test", dns.TypeA)
+			if o.Err != obs.OK || len(o.Answer) != 200 {
+				t.Fatalf("%s: got %v with %d records; want all 200 over TCP", name, o.Err, len(o.Answer))
+			}
+		}
 	}
 }
 

@@ -27,6 +27,8 @@ var (
 	ErrMismatch = errors.New("response does not match the query")
 	// ErrTruncated means the answer was truncated even over TCP.
 	ErrTruncated = errors.New("response truncated")
+	// ErrMalformed means only unparseable responses arrived.
+	ErrMalformed = errors.New("malformed response")
 )
 
 // ClientOptions configure Client. The zero value is usable.
@@ -111,7 +113,7 @@ func matches(q, r *dns.Msg) bool {
 
 func retryable(err error) bool {
 	var ne net.Error
-	return errors.Is(err, ErrMismatch) || (errors.As(err, &ne) && ne.Timeout())
+	return errors.Is(err, ErrMismatch) || errors.Is(err, ErrMalformed) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // Classify maps a query error to the class that is stored.
@@ -122,7 +124,7 @@ func Classify(err error) obs.ErrClass {
 		return obs.OK
 	case errors.Is(err, ErrTruncated):
 		return obs.Truncated
-	case errors.Is(err, ErrMismatch):
+	case errors.Is(err, ErrMismatch), errors.Is(err, ErrMalformed):
 		return obs.Malformed
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return obs.Timeout

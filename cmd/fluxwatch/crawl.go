@@ -59,10 +59,11 @@ func crawl(ctx context.Context, cfg *config.Config, store *storage.Store, plan c
 	if now == nil {
 		now = time.Now
 	}
-	sched, vantages, err := newScheduler(cfg, store, now, log)
+	sched, vantages, release, err := newScheduler(cfg, store, now, log)
 	if err != nil {
 		return crawlSummary{}, err
 	}
+	defer release()
 	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS)
 	w := store.NewWriter(storage.WriterOptions{OnCommit: func(p, o int64) {
 		log.Debug("committed", "probes", p, "observations", o)

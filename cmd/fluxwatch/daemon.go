@@ -26,10 +26,11 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	sched, vantages, err := newScheduler(cfg, store, time.Now, log)
+	sched, vantages, release, err := newScheduler(cfg, store, time.Now, log)
 	if err != nil {
 		return err
 	}
+	defer release()
 	w := store.NewWriter(storage.WriterOptions{})
 
 	c := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(

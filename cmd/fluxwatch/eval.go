@@ -132,10 +132,11 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, _, err := newScheduler(cfg, store, world.Now, nil)
+	sched, _, release, err := newScheduler(cfg, store, world.Now, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer release()
 
 	type progress struct {
 		first    time.Time // first measurement

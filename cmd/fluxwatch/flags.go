@@ -57,6 +57,7 @@ func (s *settings) crawlFlags() {
 	s.fs.Float64Var(&s.cfg.QPS, "qps", s.cfg.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
 	s.fs.Float64Var(&s.cfg.GlobalQPS, "global-qps", s.cfg.GlobalQPS, "queries per second over all vantages (0: no global limit)")
 	s.fs.IntVar(&s.cfg.Workers, "workers", s.cfg.Workers, "probes in flight per vantage")
+	s.fs.StringVar(&s.cfg.Engine, "engine", s.cfg.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
 	s.fs.DurationVar(&s.cfg.Timeout, "timeout", s.cfg.Timeout, "timeout of one query attempt")
 	s.fs.IntVar(&s.cfg.Retries, "retries", s.cfg.Retries, "extra attempts after a timeout")
 	s.fs.StringVar(&s.qtypes, "qtypes", strings.Join(s.cfg.QTypes, ","), "query types to ask")
@@ -107,6 +108,8 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 			cfg.GlobalQPS = s.cfg.GlobalQPS
 		case "workers":
 			cfg.Workers = s.cfg.Workers
+		case "engine":
+			cfg.Engine = s.cfg.Engine
 		case "timeout":
 			cfg.Timeout = s.cfg.Timeout
 		case "retries":
@@ -198,24 +201,36 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 	return c, nil
 }
 
-// newScheduler builds the crawler and scheduler that cfg describes.
-func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger) (*scheduler.Scheduler, []scheduler.Vantage, error) {
+// newScheduler builds the crawler and scheduler that cfg describes. The
+// returned function releases the query engine's sockets.
+func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger) (*scheduler.Scheduler, []scheduler.Vantage, func(), error) {
 	vantages, err := cfg.Vantages()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	qtypes, err := config.ParseQTypes(cfg.QTypes)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
-	client := crawler.NewClient(opts)
+	var q crawler.Querier
+	release := func() {}
+	switch cfg.Engine {
+	case "naive":
+		q = crawler.NewClient(opts)
+	default:
+		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		q, release = e, func() { e.Close() }
+	}
 	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts}
 	if cfg.Delegation {
 		opts.NoRecursion = true
 		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
 	}
-	s := scheduler.New(client, c, store, scheduler.Options{
+	s := scheduler.New(q, c, store, scheduler.Options{
 		Vantages:    vantages,
 		QPS:         cfg.QPS,
 		Burst:       cfg.Burst,
@@ -226,7 +241,7 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		Now:         now,
 		Logger:      log,
 	})
-	return s, vantages, nil
+	return s, vantages, release, nil
 }
 
 // retries maps the config's count (0 = none) to ClientOptions (0 = default).
