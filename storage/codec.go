@@ -107,14 +107,19 @@ type interner interface {
 
 // encodeSet encodes sorted records without their TTLs; the TTLs go with each
 // observation (one per RRset), so the same records seen with different TTLs
-// share one stored set.
-func encodeSet(rs []obs.Record, names interner, dst []byte) ([]byte, error) {
+// share one stored set. Owner names equal to qname are stored as id 0, so
+// the same addresses under different names share a set too, and the names
+// of the domains themselves are never interned.
+func encodeSet(rs []obs.Record, qname string, names interner, dst []byte) ([]byte, error) {
 	e := encoder{b: dst}
 	e.uvarint(uint64(len(rs)))
 	for _, r := range rs {
-		id, err := names.id(r.Name)
-		if err != nil {
-			return nil, err
+		var id uint64
+		if r.Name != qname {
+			var err error
+			if id, err = names.id(r.Name); err != nil {
+				return nil, err
+			}
 		}
 		e.uvarint(id)
 		e.uvarint(uint64(r.Type))
@@ -141,6 +146,8 @@ func encodeSet(rs []obs.Record, names interner, dst []byte) ([]byte, error) {
 	return e.b, nil
 }
 
+// decodeSet decodes a set; owners stored as id 0 come back as "", for
+// withTTLs to fill in with the observation's name.
 func decodeSet(p []byte, names interner) ([]obs.Record, error) {
 	d := decoder{b: p}
 	n := d.count("set length")
@@ -148,8 +155,10 @@ func decodeSet(p []byte, names interner) ([]obs.Record, error) {
 	for i := 0; i < n && d.err == nil; i++ {
 		var r obs.Record
 		var err error
-		if r.Name, err = names.str(d.uvarint("record name")); err != nil && d.err == nil {
-			return nil, err
+		if id := d.uvarint("record name"); id != 0 && d.err == nil {
+			if r.Name, err = names.str(id); err != nil {
+				return nil, err
+			}
 		}
 		r.Type = uint16(d.uvarint("record type"))
 		switch d.byte1("record kind") {
@@ -213,8 +222,7 @@ func encodeProbe(os []storedObs, dst []byte) []byte {
 		e.uvarint(o.nameID)
 		e.uvarint(uint64(o.qtype))
 		e.byte1(o.rcode)
-		e.byte1(byte(o.flags))
-		e.byte1(byte(o.err))
+		e.byte1(byte(o.flags)&0x0f | byte(o.err)<<4) // both fit in four bits
 		e.uvarint(uint64(max(o.rtt, 0) / time.Microsecond))
 		e.uvarint(o.setID)
 		e.uvarint(uint64(len(o.ttls)))
@@ -235,8 +243,8 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 		o.nameID = d.uvarint("name")
 		o.qtype = uint16(d.uvarint("qtype"))
 		o.rcode = d.byte1("rcode")
-		o.flags = obs.Flags(d.byte1("flags"))
-		o.err = obs.ErrClass(d.byte1("error class"))
+		fe := d.byte1("flags")
+		o.flags, o.err = obs.Flags(fe&0x0f), obs.ErrClass(fe>>4)
 		o.rtt = time.Duration(d.uvarint("rtt")) * time.Microsecond
 		o.setID = d.uvarint("set id")
 		nt := d.count("ttl count")

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"os"
 	"sort"
 	"sync"
@@ -26,7 +27,7 @@ import (
 )
 
 // SchemaVersion is the version of the layout this code reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Errors returned by Open and the accessors.
 var (
@@ -65,7 +66,17 @@ type Store struct {
 	mu    sync.RWMutex
 	names map[string]uint64 // committed interned strings
 	ids   map[uint64]string
+
+	// Caches for the write path, which would otherwise search the B+trees
+	// for every probe: domain ids (they never change) and recently stored
+	// answer sets by their encoding. Only the writer uses them.
+	wmu       sync.Mutex
+	domainIDs map[string]uint32
+	sets      map[string]uint64
 }
+
+// maxCachedSets bounds the answer-set cache (about 20 MB).
+const maxCachedSets = 1 << 18
 
 // Open opens or creates the database at path. If another process has it
 // open, Open fails within a second with ErrLocked.
@@ -77,7 +88,8 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, names: map[string]uint64{}, ids: map[uint64]string{}}
+	s := &Store{db: db, path: path, names: map[string]uint64{}, ids: map[uint64]string{},
+		domainIDs: map[string]uint32{}, sets: map[string]uint64{}}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -280,19 +292,28 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 		p   *obs.Probe
 	}
 	var names *txNames
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	newSets := map[string]uint64{}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		names = newTxNames(s, tx)
+		clear(newSets)
 		domains, probeB := tx.Bucket(bucketDomains), tx.Bucket(bucketProbes)
 		ks := make([]keyed, 0, len(probes))
 		for i := range probes {
 			p := &probes[i]
-			rec := domains.Get([]byte(p.Domain))
-			if rec == nil {
-				return fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, p.Domain)
-			}
-			d, err := decodeDomain(p.Domain, rec)
-			if err != nil {
-				return err
+			did, ok := s.domainIDs[p.Domain]
+			if !ok {
+				rec := domains.Get([]byte(p.Domain))
+				if rec == nil {
+					return fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, p.Domain)
+				}
+				d, err := decodeDomain(p.Domain, rec)
+				if err != nil {
+					return err
+				}
+				did = d.ID
+				s.domainIDs[p.Domain] = did // ids never change once assigned
 			}
 			vid, err := names.id(p.Vantage)
 			if err != nil {
@@ -301,7 +322,7 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 			if vid > 1<<32-1 {
 				return fmt.Errorf("vantage id %d out of range", vid)
 			}
-			ks = append(ks, keyed{probeKey(d.ID, p.Start, uint32(vid)), p})
+			ks = append(ks, keyed{probeKey(did, p.Start, uint32(vid)), p})
 		}
 		sort.Slice(ks, func(i, j int) bool { return string(ks[i].key) < string(ks[j].key) })
 		var setBuf, valBuf []byte
@@ -319,13 +340,20 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 					so.nameID = id
 				}
 				if len(o.Answer) > 0 {
-					enc, err := encodeSet(o.Answer, names, setBuf[:0])
+					enc, err := encodeSet(o.Answer, o.Name, names, setBuf[:0])
 					if err != nil {
 						return fmt.Errorf("storing probe of %s: %w", k.p.Domain, err)
 					}
 					setBuf = enc
-					if so.setID, err = internSet(tx, enc); err != nil {
-						return err
+					if id, ok := s.sets[string(enc)]; ok {
+						so.setID = id
+					} else if id, ok := newSets[string(enc)]; ok {
+						so.setID = id
+					} else {
+						if so.setID, err = internSet(tx, enc); err != nil {
+							return err
+						}
+						newSets[string(enc)] = so.setID
 					}
 					so.ttls = rrsetTTLs(o.Answer)
 				}
@@ -343,6 +371,10 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 		return 0, err
 	}
 	names.commit()
+	if len(s.sets)+len(newSets) > maxCachedSets {
+		clear(s.sets)
+	}
+	maps.Copy(s.sets, newSets)
 	return observations, nil
 }
 
@@ -423,7 +455,7 @@ func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.P
 					}
 					setCache[so.setID] = rs
 				}
-				o.Answer = withTTLs(rs, so.ttls)
+				o.Answer = withTTLs(rs, so.ttls, o.Name)
 			}
 			p.Observations[i] = o
 		}
@@ -434,12 +466,16 @@ func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.P
 	return nil
 }
 
-// withTTLs copies a stored set and applies one TTL per RRset.
-func withTTLs(rs []obs.Record, ttls []uint32) []obs.Record {
+// withTTLs copies a stored set, names the records stored relative to the
+// query (owner "") with qname, and applies one TTL per RRset.
+func withTTLs(rs []obs.Record, ttls []uint32, qname string) []obs.Record {
 	out := make([]obs.Record, len(rs))
 	copy(out, rs)
 	set := -1
 	for i := range out {
+		if out[i].Name == "" {
+			out[i].Name = qname
+		}
 		if i == 0 || out[i].Name != out[i-1].Name || out[i].Type != out[i-1].Type {
 			set++
 		}
