@@ -13,12 +13,17 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
+// runBatch is how many domains Run classifies between two writes; it
+// bounds the memory Run holds, whatever the number of domains.
+const runBatch = 5000
+
 // Run classifies every active domain in store over the window ending at
-// now, stores the verdicts and returns them in name order. With an online
-// fallback configured, the addresses the tables do not know are looked up
-// first, outside any database transaction.
-func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.Duration, now time.Time) ([]Verdict, error) {
-	var out []Verdict
+// now, in name order, a batch at a time: each batch is read in one read
+// transaction, its verdicts stored in one write transaction, then passed to
+// each (which may be nil). It returns the number of verdicts of each kind.
+// With an online fallback configured, the addresses the tables do not know
+// are looked up first, outside any database transaction.
+func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.Duration, now time.Time, each func(Verdict) error) (map[string]int, error) {
 	from := now.Add(-window)
 	if c.Fallback != nil {
 		addrs, err := addresses(store, from, now)
@@ -29,47 +34,95 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("looking up ASNs online: %w", err)
 		}
 	}
-	err := store.Scan(from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
-		var probes []obs.Probe
-		if err := history(func(p obs.Probe) error {
-			if !p.Start.After(now) {
-				probes = append(probes, p)
+	counts := map[string]int{}
+	batch := make([]Verdict, 0, runBatch)
+	records := make([]storage.VerdictRecord, 0, runBatch)
+	var probes []obs.Probe
+	for after := ""; ; {
+		batch, records = batch[:0], records[:0]
+		last, err := store.ScanBatch(after, runBatch, from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
+			probes = probes[:0]
+			if err := history(func(p obs.Probe) error {
+				if !p.Start.After(now) {
+					probes = append(probes, p)
+				}
+				return nil
+			}); err != nil {
+				return err
 			}
+			batch = append(batch, c.Classify(d.Name, probes, now))
 			return nil
-		}); err != nil {
-			return err
-		}
-		out = append(out, c.Classify(d.Name, probes, now))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("classifying: %w", err)
-	}
-	enc := make(map[string][]byte, len(out))
-	for _, v := range out {
-		b, err := json.Marshal(v)
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("classifying: %w", err)
 		}
-		enc[v.Domain] = b
+		if len(batch) == 0 {
+			return counts, nil
+		}
+		for _, v := range batch {
+			r, err := v.record()
+			if err != nil {
+				return nil, err
+			}
+			records = append(records, r)
+		}
+		if err := store.PutVerdicts(records); err != nil {
+			return nil, fmt.Errorf("storing verdicts: %w", err)
+		}
+		for _, v := range batch {
+			counts[v.Verdict]++
+			if each != nil {
+				if err := each(v); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return counts, err
+		}
+		after = last
 	}
-	if err := store.PutVerdicts(enc); err != nil {
-		return nil, fmt.Errorf("storing verdicts: %w", err)
-	}
-	return out, nil
 }
 
-// Load returns the stored verdicts in name order.
-func Load(store *storage.Store) ([]Verdict, error) {
-	var out []Verdict
-	err := store.Verdicts(func(domain string, b []byte) error {
+// record encodes a verdict for storage: in full, and without its features
+// for the listed index when it is listed.
+func (v Verdict) record() (storage.VerdictRecord, error) {
+	full, err := json.Marshal(v)
+	if err != nil {
+		return storage.VerdictRecord{}, err
+	}
+	r := storage.VerdictRecord{Domain: v.Domain, Full: full}
+	if Listed(v.Verdict) {
+		short := v
+		short.Features = Features{}
+		if r.Listed, err = json.Marshal(short); err != nil {
+			return storage.VerdictRecord{}, err
+		}
+	}
+	return r, nil
+}
+
+// Each calls fn with every stored verdict in name order; with listedOnly,
+// only the listed ones, read from the short listed index (their Features
+// are empty).
+func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
+	read := store.Verdicts
+	if listedOnly {
+		read = store.Listed
+	}
+	return read(func(domain string, b []byte) error {
 		var v Verdict
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fmt.Errorf("verdict of %s: %w", domain, err)
 		}
-		out = append(out, v)
-		return nil
+		return fn(v)
 	})
+}
+
+// Load returns every stored verdict in name order: for small databases.
+func Load(store *storage.Store) ([]Verdict, error) {
+	var out []Verdict
+	err := Each(store, false, func(v Verdict) error { out = append(out, v); return nil })
 	return out, err
 }
 

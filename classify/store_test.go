@@ -45,9 +45,10 @@ func TestRunStoresVerdictsAndUsesTheOnlineFallback(t *testing.T) {
 	meta := &ipmeta.DB{}
 	c := Classifier{Meta: meta, Fallback: &ipmeta.Cymru{Querier: q, Resolver: "127.0.0.1:53"}}
 	meta.AddFallback(c.Fallback)
-	vs, err := c.Run(context.Background(), store, time.Hour, t0.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
+	var vs []Verdict
+	counts, err := c.Run(context.Background(), store, time.Hour, t0.Add(time.Hour), func(v Verdict) error { vs = append(vs, v); return nil })
+	if err != nil || counts[vs[0].Verdict] != 1 {
+		t.Fatal(err, counts)
 	}
 	if len(vs) != 1 || vs[0].Features.ASNs == 0 || vs[0].Features.ASNs != vs[0].Features.Prefixes16 || vs[0].Features.Countries != 1 {
 		t.Fatalf("verdicts %+v", vs)

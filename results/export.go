@@ -6,6 +6,7 @@ package results
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -40,39 +41,92 @@ type Options struct {
 // ErrBadName is returned for a name that cannot be written safely.
 var ErrBadName = errors.New("name not safe to export")
 
-// Write writes verdicts in format to w. Verdicts are written in name order.
+// Write writes verdicts in format to w, in name order. A name that cannot
+// be written safely fails the whole write before anything is written.
 func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options) error {
 	var vs []classify.Verdict
 	for _, v := range verdicts {
-		if !classify.Listed(v.Verdict) && !(opts.All && (format == "jsonl" || format == "csv")) {
+		if !include(format, v, opts) {
 			continue
 		}
 		if err := checkName(v.Domain); err != nil {
 			return err
 		}
+		if zone := cmp.Or(strings.TrimSuffix(opts.Zone, "."), "fluxwatch.rpz"); format == "rpz" && len("*."+v.Domain+"."+zone) > 253 {
+			return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
+		}
 		vs = append(vs, v)
 	}
 	slices.SortFunc(vs, func(a, b classify.Verdict) int { return strings.Compare(a.Domain, b.Domain) })
-	bw := bufio.NewWriter(w)
-	var err error
-	switch format {
-	case "domains":
-		err = writeLines(bw, vs, func(d string) string { return d })
-	case "hosts":
-		err = writeLines(bw, vs, func(d string) string { return "0.0.0.0 " + d })
-	case "rpz":
-		err = writeRPZ(bw, vs, opts)
-	case "jsonl":
-		enc := json.NewEncoder(bw)
+	return WriteEach(w, format, func(yield func(classify.Verdict) error) error {
 		for _, v := range vs {
-			if err = enc.Encode(v); err != nil {
-				break
+			if err := yield(v); err != nil {
+				return err
 			}
 		}
+		return nil
+	}, opts)
+}
+
+// include says whether a verdict belongs in an export of format.
+func include(format string, v classify.Verdict, opts Options) bool {
+	return classify.Listed(v.Verdict) || opts.All && (format == "jsonl" || format == "csv")
+}
+
+// IsBlockList reports whether format lists only the listed domains and
+// needs no features (so exports can read the short listed records).
+func IsBlockList(format string) bool {
+	return format == "domains" || format == "hosts" || format == "rpz"
+}
+
+// WriteEach streams the verdicts that each yields (in name order) to w in
+// format, holding none of them: it is how a million verdicts are exported.
+// On an error part of the output may have been written; WriteFileAtomic
+// makes sure no reader sees it.
+func WriteEach(w io.Writer, format string, each func(yield func(classify.Verdict) error) error, opts Options) error {
+	bw := bufio.NewWriter(w)
+	var add func(classify.Verdict) error
+	end := func() error { return nil }
+	switch format {
+	case "domains":
+		add = func(v classify.Verdict) error { _, err := bw.WriteString(v.Domain + "\n"); return err }
+	case "hosts":
+		add = func(v classify.Verdict) error { _, err := bw.WriteString("0.0.0.0 " + v.Domain + "\n"); return err }
+	case "rpz":
+		zone, err := rpzHeader(bw, opts)
+		if err != nil {
+			return err
+		}
+		add = func(v classify.Verdict) error {
+			// A name too long below the origin would make the whole zone fail to load.
+			if len("*."+v.Domain+"."+zone) > 253 {
+				return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
+			}
+			_, err := fmt.Fprintf(bw, "%s CNAME .\n*.%s CNAME . ; %s %.2f\n", v.Domain, v.Domain, v.Verdict, v.Score)
+			return err
+		}
+	case "jsonl":
+		enc := json.NewEncoder(bw)
+		add = func(v classify.Verdict) error { return enc.Encode(v) }
 	case "csv":
-		err = writeCSV(bw, vs)
+		cw := csv.NewWriter(bw)
+		cw.Write(csvHeader)
+		add = func(v classify.Verdict) error { return cw.Write(csvRow(v)) }
+		end = func() error { cw.Flush(); return cw.Error() }
 	default:
 		return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+	}
+	err := each(func(v classify.Verdict) error {
+		if !include(format, v, opts) {
+			return nil
+		}
+		if err := checkName(v.Domain); err != nil {
+			return err
+		}
+		return add(v)
+	})
+	if err == nil {
+		err = end()
 	}
 	if err != nil {
 		return err
@@ -80,44 +134,24 @@ func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options
 	return bw.Flush()
 }
 
-func writeLines(w io.Writer, vs []classify.Verdict, line func(string) string) error {
-	for _, v := range vs {
-		if _, err := io.WriteString(w, line(v.Domain)+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeRPZ writes a response policy zone: NXDOMAIN for each listed name
-// and everything below it (`name CNAME .` and `*.name CNAME .`).
-func writeRPZ(w io.Writer, vs []classify.Verdict, opts Options) error {
+// rpzHeader writes the zone's origin, SOA and NS, and returns the origin.
+func rpzHeader(w io.Writer, opts Options) (string, error) {
 	zone := strings.TrimSuffix(opts.Zone, ".")
 	if zone == "" {
 		zone = "fluxwatch.rpz"
 	}
 	if err := checkName(zone); err != nil {
-		return fmt.Errorf("RPZ zone: %w", err)
-	}
-	for _, v := range vs { // a name too long below the origin makes the whole zone fail to load
-		if len("*."+v.Domain+"."+zone) > 253 {
-			return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
-		}
+		return "", fmt.Errorf("RPZ zone: %w", err)
 	}
 	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = 300
 	}
-	fmt.Fprintf(w, "; fluxwatch response policy zone: %d listed domains\n", len(vs))
+	fmt.Fprintf(w, "; fluxwatch response policy zone, serial %d\n", opts.Serial)
 	fmt.Fprintf(w, "$ORIGIN %s.\n$TTL %d\n", zone, ttl)
 	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. ( %d 3600 600 604800 %d )\n", opts.Serial, ttl)
-	fmt.Fprintf(w, "@ IN NS localhost.\n")
-	for _, v := range vs {
-		if _, err := fmt.Fprintf(w, "%s CNAME .\n*.%s CNAME . ; %s %.2f\n", v.Domain, v.Domain, v.Verdict, v.Score); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := fmt.Fprintf(w, "@ IN NS localhost.\n")
+	return zone, err
 }
 
 var csvHeader = []string{"domain", "verdict", "score", "evidence", "addresses", "networks", "asns",
@@ -125,21 +159,15 @@ var csvHeader = []string{"domain", "verdict", "score", "evidence", "addresses", 
 	"vantage_disagreement", "rounds", "vantages", "ns_names", "ns_addresses", "ns_networks",
 	"first_seen", "last_seen", "classified_at"}
 
-func writeCSV(w io.Writer, vs []classify.Verdict) error {
-	cw := csv.NewWriter(w)
-	cw.Write(csvHeader)
-	for _, v := range vs {
-		f := v.Features
-		itoa := strconv.Itoa
-		ftoa := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
-		cw.Write([]string{v.Domain, v.Verdict, ftoa(v.Score), v.Evidence, itoa(f.Addresses), itoa(f.Networks),
-			itoa(f.ASNs), itoa(f.Prefixes24), itoa(f.Prefixes16), itoa(f.Prefixes48), itoa(int(f.MinTTL)),
-			itoa(int(f.MedianTTL)), itoa(f.SetChanges), ftoa(f.ChangeRate), ftoa(f.VantageDisagreement),
-			itoa(f.Rounds), itoa(f.Vantages), itoa(f.NSNames), itoa(f.NSAddresses), itoa(f.NSNetworks),
-			timeCell(f.FirstSeen), timeCell(f.LastSeen), timeCell(v.ClassifiedAt)})
-	}
-	cw.Flush()
-	return cw.Error()
+func csvRow(v classify.Verdict) []string {
+	f := v.Features
+	itoa := strconv.Itoa
+	ftoa := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+	return []string{v.Domain, v.Verdict, ftoa(v.Score), v.Evidence, itoa(f.Addresses), itoa(f.Networks),
+		itoa(f.ASNs), itoa(f.Prefixes24), itoa(f.Prefixes16), itoa(f.Prefixes48), itoa(int(f.MinTTL)),
+		itoa(int(f.MedianTTL)), itoa(f.SetChanges), ftoa(f.ChangeRate), ftoa(f.VantageDisagreement),
+		itoa(f.Rounds), itoa(f.Vantages), itoa(f.NSNames), itoa(f.NSAddresses), itoa(f.NSNetworks),
+		timeCell(f.FirstSeen), timeCell(f.LastSeen), timeCell(v.ClassifiedAt)}
 }
 
 func timeCell(t time.Time) string {

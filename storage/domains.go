@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -182,20 +183,44 @@ func (s *Store) Domains(fn func(Domain) error) error {
 // Scan calls fn for every active domain together with its history since
 // from, all in one read transaction.
 func (s *Store) Scan(from time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+	_, err := s.ScanBatch("", 0, from, fn)
+	return err
+}
+
+// ScanBatch is Scan over at most limit active domains (0: all) whose names
+// sort after the name after, in one read transaction. It returns the last
+// name it passed to fn, "" when it passed none: the next batch starts
+// there. Callers that write between batches keep no read transaction open
+// while they do.
+func (s *Store) ScanBatch(after string, limit int, from time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) (last string, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDomains).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		n := 0
+		for ; k != nil && (limit == 0 || n < limit); k, v = c.Next() {
 			d, err := decodeDomain(string(k), v)
 			if err != nil {
 				return err
 			}
 			if !d.Active {
-				return nil
+				continue
 			}
-			return fn(d, func(each func(obs.Probe) error) error {
+			n++
+			last = d.Name
+			if err := fn(d, func(each func(obs.Probe) error) error {
 				return s.history(tx, d, from, time.Time{}, each)
-			})
-		})
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	return last, err
 }
 
 // SetNextDue records when each domain should be measured next.
@@ -228,18 +253,32 @@ func (s *Store) SetNextDue(due map[string]time.Time) error {
 	})
 }
 
-// PutVerdicts replaces the stored verdicts of the given domains. The values
-// are opaque to storage (the classifier's JSON).
-func (s *Store) PutVerdicts(verdicts map[string][]byte) error {
-	names := make([]string, 0, len(verdicts))
-	for n := range verdicts {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+// VerdictRecord is one domain's verdict as storage keeps it: the full
+// record (the classifier's JSON), and a short one when the domain is
+// listed (nil: not listed), which exports of block lists read alone.
+type VerdictRecord struct {
+	Domain       string
+	Full, Listed []byte
+}
+
+// PutVerdicts replaces the stored verdicts of the given domains in one
+// transaction, keeping the listed index in step.
+func (s *Store) PutVerdicts(vs []VerdictRecord) error {
+	sorted := slices.Clone(vs)
+	slices.SortFunc(sorted, func(a, b VerdictRecord) int { return strings.Compare(a.Domain, b.Domain) })
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVerdicts)
-		for _, n := range names {
-			if err := b.Put([]byte(n), verdicts[n]); err != nil {
+		b, listed := tx.Bucket(bucketVerdicts), tx.Bucket(bucketListed)
+		for _, v := range sorted {
+			if err := b.Put([]byte(v.Domain), v.Full); err != nil {
+				return err
+			}
+			var err error
+			if v.Listed != nil {
+				err = listed.Put([]byte(v.Domain), v.Listed)
+			} else {
+				err = listed.Delete([]byte(v.Domain))
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -249,8 +288,17 @@ func (s *Store) PutVerdicts(verdicts map[string][]byte) error {
 
 // Verdicts calls fn with every stored verdict in name order.
 func (s *Store) Verdicts(fn func(domain string, v []byte) error) error {
+	return s.forEach(bucketVerdicts, fn)
+}
+
+// Listed calls fn with the short record of every listed domain in name order.
+func (s *Store) Listed(fn func(domain string, v []byte) error) error {
+	return s.forEach(bucketListed, fn)
+}
+
+func (s *Store) forEach(bucket []byte, fn func(k string, v []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketVerdicts).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			return fn(string(k), v)
 		})
 	})

@@ -49,9 +49,10 @@ var (
 	bucketSetIndex = []byte("set_index")  // fnv64 of encoded set (8 bytes) → ids (8 bytes each)
 	bucketProbes   = []byte("probes")     // domain id | start | vantage id → encoded observations
 	bucketVerdicts = []byte("verdicts")   // name → verdict (JSON, owned by the classifier)
+	bucketListed   = []byte("listed")     // name → short verdict of listed domains
 
 	allBuckets = [][]byte{bucketMeta, bucketDomains, bucketDomainID, bucketNames, bucketNameID,
-		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts}
+		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts, bucketListed}
 
 	metaSchema = []byte("schema")
 	metaSerial = []byte("rpz_serial")

@@ -29,60 +29,92 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	vs, err := classifyStore(ctx, cfg, store, time.Now())
+	if *asJSON {
+		enc := json.NewEncoder(std.out)
+		_, err := classifyStore(ctx, cfg, store, time.Now(), func(v classify.Verdict) error { return enc.Encode(v) })
+		return err
+	}
+	t := newVerdictTable(std.out, false)
+	counts, err := classifyStore(ctx, cfg, store, time.Now(), t.row)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return results.Write(std.out, "jsonl", vs, results.Options{All: true})
-	}
-	return printVerdicts(std.out, vs)
+	return t.close(counts)
 }
 
-// classifyStore classifies every active domain and stores the verdicts.
-func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time) ([]classify.Verdict, error) {
+// classifyStore classifies every active domain, stores the verdicts and
+// passes each to each.
+func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, each func(classify.Verdict) error) (map[string]int, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return c.Run(ctx, store, cfg.Window, now)
+	return c.Run(ctx, store, cfg.Window, now, each)
 }
 
-// printVerdicts prints the verdict table: flux first, then by name.
+// verdictTable prints verdicts as an aligned table, flushed every few
+// thousand rows so that a million verdicts need no memory.
+type verdictTable struct {
+	w         io.Writer
+	tw        *tabwriter.Writer
+	withTruth bool
+	rows      int
+}
+
+func newVerdictTable(w io.Writer, withTruth bool) *verdictTable {
+	t := &verdictTable{w: w, tw: tabwriter.NewWriter(w, 2, 8, 2, ' ', 0), withTruth: withTruth}
+	if withTruth {
+		fmt.Fprintln(t.tw, "DOMAIN\tVERDICT\tTRUTH\tSCORE\tEVIDENCE")
+	} else {
+		fmt.Fprintln(t.tw, "DOMAIN\tVERDICT\tSCORE\tEVIDENCE")
+	}
+	return t
+}
+
+func (t *verdictTable) row(v classify.Verdict) error {
+	if t.withTruth {
+		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
+	} else {
+		fmt.Fprintf(t.tw, "%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
+	}
+	if t.rows++; t.rows%5000 == 0 {
+		return t.tw.Flush()
+	}
+	return nil
+}
+
+// close flushes the table and prints the counts.
+func (t *verdictTable) close(counts map[string]int) error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	var parts []string
+	total := 0
+	for _, k := range []string{classify.SingleFlux, classify.DoubleFlux, classify.Benign, classify.InsufficientData, classify.Unresolvable} {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+		total += counts[k]
+	}
+	_, err := fmt.Fprintf(t.w, "%d domains: %s\n", total, strings.Join(parts, ", "))
+	return err
+}
+
+// printVerdicts prints a small set of verdicts: flux first, then by name.
 func printVerdicts(w io.Writer, vs []classify.Verdict) error {
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	withTruth := false
 	for _, v := range vs {
 		withTruth = withTruth || v.Truth != ""
 	}
-	header := "DOMAIN\tVERDICT\tSCORE\tEVIDENCE"
-	if withTruth {
-		header = "DOMAIN\tVERDICT\tTRUTH\tSCORE\tEVIDENCE"
-	}
-	fmt.Fprintln(tw, header)
+	t := newVerdictTable(w, withTruth)
 	counts := map[string]int{}
-	for _, pass := range []bool{true, false} {
+	for _, listed := range []bool{true, false} {
 		for _, v := range vs {
-			if classify.Listed(v.Verdict) != pass {
-				continue
-			}
-			counts[v.Verdict]++
-			if withTruth {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
-			} else {
-				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
+			if classify.Listed(v.Verdict) == listed {
+				counts[v.Verdict]++
+				t.row(v)
 			}
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	var parts []string
-	for _, k := range []string{classify.SingleFlux, classify.DoubleFlux, classify.Benign, classify.InsufficientData, classify.Unresolvable} {
-		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
-	}
-	_, err := fmt.Fprintf(w, "%d domains: %s\n", len(vs), strings.Join(parts, ", "))
-	return err
+	return t.close(counts)
 }
 
 func cmdExport(ctx context.Context, args []string, std *stdio) error {
@@ -103,11 +135,7 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	vs, err := classify.Load(store)
-	if err != nil {
-		return err
-	}
-	n, err := export(store, cfg, vs, *format, *out, *all, std.out)
+	n, err := export(store, cfg, *format, *out, *all, std.out)
 	if err != nil {
 		return err
 	}
@@ -117,9 +145,13 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 	return nil
 }
 
-// export writes verdicts in format to out (atomically; - is stdout) and
-// returns how many listed domains it holds.
-func export(store *storage.Store, cfg *config.Config, vs []classify.Verdict, format, out string, all bool, stdout io.Writer) (int, error) {
+// export streams the stored verdicts in format to out (atomically; - is
+// stdout) and returns how many listed domains it holds. Block lists read
+// only the short records of listed domains.
+func export(store *storage.Store, cfg *config.Config, format, out string, all bool, stdout io.Writer) (int, error) {
+	if !contains(results.Formats, format) {
+		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format, strings.Join(results.Formats, ", "))
+	}
 	opts := results.Options{All: all, Zone: cfg.RPZZone}
 	if format == "rpz" {
 		serial, err := store.NextSerial(time.Now())
@@ -128,16 +160,19 @@ func export(store *storage.Store, cfg *config.Config, vs []classify.Verdict, for
 		}
 		opts.Serial = serial
 	}
-	if !contains(results.Formats, format) {
-		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format, strings.Join(results.Formats, ", "))
-	}
+	listedOnly := results.IsBlockList(format) // jsonl and csv need the features
 	listed := 0
-	for _, v := range vs {
-		if classify.Listed(v.Verdict) {
-			listed++
-		}
+	write := func(w io.Writer) error {
+		listed = 0
+		return results.WriteEach(w, format, func(yield func(classify.Verdict) error) error {
+			return classify.Each(store, listedOnly, func(v classify.Verdict) error {
+				if classify.Listed(v.Verdict) {
+					listed++
+				}
+				return yield(v)
+			})
+		}, opts)
 	}
-	write := func(w io.Writer) error { return results.Write(w, format, vs, opts) }
 	if out == "-" {
 		return listed, write(stdout)
 	}

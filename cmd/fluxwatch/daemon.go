@@ -50,23 +50,14 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
-			vs, err := classifyStore(ctx, cfg, store, time.Now())
-			listed := 0
-			for _, v := range vs {
-				if classify.Listed(v.Verdict) {
-					listed++
-				}
-			}
-			log.Info("job classify", "domains", len(vs), "listed", listed)
+			counts, err := classifyStore(ctx, cfg, store, time.Now(), nil)
+			log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
+				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable])
 			return err
 		}},
 		{"publish", cfg.Daemon.Publish, func() error {
-			vs, err := classify.Load(store)
-			if err != nil {
-				return err
-			}
 			for _, e := range cfg.Daemon.Exports {
-				n, err := export(store, cfg, vs, e.Format, e.Out, e.All, std.out)
+				n, err := export(store, cfg, e.Format, e.Out, e.All, std.out)
 				if err != nil {
 					return err
 				}

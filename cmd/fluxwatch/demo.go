@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/simnet"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -93,7 +95,14 @@ func cmdDemo(ctx context.Context, args []string, std *stdio) error {
 	}
 	files := []struct{ format, name string }{{"jsonl", "verdicts.jsonl"}, {"rpz", "blocklist.rpz"}, {"domains", "blocklist.txt"}}
 	for _, f := range files {
-		if _, err := export(store, cfg, vs, f.format, filepath.Join(*out, f.name), f.format == "jsonl", std.out); err != nil {
+		// From the verdicts in hand, which carry the world's truth.
+		opts := results.Options{All: f.format == "jsonl", Zone: cfg.RPZZone}
+		if opts.Serial, err = store.NextSerial(time.Now()); err != nil {
+			return err
+		}
+		if err := results.WriteFileAtomic(filepath.Join(*out, f.name), func(w io.Writer) error {
+			return results.Write(w, f.format, vs, opts)
+		}); err != nil {
 			return err
 		}
 	}
@@ -113,16 +122,15 @@ func classifyWorld(ctx context.Context, cfg *config.Config, store *storage.Store
 	if err != nil {
 		return nil, err
 	}
-	vs, err := c.Run(ctx, store, cfg.Window, world.Now())
-	if err != nil {
-		return nil, err
-	}
-	for i := range vs {
-		if d, ok := world.Truth(vs[i].Domain); ok {
-			vs[i].Truth = d.Class
+	var vs []classify.Verdict
+	_, err = c.Run(ctx, store, cfg.Window, world.Now(), func(v classify.Verdict) error {
+		if d, ok := world.Truth(v.Domain); ok {
+			v.Truth = d.Class
 		}
-	}
-	return vs, nil
+		vs = append(vs, v)
+		return nil
+	})
+	return vs, err
 }
 
 type demoScore struct{ flux, found, rightKind, falseListings int }

@@ -164,7 +164,8 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 				return nil, nil, err
 			}
 			now := world.Now()
-			if final, err = c.Run(ctx, store, cfg.Window, now); err != nil {
+			final = final[:0]
+			if _, err = c.Run(ctx, store, cfg.Window, now, func(v classify.Verdict) error { final = append(final, v); return nil }); err != nil {
 				return nil, nil, err
 			}
 			for _, v := range final {

@@ -182,6 +182,34 @@ func TestCrawlRecordsRotatingAnswers(t *testing.T) {
 		}
 	}
 	store.Close()
+
+	// classify and export stream from the database.
+	if _, stderr, err := fw(t, "", "classify", "--db", db); err != nil {
+		t.Fatalf("classify: %v\n%s", err, stderr)
+	}
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--format", "jsonl"}, {"--format", "jsonl", "--all"}, {"--format", "domains"}, {"--format", "rpz"}} {
+		out := filepath.Join(dir, strings.Join(args, ""))
+		if _, stderr, err := fw(t, "", append([]string{"export", "--db", db, "--out", out}, args...)...); err != nil {
+			t.Fatalf("export %v: %v\n%s", args, err, stderr)
+		}
+		b, _ := os.ReadFile(out)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		switch {
+		case args[1] == "jsonl" && len(args) == 3:
+			if len(lines) != len(w.Domains()) {
+				t.Errorf("jsonl --all has %d lines for %d domains", len(lines), len(w.Domains()))
+			}
+		case args[1] == "jsonl":
+			var v classify.Verdict
+			json.Unmarshal([]byte(lines[0]), &v)
+			if !classify.Listed(v.Verdict) || v.Features.Addresses == 0 {
+				t.Errorf("jsonl of listed domains: %s", lines[0])
+			}
+		case args[1] == "rpz":
+			checkZone(t, out)
+		}
+	}
 	// show prints the history.
 	out, _, err := fw(t, "", "show", "--db", db, w.Domains()[0].Name)
 	if err != nil || !strings.Contains(out, "via "+w.Vantages()[0]) {
