@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// BenchmarkTrackedDomains builds a database of N tracked domains (env
+// FLUXWATCH_BENCH_DOMAINS, default 100000; the README's figure is for
+// 1000000) with three rounds of A, AAAA and NS through two vantages, a
+// twentieth of them flux, then times classification as the daemon's job
+// runs it and `fluxwatch export --format rpz`, and reports the peak
+// resident memory of the process.
+func BenchmarkTrackedDomains(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("FLUXWATCH_BENCH_DOMAINS")); err == nil && v > 0 {
+		n = v
+	}
+	db := filepath.Join(b.TempDir(), "big.db")
+	store, err := storage.Open(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("d%07d.bench.test", i)
+	}
+	now := time.Now().Add(-time.Hour)
+	if _, err := store.AddDomains(names, "bench", now); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 20000
+	ps := make([]obs.Probe, 0, batch)
+	flush := func() {
+		if _, err := store.WriteProbes(ps); err != nil {
+			b.Fatal(err)
+		}
+		ps = ps[:0]
+	}
+	for r := range 3 {
+		for v, vantage := range []string{"127.0.0.1:5301", "127.0.0.1:5302"} {
+			for i, name := range names {
+				at := now.Add(time.Duration(r)*5*time.Minute + time.Duration(i)*time.Microsecond)
+				var a []obs.Record
+				if i%20 == 0 { // flux: fresh addresses in many networks each time
+					for k := range 6 {
+						a = append(a, obs.Record{Name: name, Type: dns.TypeA, TTL: 60,
+							Data: fmt.Sprintf("%d.%d.%d.%d", 20+(i+k*7+r*3+v)%200, k*30+r, v, 1+i%250)})
+					}
+				} else {
+					a = append(a, obs.Record{Name: name, Type: dns.TypeA, TTL: 300, Data: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)})
+				}
+				obs.Sort(a)
+				ps = append(ps, obs.Probe{Domain: name, Vantage: vantage, Start: at, Observations: []obs.Observation{
+					{Time: at, Name: name, QType: dns.TypeA, Answer: a},
+					{Time: at, Name: name, QType: dns.TypeAAAA},
+					{Time: at, Name: name, QType: dns.TypeNS, Answer: []obs.Record{
+						{Name: name, Type: dns.TypeNS, TTL: 86400, Data: fmt.Sprintf("ns1.host%d.test", i%500)}}},
+				}})
+				if len(ps) == batch {
+					flush()
+				}
+			}
+		}
+	}
+	flush()
+	store.Close()
+	out := filepath.Join(b.TempDir(), "list.rpz")
+	b.ResetTimer()
+	for b.Loop() {
+		var stdout, stderr bytes.Buffer
+		start := time.Now()
+		// As the daemon's classify job runs it: verdicts stored, nothing printed.
+		cfg := config.Default()
+		cfg.DB = db
+		st, err := storage.Open(db)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := classifyStore(context.Background(), cfg, st, time.Now(), nil); err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+		classified := time.Since(start)
+		start = time.Now()
+		if err := run(context.Background(), []string{"export", "--db", db, "--format", "rpz", "--out", out}, nil, &stdout, &stderr); err != nil {
+			b.Fatal(err, stderr.String())
+		}
+		b.ReportMetric(classified.Seconds(), "classify-s")
+		b.ReportMetric(time.Since(start).Seconds(), "export-s")
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(n), "domains")
+}
