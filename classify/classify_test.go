@@ -256,3 +256,19 @@ func TestVantageDisagreement(t *testing.T) {
 		t.Fatalf("%s %+v", v.Verdict, v.Features)
 	}
 }
+
+// BenchmarkClassify classifies one flux domain's history of 8 rounds
+// through 4 vantages.
+func BenchmarkClassify(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	probes := world{rounds: 8, vantages: 4, ttl: 60, nsTTL: 86400,
+		addrs: func(int, int) []string { return spread(rng, 30, 6) }, ns: stableNS}.probes("x.test")
+	var t testing.T
+	c := Classifier{Meta: asnTable(&t)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := c.Classify("x.test", probes, t0); v.Verdict != SingleFlux {
+			b.Fatal(v.Verdict)
+		}
+	}
+}

@@ -89,3 +89,36 @@ func BenchmarkWriteRounds(b *testing.B) {
 	b.ReportMetric(float64(used)/float64(observations), "bytes/obs")
 	b.ReportMetric(float64(fi.Size())/float64(observations), "file-bytes/obs")
 }
+
+// BenchmarkCodec encodes and decodes the observations of one probe (A,
+// AAAA and NS answers) and one answer set.
+func BenchmarkCodec(b *testing.B) {
+	os := []storedObs{
+		{offset: 120 * time.Microsecond, qtype: dns.TypeA, flags: obs.FlagRA, rtt: 310 * time.Microsecond, setID: 123456, ttls: []uint32{300}},
+		{offset: 480 * time.Microsecond, qtype: dns.TypeAAAA, flags: obs.FlagRA, rtt: 290 * time.Microsecond},
+		{offset: 800 * time.Microsecond, qtype: dns.TypeNS, flags: obs.FlagRA, rtt: 305 * time.Microsecond, setID: 77, ttls: []uint32{86400}},
+	}
+	set := []obs.Record{{Name: "x.test", Type: dns.TypeA, Data: "192.0.2.1"}, {Name: "x.test", Type: dns.TypeA, Data: "192.0.2.7"}}
+	names := &mapNames{ids: map[string]uint64{"x.test": 1}, strs: map[uint64]string{1: "x.test"}}
+	var buf, setBuf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = encodeProbe(os, buf[:0])
+		if _, err := decodeProbe(buf); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if setBuf, err = encodeSet(set, "x.test", names, setBuf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf))/3, "bytes/obs-value")
+}
+
+type mapNames struct {
+	ids  map[string]uint64
+	strs map[uint64]string
+}
+
+func (m *mapNames) id(s string) (uint64, error)  { return m.ids[s], nil }
+func (m *mapNames) str(id uint64) (string, error) { return m.strs[id], nil }
