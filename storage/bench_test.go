@@ -120,5 +120,5 @@ type mapNames struct {
 	strs map[uint64]string
 }
 
-func (m *mapNames) id(s string) (uint64, error)  { return m.ids[s], nil }
+func (m *mapNames) id(s string) (uint64, error)   { return m.ids[s], nil }
 func (m *mapNames) str(id uint64) (string, error) { return m.strs[id], nil }
