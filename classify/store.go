@@ -17,6 +17,10 @@ import (
 // bounds the memory Run holds, whatever the number of domains.
 const runBatch = 5000
 
+// releaseEvery is how many batches Run reads before it lets the database
+// pages it read leave the process's resident set.
+const releaseEvery = 10
+
 // Run classifies every active domain in store over the window ending at
 // now, in name order, a batch at a time: each batch is read in one read
 // transaction, its verdicts stored in one write transaction, then passed to
@@ -38,6 +42,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	batch := make([]Verdict, 0, runBatch)
 	records := make([]storage.VerdictRecord, 0, runBatch)
 	var probes []obs.Probe
+	batches := 0
 	for after := ""; ; {
 		batch, records = batch[:0], records[:0]
 		last, err := store.ScanBatch(after, runBatch, from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
@@ -79,6 +84,9 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		}
 		if err := ctx.Err(); err != nil {
 			return counts, err
+		}
+		if batches++; batches%releaseEvery == 0 {
+			store.ReleaseMemory() // best effort: only the resident set is at stake
 		}
 		after = last
 	}

@@ -208,3 +208,17 @@ func TestWriterFlushCommitsAtOnce(t *testing.T) {
 		t.Fatalf("after Flush the database holds %d probes; want 3", st.Probes)
 	}
 }
+
+func TestReleaseMemoryKeepsData(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"m.test"}, "", t0)
+	s.WriteProbes([]obs.Probe{probe("m.test", "v", t0, "192.0.2.1")})
+	if err := s.ReleaseMemory(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	s.History("m.test", time.Time{}, time.Time{}, func(p obs.Probe) error { n += len(p.Observations); return nil })
+	if n != 4 {
+		t.Fatalf("after ReleaseMemory the history has %d observations", n)
+	}
+}

@@ -110,6 +110,7 @@ func (w *Writer) run() {
 	batch := make([]obs.Probe, 0, w.opts.MaxBatch)
 	timer := time.NewTimer(w.opts.MaxDelay)
 	defer timer.Stop()
+	commits := 0
 	flush := func() {
 		if len(batch) == 0 || w.Err() != nil {
 			batch = batch[:0]
@@ -122,6 +123,9 @@ func (w *Writer) run() {
 			w.mu.Unlock()
 		} else {
 			p, o := w.probes.Add(int64(len(batch))), w.observations.Add(int64(n))
+			if commits++; commits%256 == 0 {
+				w.s.ReleaseMemory() // best effort, see ReleaseMemory
+			}
 			if w.opts.OnCommit != nil {
 				w.opts.OnCommit(p, o)
 			}
