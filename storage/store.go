@@ -82,7 +82,7 @@ const maxCachedSets = 1 << 18
 // Open opens or creates the database at path. If another process has it
 // open, Open fails within a second with ErrLocked.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
 	}

@@ -29,6 +29,9 @@ func BenchmarkTrackedDomains(b *testing.B) {
 		n = v
 	}
 	db := filepath.Join(b.TempDir(), "big.db")
+	if keep := os.Getenv("FLUXWATCH_BENCH_DB"); keep != "" { // to look at it afterwards
+		db = keep
+	}
 	store, err := storage.Open(db)
 	if err != nil {
 		b.Fatal(err)
