@@ -13,7 +13,8 @@ import (
 // WriterOptions tune a Writer. The zero value gives sensible defaults.
 type WriterOptions struct {
 	// MaxBatch is the number of probes after which a transaction is
-	// committed (default 2000).
+	// committed (default 10000). Up to four batches wait in a queue while one
+	// commits, so that measuring does not stop for the disk.
 	MaxBatch int
 	// MaxDelay is the longest a probe waits in the buffer (default 1s).
 	MaxDelay time.Duration
@@ -41,12 +42,12 @@ type Writer struct {
 // NewWriter starts a writer. Close it to flush what is buffered.
 func (s *Store) NewWriter(opts WriterOptions) *Writer {
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 2000
+		opts.MaxBatch = 10000
 	}
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = time.Second
 	}
-	w := &Writer{s: s, opts: opts, in: make(chan obs.Probe, opts.MaxBatch), flush: make(chan chan error), done: make(chan struct{})}
+	w := &Writer{s: s, opts: opts, in: make(chan obs.Probe, 4*opts.MaxBatch), flush: make(chan chan error), done: make(chan struct{})}
 	go w.run()
 	return w
 }
