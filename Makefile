@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: all build demo test test-deps vet bench fuzz clean
+.PHONY: all build demo test test-deps vet bench bench-go fuzz clean
 
 all: build
 
@@ -23,7 +23,13 @@ vet:
 test: test-deps vet
 	$(GO) test -race -count=1 ./...
 
+# End-to-end crawl benchmark against a local knotd (scripts/bench/run.sh
+# lists its settings: make bench W=128 NAMES=50000 KEEP=1 ...).
 bench:
+	GO="$(GO)" ./scripts/bench/run.sh
+
+# Every Go benchmark (codec, engine, storage, scheduler, classifier, tables).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # A short run of every fuzz target (go test runs one -fuzz target at a time).
