@@ -126,6 +126,7 @@ awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l > 0.5) }' &&
 	log "warning: load average $LOAD_BEFORE before the run: other work on this machine skews every figure"
 
 # ---------------------------------------------------------------- 1. deps
+PATH=$PATH:/usr/sbin:/sbin # knotd and knotc live in /usr/sbin
 need=()
 command -v knotd >/dev/null 2>&1 && command -v knotc >/dev/null 2>&1 || need+=(knot)
 command -v dnsperf >/dev/null 2>&1 && command -v resperf >/dev/null 2>&1 || need+=(dnsperf)
@@ -137,7 +138,6 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-PATH=$PATH:/usr/sbin:/sbin
 KNOT_VERSION=$(knotd --version | sed -n 's/.*version \([^ ]*\).*/\1/p' | head -n1)
 DNSPERF_VERSION=$(dnsperf -h 2>&1 | sed -n 's/^Version: *//p' | head -n1 || true)
 [ -n "$DNSPERF_VERSION" ] || DNSPERF_VERSION=$(dpkg-query -W -f='${Version}' dnsperf 2>/dev/null || echo unknown)
