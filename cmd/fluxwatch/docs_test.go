@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,5 +63,30 @@ func TestEveryConfigKeyIsDocumented(t *testing.T) {
 	}
 	if _, err := config.Load("../../fluxwatch.example.yaml"); err != nil {
 		t.Errorf("the example config does not load: %v", err)
+	}
+}
+
+// TestFlagsOverrideConfigFile checks the layering: defaults, then the file,
+// then only the flags that were given; a repeatable flag replaces the
+// file's list.
+func TestFlagsOverrideConfigFile(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	os.WriteFile(path, []byte("qps: 5\nworkers: 3\nresolvers: [192.0.2.1]\nqtypes: [A]\nasn_db: [file.tsv]\n"), 0o644)
+	s := newFlags("crawl", "crawl", &stdio{err: io.Discard})
+	s.crawlFlags()
+	s.classifyFlags()
+	cfg, err := s.parse([]string{"--config", path, "--qps", "7", "--resolver", "192.0.2.8", "--resolver", "192.0.2.9:5353", "--qtypes", "A,NS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QPS != 7 || cfg.Workers != 3 || cfg.Timeout != config.Default().Timeout ||
+		!slices.Equal(cfg.Resolvers, []string{"192.0.2.8", "192.0.2.9:5353"}) ||
+		!slices.Equal(cfg.QTypes, []string{"A", "NS"}) || !slices.Equal(cfg.ASNDB, []string{"file.tsv"}) {
+		t.Fatalf("layered config: %+v", cfg)
+	}
+	s = newFlags("crawl", "crawl", &stdio{err: io.Discard})
+	s.crawlFlags()
+	if _, err := s.parse([]string{"--config", path, "--qps", "-1"}); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "qps: -1 is negative") {
+		t.Fatalf("a bad flag value: %v", err)
 	}
 }

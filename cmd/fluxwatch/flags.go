@@ -17,63 +17,100 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-// listFlag is a repeatable string flag.
-type listFlag []string
+// listFlag is a repeatable flag over a []string: given at all, it replaces
+// what the config file said.
+type listFlag struct {
+	p   *[]string
+	set bool
+}
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+func (l *listFlag) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
 
-// settings are the flags shared by commands, layered over the config file.
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		*l.p, l.set = nil, true
+	}
+	*l.p = append(*l.p, v)
+	return nil
+}
+
+// csvFlag sets a []string from one comma-separated value.
+type csvFlag struct{ p *[]string }
+
+func (c csvFlag) String() string {
+	if c.p == nil {
+		return ""
+	}
+	return strings.Join(*c.p, ",")
+}
+func (c csvFlag) Set(v string) error { *c.p = strings.Split(v, ","); return nil }
+
+// settings are the flags of a command. Flags that stand for config keys are
+// registered by groups bound to a Config: parsed once into a scratch
+// Config to learn which were given, then replayed onto the Config loaded
+// from the file, so that defaults, file and flags layer in that order.
 type settings struct {
 	fs         *flag.FlagSet
 	configPath string
-	cfg        config.Config // flag targets; copied over the loaded config when set
-	resolvers  listFlag
-	asnDB      listFlag
-	countryDB  listFlag
-	allowlist  listFlag
-	qtypes     string
-	io         *stdio
+	scratch    *config.Config
+	groups     []func(*flag.FlagSet, *config.Config)
 }
 
-// newFlags returns a flag set for a command with --config and --db.
+// newFlags returns a flag set for a command with --config, --db and --log-level.
 func newFlags(name, synopsis string, std *stdio) *settings {
-	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), io: std, cfg: *config.Default()}
+	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), scratch: config.Default()}
 	s.fs.SetOutput(std.err)
 	s.fs.Usage = func() {
 		fmt.Fprintf(std.err, "Usage: fluxwatch %s\n\nFlags:\n", synopsis)
 		s.fs.PrintDefaults()
 	}
 	s.fs.StringVar(&s.configPath, "config", "", "YAML config `file` (flags override it)")
-	s.fs.StringVar(&s.cfg.DB, "db", s.cfg.DB, "database `path` (env FLUXWATCH_DB)")
-	s.fs.StringVar(&s.cfg.LogLevel, "log-level", s.cfg.LogLevel, "log level: debug, info, warn, error")
+	s.group(func(fs *flag.FlagSet, c *config.Config) {
+		fs.StringVar(&c.DB, "db", c.DB, "database `path` (env FLUXWATCH_DB)")
+		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	})
 	return s
+}
+
+// group registers config flags.
+func (s *settings) group(register func(*flag.FlagSet, *config.Config)) {
+	s.groups = append(s.groups, register)
+	register(s.fs, s.scratch)
 }
 
 // crawlFlags adds the flags that shape measurement.
 func (s *settings) crawlFlags() {
-	s.fs.Var(&s.resolvers, "resolver", "vantage resolver `ADDR[:PORT]` (repeatable)")
-	s.fs.StringVar(&s.cfg.ResolversFile, "resolvers", "", "`file` of vantage resolvers, one ADDR[:PORT] a line")
-	s.fs.Float64Var(&s.cfg.QPS, "qps", s.cfg.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
-	s.fs.Float64Var(&s.cfg.GlobalQPS, "global-qps", s.cfg.GlobalQPS, "queries per second over all vantages (0: no global limit)")
-	s.fs.IntVar(&s.cfg.Workers, "workers", s.cfg.Workers, "probes in flight per vantage")
-	s.fs.StringVar(&s.cfg.Engine, "engine", s.cfg.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
-	s.fs.DurationVar(&s.cfg.Timeout, "timeout", s.cfg.Timeout, "timeout of one query attempt")
-	s.fs.IntVar(&s.cfg.Retries, "retries", s.cfg.Retries, "extra attempts after a timeout")
-	s.fs.StringVar(&s.qtypes, "qtypes", strings.Join(s.cfg.QTypes, ","), "query types to ask")
-	s.fs.BoolVar(&s.cfg.NSHosts, "ns-hosts", s.cfg.NSHosts, "also resolve the addresses of each domain's name servers")
-	s.fs.BoolVar(&s.cfg.Delegation, "delegation", s.cfg.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
-	s.fs.IntVar(&s.cfg.ParentPort, "parent-port", s.cfg.ParentPort, "port to ask parent zone servers on (the simulated world's registry uses another)")
+	s.group(func(fs *flag.FlagSet, c *config.Config) {
+		fs.Var(&listFlag{p: &c.Resolvers}, "resolver", "vantage resolver `ADDR[:PORT]` (repeatable)")
+		fs.StringVar(&c.ResolversFile, "resolvers", c.ResolversFile, "`file` of vantage resolvers, one ADDR[:PORT] a line")
+		fs.Float64Var(&c.QPS, "qps", c.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
+		fs.Float64Var(&c.GlobalQPS, "global-qps", c.GlobalQPS, "queries per second over all vantages (0: no global limit)")
+		fs.IntVar(&c.Workers, "workers", c.Workers, "probes in flight per vantage")
+		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
+		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
+		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout")
+		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated (default A,AAAA,NS)")
+		fs.BoolVar(&c.NSHosts, "ns-hosts", c.NSHosts, "also resolve the addresses of each domain's name servers")
+		fs.BoolVar(&c.Delegation, "delegation", c.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
+		fs.IntVar(&c.ParentPort, "parent-port", c.ParentPort, "port to ask parent zone servers on (the simulated world's registry uses another)")
+	})
 }
 
 // classifyFlags adds the flags that shape classification.
 func (s *settings) classifyFlags() {
-	s.fs.Var(&s.asnDB, "asn-db", "IP-to-ASN `file`: iptoasn TSV, ip-location-db CSV (.gz allowed) or .mmdb (repeatable)")
-	s.fs.Var(&s.countryDB, "country-db", "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
-	s.fs.Var(&s.allowlist, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
-	s.fs.StringVar(&s.cfg.CDNSuffixes, "cdn-suffixes", "", "`file` of CDN zones replacing the built-in list")
-	s.fs.BoolVar(&s.cfg.Cymru, "cymru", s.cfg.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
-	s.fs.DurationVar(&s.cfg.Window, "window", s.cfg.Window, "classify over the measurements of this last period")
+	s.group(func(fs *flag.FlagSet, c *config.Config) {
+		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "IP-to-ASN `file`: iptoasn TSV, ip-location-db CSV (.gz allowed) or .mmdb (repeatable)")
+		fs.Var(&listFlag{p: &c.CountryDB}, "country-db", "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
+		fs.Var(&listFlag{p: &c.Allowlist}, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
+		fs.StringVar(&c.CDNSuffixes, "cdn-suffixes", c.CDNSuffixes, "`file` of CDN zones replacing the built-in list")
+		fs.BoolVar(&c.Cymru, "cymru", c.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
+		fs.DurationVar(&c.Window, "window", c.Window, "classify over the measurements of this last period")
+	})
 }
 
 // parse parses args and returns the settings: defaults, then the config
@@ -92,50 +129,28 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 			return nil, err
 		}
 	}
+	replay := flag.NewFlagSet("", flag.ContinueOnError)
+	for _, register := range s.groups {
+		register(replay, cfg)
+	}
+	var err error
 	s.fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "db":
-			cfg.DB = s.cfg.DB
-		case "log-level":
-			cfg.LogLevel = s.cfg.LogLevel
-		case "resolver":
-			cfg.Resolvers = s.resolvers
-		case "resolvers":
-			cfg.ResolversFile = s.cfg.ResolversFile
-		case "qps":
-			cfg.QPS = s.cfg.QPS
-		case "global-qps":
-			cfg.GlobalQPS = s.cfg.GlobalQPS
-		case "workers":
-			cfg.Workers = s.cfg.Workers
-		case "engine":
-			cfg.Engine = s.cfg.Engine
-		case "timeout":
-			cfg.Timeout = s.cfg.Timeout
-		case "retries":
-			cfg.Retries = s.cfg.Retries
-		case "qtypes":
-			cfg.QTypes = strings.Split(s.qtypes, ",")
-		case "ns-hosts":
-			cfg.NSHosts = s.cfg.NSHosts
-		case "asn-db":
-			cfg.ASNDB = s.asnDB
-		case "country-db":
-			cfg.CountryDB = s.countryDB
-		case "allowlist":
-			cfg.Allowlist = s.allowlist
-		case "cdn-suffixes":
-			cfg.CDNSuffixes = s.cfg.CDNSuffixes
-		case "delegation":
-			cfg.Delegation = s.cfg.Delegation
-		case "parent-port":
-			cfg.ParentPort = s.cfg.ParentPort
-		case "cymru":
-			cfg.Cymru = s.cfg.Cymru
-		case "window":
-			cfg.Window = s.cfg.Window
+		if replay.Lookup(f.Name) == nil || err != nil {
+			return // a command's own flag
+		}
+		values := []string{f.Value.String()}
+		if l, ok := f.Value.(*listFlag); ok {
+			values = *l.p
+		}
+		for _, v := range values {
+			if err = replay.Set(f.Name, v); err != nil {
+				return
+			}
 		}
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
