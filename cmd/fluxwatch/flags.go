@@ -94,7 +94,7 @@ func (s *settings) crawlFlags() {
 		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
 		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
 		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout")
-		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated (default A,AAAA,NS)")
+		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated")
 		fs.BoolVar(&c.NSHosts, "ns-hosts", c.NSHosts, "also resolve the addresses of each domain's name servers")
 		fs.BoolVar(&c.Delegation, "delegation", c.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
 		fs.IntVar(&c.ParentPort, "parent-port", c.ParentPort, "port to ask parent zone servers on (the simulated world's registry uses another)")
