@@ -201,7 +201,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad cron schedule", "daemon:\n  crawl: every minute\n",
 			[]string{`FILE:2: daemon.crawl: bad schedule "every minute": expected exactly 5 fields, found 2: [every minute]`}},
 		{"unknown export format", "daemon:\n  exports:\n    - format: xml\n      out: list.xml\n",
-			[]string{`FILE:2: daemon.exports: export 1: format "xml" is not one of domains, hosts, rpz, jsonl, csv`}},
+			[]string{`FILE:2: daemon.exports: export 1: format "xml" is not one of domains, hosts, rpz, dnsmasq, unbound, adblock, stix, jsonl, csv`}},
 		{"export without out", "daemon:\n  exports:\n    - format: rpz\n",
 			[]string{`FILE:2: daemon.exports: export 1: out is empty`}},
 		{"unknown qtype", "qtypes: [A, BOGUS]\n",

@@ -1,7 +1,9 @@
 // Package results turns verdicts into the files people load: plain domain
-// lists, hosts files, RPZ zones for resolvers, and JSON Lines and CSV for
-// analysis. Every file is written whole or not at all (WriteFileAtomic), so
-// a resolver watching it never loads half a list.
+// lists, hosts files, RPZ zones, dnsmasq and Unbound configuration for
+// resolvers, adblock filter lists, STIX 2.1 bundles of indicators for threat
+// intelligence platforms, and JSON Lines and CSV for analysis. Every file is
+// written whole or not at all (WriteFileAtomic), so a resolver watching it
+// never loads half a list.
 package results
 
 import (
@@ -23,7 +25,7 @@ import (
 )
 
 // Formats lists the values --format accepts.
-var Formats = []string{"domains", "hosts", "rpz", "jsonl", "csv"}
+var Formats = []string{"domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix", "jsonl", "csv"}
 
 // Options shape an export.
 type Options struct {
@@ -36,6 +38,13 @@ type Options struct {
 	Serial uint32
 	// TTL of the RPZ records in seconds (default 300).
 	TTL uint32
+	// Now is when the export is made: the adblock list's "! Updated:" line
+	// (left out when zero) and part of the STIX bundle's id. Exports are
+	// deterministic: nothing reads the clock.
+	Now time.Time
+	// ValidFor is how long a STIX indicator stays valid after its verdict
+	// was made (default 7 days).
+	ValidFor time.Duration
 }
 
 // ErrBadName is returned for a name that cannot be written safely.
@@ -76,7 +85,11 @@ func include(format string, v classify.Verdict, opts Options) bool {
 // IsBlockList reports whether format lists only the listed domains and
 // needs no features (so exports can read the short listed records).
 func IsBlockList(format string) bool {
-	return format == "domains" || format == "hosts" || format == "rpz"
+	switch format {
+	case "domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix":
+		return true
+	}
+	return false
 }
 
 // WriteEach streams the verdicts that each yields (in name order) to w in
@@ -105,6 +118,21 @@ func WriteEach(w io.Writer, format string, each func(yield func(classify.Verdict
 			_, err := fmt.Fprintf(bw, "%s CNAME .\n*.%s CNAME . ; %s %.2f\n", v.Domain, v.Domain, v.Verdict, v.Score)
 			return err
 		}
+	case "dnsmasq":
+		add = func(v classify.Verdict) error { _, err := bw.WriteString(dnsmasqLine(v.Domain)); return err }
+	case "unbound":
+		add = func(v classify.Verdict) error { _, err := bw.WriteString(unboundLine(v.Domain)); return err }
+	case "adblock":
+		if err := adblockHeader(bw, opts); err != nil {
+			return err
+		}
+		add = func(v classify.Verdict) error { _, err := bw.WriteString(adblockLine(v.Domain)); return err }
+	case "stix":
+		sw, err := newSTIXWriter(bw, opts)
+		if err != nil {
+			return err
+		}
+		add, end = sw.add, sw.end
 	case "jsonl":
 		enc := json.NewEncoder(bw)
 		add = func(v classify.Verdict) error { return enc.Encode(v) }

@@ -95,6 +95,12 @@ var goldenCases = []goldenCase{
 	{"hosts", "hosts", results.Options{}},
 	{"rpz", "rpz", results.Options{Serial: 2026030112}},
 	{"rpz_zone", "rpz", results.Options{Zone: "rpz.example.test.", Serial: 7, TTL: 60}},
+	{"dnsmasq", "dnsmasq", results.Options{}},
+	{"unbound", "unbound", results.Options{}},
+	{"adblock", "adblock", results.Options{}},
+	{"adblock_updated", "adblock", results.Options{Now: t0.Add(90 * time.Second)}},
+	{"stix", "stix", results.Options{}},
+	{"stix_serial", "stix", results.Options{Serial: 2026030112, Now: t0.Add(time.Hour), ValidFor: 24 * time.Hour}},
 	{"jsonl", "jsonl", results.Options{}},
 	{"jsonl_all", "jsonl", results.Options{All: true}},
 	{"csv", "csv", results.Options{}},
@@ -243,10 +249,18 @@ func TestWriteJSONLAndCSV(t *testing.T) {
 
 func TestWriteNothingListed(t *testing.T) {
 	benign := []classify.Verdict{{Domain: "ok.test", Verdict: classify.Benign}}
-	for _, f := range []string{"domains", "hosts", "jsonl"} {
+	for _, f := range []string{"domains", "hosts", "dnsmasq", "unbound", "jsonl"} {
 		if out := write(t, f, benign, results.Options{}); len(out) != 0 {
 			t.Errorf("%s with nothing listed: %q, want nothing", f, out)
 		}
+	}
+	if out := string(write(t, "adblock", benign, results.Options{})); out != "! Title: fluxwatch fast-flux domains\n" {
+		t.Errorf("adblock with nothing listed: %q, want the title only", out)
+	}
+	// STIX forbids empty lists: a bundle with nothing listed has no objects.
+	var bundle map[string]any
+	if out := write(t, "stix", benign, results.Options{}); json.Unmarshal(out, &bundle) != nil || len(bundle) != 2 || bundle["type"] != "bundle" {
+		t.Errorf("stix with nothing listed: %q, want a bundle with a type and an id only", out)
 	}
 	if out := string(write(t, "csv", nil, results.Options{})); strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "domain,verdict,") {
 		t.Errorf("csv with nothing listed: %q, want the header only", out)
@@ -257,7 +271,7 @@ func TestWriteUnknownFormat(t *testing.T) {
 	for _, f := range []string{"xml", "", "RPZ"} {
 		var buf bytes.Buffer
 		err := results.Write(&buf, f, verdicts(), results.Options{})
-		want := `unknown format "` + f + `" (want one of domains, hosts, rpz, jsonl, csv)`
+		want := `unknown format "` + f + `" (want one of domains, hosts, rpz, dnsmasq, unbound, adblock, stix, jsonl, csv)`
 		if err == nil || err.Error() != want {
 			t.Errorf("Write(%q) = %v, want %s", f, err, want)
 		}

@@ -118,7 +118,7 @@ func printVerdicts(w io.Writer, vs []classify.Verdict) error {
 }
 
 func cmdExport(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("export", "export --format domains|hosts|rpz|jsonl|csv --out FILE [--all]", std)
+	s := newFlags("export", "export --format "+strings.Join(results.Formats, "|")+" --out FILE [--all]", std)
 	format := s.fs.String("format", "domains", "output format: "+strings.Join(results.Formats, ", "))
 	out := s.fs.String("out", "-", "output `file` (written atomically; - for stdout)")
 	all := s.fs.Bool("all", false, "jsonl and csv: include every verdict, not only listed domains")
@@ -152,8 +152,8 @@ func export(store *storage.Store, cfg *config.Config, format, out string, all bo
 	if !contains(results.Formats, format) {
 		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format, strings.Join(results.Formats, ", "))
 	}
-	opts := results.Options{All: all, Zone: cfg.RPZZone}
-	if format == "rpz" {
+	opts := results.Options{All: all, Zone: cfg.RPZZone, Now: time.Now()}
+	if format == "rpz" || format == "stix" {
 		serial, err := store.NextSerial(time.Now())
 		if err != nil {
 			return 0, err

@@ -27,7 +27,8 @@ Commands:
   seeds remove NAME...                stop measuring domains (history is kept)
   crawl [--rounds N --interval D]     measure every domain through every vantage
   classify [--json]                   classify the measured domains
-  export --format F --out FILE        write the blocklist (domains, hosts, rpz, jsonl, csv)
+  export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
+                                      adblock, stix, jsonl, csv)
   show DOMAIN                         print a domain's measured history
   daemon                              crawl, classify and publish on cron schedules
   simnet                              serve the simulated DNS world until interrupted
