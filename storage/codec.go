@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -77,6 +78,17 @@ func (d *decoder) bytes(what string) []byte {
 	p := d.b[:n]
 	d.b = d.b[n:]
 	return p
+}
+
+// micros reads a duration stored in whole microseconds; one too long for a
+// time.Duration is corrupt (it would wrap around to a negative duration).
+func (d *decoder) micros(what string) time.Duration {
+	v := d.uvarint(what)
+	if v > math.MaxInt64/uint64(time.Microsecond) {
+		d.fail(what)
+		return 0
+	}
+	return time.Duration(v) * time.Microsecond
 }
 
 // count reads a length that must be plausible for the remaining input: each
@@ -239,13 +251,13 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 	out := make([]storedObs, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		var o storedObs
-		o.offset = time.Duration(d.uvarint("time offset")) * time.Microsecond
+		o.offset = d.micros("time offset")
 		o.nameID = d.uvarint("name")
 		o.qtype = uint16(d.uvarint("qtype"))
 		o.rcode = d.byte1("rcode")
 		fe := d.byte1("flags")
 		o.flags, o.err = obs.Flags(fe&0x0f), obs.ErrClass(fe>>4)
-		o.rtt = time.Duration(d.uvarint("rtt")) * time.Microsecond
+		o.rtt = d.micros("rtt")
 		o.setID = d.uvarint("set id")
 		nt := d.count("ttl count")
 		if nt > 0 {

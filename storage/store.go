@@ -131,48 +131,6 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Check runs bbolt's consistency check and fluxwatch's own invariants: every
-// probe's domain, names and answer sets exist.
-func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		if len(errs) > 0 {
-			return errors.Join(errs...)
-		}
-		domainIDs, sets := tx.Bucket(bucketDomainID), tx.Bucket(bucketSets)
-		return tx.Bucket(bucketProbes).ForEach(func(k, v []byte) error {
-			did, _, vid, ok := parseProbeKey(k)
-			if !ok {
-				return fmt.Errorf("probe key %x: %w", k, errCorrupt)
-			}
-			if domainIDs.Get(u32key(did)) == nil {
-				return fmt.Errorf("probe %x: domain id %d missing", k, did)
-			}
-			if _, err := s.str(uint64(vid)); err != nil {
-				return fmt.Errorf("probe %x: vantage: %w", k, err)
-			}
-			os, err := decodeProbe(v)
-			if err != nil {
-				return fmt.Errorf("probe %x: %w", k, err)
-			}
-			for _, o := range os {
-				if o.nameID != 0 {
-					if _, err := s.str(o.nameID); err != nil {
-						return fmt.Errorf("probe %x: %w", k, err)
-					}
-				}
-				if o.setID != 0 && sets.Get(u64key(o.setID)) == nil {
-					return fmt.Errorf("probe %x: answer set %d missing", k, o.setID)
-				}
-			}
-			return nil
-		})
-	})
-}
-
 // str returns the committed string for an interned id.
 func (s *Store) str(id uint64) (string, error) {
 	s.mu.RLock()

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fluxwatch/fluxwatch/obs"
 )
@@ -220,5 +222,70 @@ func TestReleaseMemoryKeepsData(t *testing.T) {
 	s.History("m.test", time.Time{}, time.Time{}, func(p obs.Probe) error { n += len(p.Observations); return nil })
 	if n != 4 {
 		t.Fatalf("after ReleaseMemory the history has %d observations", n)
+	}
+}
+
+func TestCheckFindsBrokenReferences(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddDomains([]string{"c.test"}, "", t0)
+	s.WriteProbes([]obs.Probe{probe("c.test", "v", t0, "192.0.2.1")})
+	if err := s.Check(); err != nil {
+		t.Fatalf("a sound database: %v", err)
+	}
+	// Remove an answer set that a probe refers to, and a domain's id entry.
+	s.db.Update(func(tx *bolt.Tx) error {
+		tx.Bucket(bucketSets).Delete(u64key(1))
+		return tx.Bucket(bucketDomainID).Delete(u32key(1))
+	})
+	err = s.Check()
+	for _, want := range []string{"answer set 1 missing", "domain c.test: id 1 not in the id table", "domain id 1 missing"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v; want it to say %q", err, want)
+		}
+	}
+	s.Close()
+}
+
+func TestCompactKeepsEverythingAndRefusesALiveDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddDomains([]string{"k.test"}, "", t0)
+	for i := range 200 {
+		s.WriteProbes([]obs.Probe{probe("k.test", "v", t0.Add(time.Duration(i)*time.Minute), "192.0.2.1")})
+	}
+	var want []obs.Probe
+	s.History("k.test", time.Time{}, time.Time{}, func(p obs.Probe) error { want = append(want, p); return nil })
+	if _, _, err := Compact(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("compacting an open database: %v; want ErrLocked", err)
+	}
+	s.Close()
+	before, after, err := Compact(path)
+	if err != nil || after > before {
+		t.Fatalf("Compact = %d → %d, %v", before, after, err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	var got []obs.Probe
+	s.History("k.test", time.Time{}, time.Time{}, func(p obs.Probe) error { got = append(got, p); return nil })
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("history differs after compaction")
+	}
+	// Sequences survive: a new domain gets a fresh id.
+	s.AddDomains([]string{"new.test"}, "", t0)
+	if d, _, _ := s.Domain("new.test"); d.ID != 2 {
+		t.Fatalf("new domain id %d after compaction; want 2", d.ID)
 	}
 }

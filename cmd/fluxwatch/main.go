@@ -31,6 +31,7 @@ Commands:
                                       adblock, stix, jsonl, csv)
   show DOMAIN                         print a domain's measured history
   daemon                              crawl, classify and publish on cron schedules
+  db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
   eval [--seed N] [--json]            score the classifier against the simulated world's truth
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdDaemon(ctx, rest, std)
 	case "simnet":
 		return cmdSimnet(ctx, rest, std)
+	case "db":
+		return cmdDB(ctx, rest, std)
 	case "eval":
 		return cmdEval(ctx, rest, std)
 	case "demo":

@@ -277,6 +277,18 @@ func TestSecondOpenerGetsLockError(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("took %v", d)
 	}
+	// db check and db compact refuse a database in use as clearly.
+	for _, sub := range []string{"check", "compact"} {
+		if _, _, err := fw(t, "", "db", sub, "--db", db); !errors.Is(err, storage.ErrLocked) {
+			t.Errorf("db %s on a live database: %v", sub, err)
+		}
+	}
+	s.Close()
+	for _, sub := range []string{"check", "compact", "check"} {
+		if out, _, err := fw(t, "", "db", sub, "--db", db); err != nil || !strings.HasPrefix(out, "db: "+db) {
+			t.Errorf("db %s: %v %q", sub, err, out)
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
