@@ -32,10 +32,18 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# A short run of every fuzz target (go test runs one -fuzz target at a time).
+# A run of every fuzz target (go test runs one -fuzz target at a time);
+# FUZZTIME=10m for a long run. `make test` runs their seed corpora.
+FUZZTIME ?= 20s
+FUZZ_TARGETS = seeds:FuzzNormalize seeds:FuzzParse storage:FuzzProbeCodec storage:FuzzSetCodec \
+	crawler:FuzzNormalize config:FuzzLoad results:FuzzExport simnet:FuzzRespond simnet:FuzzRegistryRespond
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime 20s ./seeds
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20s ./seeds
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 clean:
 	rm -rf fluxwatch fluxwatch-demo

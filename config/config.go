@@ -129,7 +129,7 @@ func (c *Config) parse(path string, data []byte) error {
 		return c.yamlError(err)
 	}
 	if len(root.Content) > 0 {
-		collectLines(root.Content[0], "", c.lines)
+		collectLines(root.Content[0], "", c.lines, map[*yaml.Node]bool{})
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -186,23 +186,52 @@ func (c *Config) keyAt(line int, name string) string {
 	return best
 }
 
-func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+// collectLines records the line of every key under prefix. Keys brought in
+// by an alias (`daemon: *d`) or a merge (`<<: *base`) count at the line the
+// anchor wrote them; a key set in the mapping itself wins over a merged one.
+// Each anchor is followed once (expanded holds those followed): a value that
+// contains itself, or aliases of aliases doubling at every level, would
+// otherwise never end; decoding reports the first and limits the second.
+func collectLines(n *yaml.Node, prefix string, lines map[string]int, expanded map[*yaml.Node]bool) {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || expanded[n.Alias] {
+			return
+		}
+		expanded[n.Alias] = true
+		n = n.Alias
+	}
 	if n.Kind == yaml.SequenceNode { // keys inside list items: daemon.exports[1].out
 		for i, item := range n.Content {
-			collectLines(item, fmt.Sprintf("%s[%d]", prefix, i+1), lines)
+			collectLines(item, fmt.Sprintf("%s[%d]", prefix, i+1), lines, expanded)
 		}
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		return
 	}
+	merged := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Kind == yaml.ScalarNode && n.Content[i].Tag == "!!merge" { // <<: *a or <<: [*a, *b]
+			items := []*yaml.Node{n.Content[i+1]}
+			if v := n.Content[i+1]; v.Kind == yaml.SequenceNode {
+				items = v.Content
+			}
+			for _, item := range items {
+				collectLines(item, prefix, merged, expanded)
+			}
+			continue
+		}
 		k := n.Content[i].Value
 		if prefix != "" {
 			k = prefix + "." + k
 		}
 		lines[k] = n.Content[i].Line
-		collectLines(n.Content[i+1], k, lines)
+		collectLines(n.Content[i+1], k, lines, expanded)
+	}
+	for k, l := range merged {
+		if _, ok := lines[k]; !ok {
+			lines[k] = l
+		}
 	}
 }
 
@@ -277,7 +306,14 @@ func (c *Config) Validate() error {
 		bad("min_interval", "must be positive")
 	}
 	if c.MaxInterval < c.MinInterval {
-		bad("max_interval", "%s is below min_interval %s", c.MaxInterval, c.MinInterval)
+		// Name the key the file set: raising min_interval alone past the
+		// default max_interval must point at the file too.
+		_, maxSet := c.lines["max_interval"]
+		if _, minSet := c.lines["min_interval"]; minSet && !maxSet {
+			bad("min_interval", "%s is above max_interval %s", c.MinInterval, c.MaxInterval)
+		} else {
+			bad("max_interval", "%s is below min_interval %s", c.MaxInterval, c.MinInterval)
+		}
 	}
 	if c.Window <= 0 {
 		bad("window", "must be positive")

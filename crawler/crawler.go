@@ -132,10 +132,11 @@ func Normalize(qname string, qtype uint16, r *dns.Msg) []obs.Record {
 func NormalizeAnswer(qname string, qtype uint16, answer []dns.RR) []obs.Record {
 	chain := map[string]bool{qname: true}
 	// Follow CNAMEs in any order; a chain longer than the answer is a loop.
+	// Only IN records are kept, so only IN CNAMEs extend the chain.
 	for range len(answer) {
 		grew := false
 		for _, rr := range answer {
-			if cn, ok := rr.(*dns.CNAME); ok && chain[canon(cn.Hdr.Name)] && !chain[canon(cn.Target)] {
+			if cn, ok := rr.(*dns.CNAME); ok && cn.Hdr.Class == dns.ClassINET && chain[canon(cn.Hdr.Name)] && !chain[canon(cn.Target)] {
 				chain[canon(cn.Target)] = true
 				grew = true
 			}
