@@ -35,6 +35,7 @@ type Config struct {
 	Workers       int                `yaml:"workers"`
 	Engine        string             `yaml:"engine"`
 	Sockets       int                `yaml:"sockets"`
+	RandomizeCase bool               `yaml:"randomize_case"`
 	Timeout       time.Duration      `yaml:"timeout"`
 	Retries       int                `yaml:"retries"`
 	EDNSSize      uint16             `yaml:"edns_size"`

@@ -47,6 +47,7 @@ func TestLoadFull(t *testing.T) {
 		Workers:       3,
 		Engine:        "naive",
 		Sockets:       4,
+		RandomizeCase: true,
 		Timeout:       1500 * time.Millisecond,
 		Retries:       2,
 		EDNSSize:      4096,

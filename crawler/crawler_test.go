@@ -314,3 +314,46 @@ func TestParseVantage(t *testing.T) {
 		}
 	}
 }
+
+func TestRandomizedCaseMustBeEchoed(t *testing.T) {
+	echo := serve(t, func(w dns.ResponseWriter, r *dns.Msg) { // as resolvers do: the question comes back as asked
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+		w.WriteMsg(m)
+	})
+	lower := serve(t, func(w dns.ResponseWriter, r *dns.Msg) { // a forger who cannot see the query
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Question[0].Name = strings.ToLower(m.Question[0].Name)
+		w.WriteMsg(m)
+	})
+	e, err := NewEngine(EngineOptions{ClientOptions: ClientOptions{Timeout: 200 * time.Millisecond, Retries: -1}, RandomizeCase: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c := &Crawler{Querier: e}
+	name := "some-long-name.with.many.letters.test"
+	if o := c.observe(context.Background(), echo, name, dns.TypeA); o.Err != obs.OK || len(o.Answer) != 1 || o.Answer[0].Name != name {
+		t.Fatalf("echoing resolver: %+v", o)
+	}
+	if o := c.observe(context.Background(), lower, name, dns.TypeA); o.Err != obs.Malformed {
+		t.Fatalf("answer without the asked case: %v", o.Err)
+	}
+	if e.Stats().Mismatched == 0 {
+		t.Fatal("the lower-cased answer was not counted")
+	}
+	mixed := 0
+	for range 20 {
+		if randomCase(name) != name {
+			mixed++
+		}
+		if !strings.EqualFold(randomCase(name), name) {
+			t.Fatal("randomCase changed more than case")
+		}
+	}
+	if mixed < 19 {
+		t.Fatalf("randomCase left the name as it was %d times in 20", 20-mixed)
+	}
+}

@@ -26,6 +26,10 @@ type EngineOptions struct {
 	// TCPConns is the number of pooled TCP connections kept per server
 	// for truncated answers (default 2).
 	TCPConns int
+	// RandomizeCase mixes the case of the letters of every UDP question
+	// at random (0x20 encoding) and accepts only answers that echo it
+	// exactly: a forger must guess one more bit per letter.
+	RandomizeCase bool
 }
 
 // EngineStats count what an Engine saw.
@@ -130,7 +134,11 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 		if attempt > 0 {
 			e.retried.Add(1)
 		}
-		r, rtt, err := e.exchange(ctx, server, fqdn, qtype)
+		asked := fqdn
+		if e.opts.RandomizeCase {
+			asked = randomCase(fqdn)
+		}
+		r, rtt, err := e.exchange(ctx, server, asked, qtype)
 		if err == nil && r.Truncated {
 			e.tcpCount.Add(1)
 			r, rtt, err = e.tcp.exchange(ctx, server, fqdn, qtype, e.opts)
@@ -246,7 +254,7 @@ func (e *Engine) read(s *socket) {
 			continue
 		}
 		if !r.Response || len(r.Question) != 1 || r.Question[0].Qtype != c.qtype ||
-			r.Question[0].Qclass != dns.ClassINET || !strings.EqualFold(r.Question[0].Name, c.name) {
+			r.Question[0].Qclass != dns.ClassINET || !e.sameName(r.Question[0].Name, c.name) {
 			e.mismatched.Add(1)
 			s.mu.Lock()
 			c.mismatched = true
@@ -260,6 +268,33 @@ func (e *Engine) read(s *socket) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// sameName compares a response's question name with the one asked: exactly
+// when the case was randomised, else regardless of case.
+func (e *Engine) sameName(got, asked string) bool {
+	if e.opts.RandomizeCase {
+		return got == asked
+	}
+	return strings.EqualFold(got, asked)
+}
+
+// randomCase flips the case of each ASCII letter of name at random.
+func randomCase(name string) string {
+	b := []byte(name)
+	bits := rand.Uint64()
+	for i, c := range b {
+		if i%64 == 0 && i > 0 {
+			bits = rand.Uint64()
+		}
+		if c|0x20 >= 'a' && c|0x20 <= 'z' {
+			if bits&1 == 1 {
+				b[i] = c ^ 0x20
+			}
+			bits >>= 1
+		}
+	}
+	return string(b)
 }
 
 // packQuery builds a query without allocating a dns.Msg: header, one

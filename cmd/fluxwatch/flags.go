@@ -92,6 +92,7 @@ func (s *settings) crawlFlags() {
 		fs.Float64Var(&c.GlobalQPS, "global-qps", c.GlobalQPS, "queries per second over all vantages (0: no global limit)")
 		fs.IntVar(&c.Workers, "workers", c.Workers, "probes in flight per vantage")
 		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
+		fs.BoolVar(&c.RandomizeCase, "randomize-case", c.RandomizeCase, "0x20: mix the case of each question and accept only answers that echo it")
 		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
 		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout")
 		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated")
@@ -234,7 +235,7 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 	case "naive":
 		q = crawler.NewClient(opts)
 	default:
-		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets})
+		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
 		if err != nil {
 			return nil, nil, nil, err
 		}
