@@ -53,6 +53,7 @@ type Scheduler struct {
 	crawler *crawler.Crawler
 	store   *storage.Store
 	log     *slog.Logger
+	health  map[string]*health // one per configured vantage, made up front
 }
 
 // New returns a scheduler that measures with q (wrapped in the configured
@@ -88,7 +89,20 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	if c.Now == nil {
 		c.Now = opts.Now
 	}
-	return &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger}
+	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, health: map[string]*health{}}
+	for _, v := range opts.Vantages {
+		s.health[v.Addr] = &health{}
+	}
+	return s
+}
+
+// Health returns each vantage's health so far.
+func (s *Scheduler) Health() map[string]HealthStats {
+	out := make(map[string]HealthStats, len(s.health))
+	for addr, h := range s.health {
+		out[addr] = h.stats()
+	}
+	return out
 }
 
 // Stats describe one or more rounds.
@@ -149,8 +163,13 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				h := s.health[v.Addr]
 				for d := range queue {
+					if !h.allow(s.opts.Now()) {
+						continue // resting: the domain stays due
+					}
 					p := s.crawler.Probe(work, d, v.Addr, round)
+					h.record(p, s.opts.Now())
 					ps := probeStats(p)
 					ttl, hasTTL := addressTTL(p)
 					err := w.Write(work, p)

@@ -124,8 +124,13 @@ func TestDeadVantageDoesNotStallOthers(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st.Probes != 2*len(domains) || st.Failed[obs.Timeout] == 0 {
-		t.Fatalf("stats %+v", st)
+	// The dead vantage was benched after unhealthyAfter failed probes (and
+	// the few its other worker had in flight); the rest of its domains
+	// were skipped, not recorded as failures.
+	dead := s.Health()["127.0.0.1:2"]
+	if st.Failed[obs.Timeout] == 0 || dead.Healthy || dead.Skipped == 0 || dead.Failures > unhealthyAfter+2 ||
+		st.Probes != len(domains)+int(dead.Probes) || !s.Health()["127.0.0.1:1"].Healthy {
+		t.Fatalf("stats %+v, dead vantage %+v", st, dead)
 	}
 }
 
@@ -208,5 +213,71 @@ func TestCancelFinishesInFlightProbes(t *testing.T) {
 	}
 	if !complete {
 		t.Fatal("a probe was cut short by the cancel")
+	}
+}
+
+// flakyQuerier fails (REFUSED-like network error) until healed.
+type flakyQuerier struct {
+	mu     sync.Mutex
+	healed bool
+	asked  int
+}
+
+func (f *flakyQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked++
+	if !f.healed {
+		return nil, 0, &net.OpError{Op: "read", Err: timeoutErr{}}
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(name+".", qtype)
+	m.Response = true
+	return m, time.Millisecond, nil
+}
+
+func TestUnhealthyVantageIsReprobedWithBackoff(t *testing.T) {
+	domains := names(30)
+	store := testStore(t, domains)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := &flakyQuerier{}
+	s := New(f, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store, Options{
+		Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Workers: 1, Now: func() time.Time { return now },
+	})
+	round := func() {
+		w := store.NewWriter(storage.WriterOptions{})
+		if _, err := s.Round(context.Background(), domains, w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	round()
+	if h := s.Health()["127.0.0.1:1"]; h.Healthy || h.Probes != unhealthyAfter || h.Skipped != 30-unhealthyAfter {
+		t.Fatalf("after a dead round: %+v", h)
+	}
+	// Still resting: nothing is asked.
+	asked := f.asked
+	round()
+	if f.asked != asked {
+		t.Fatalf("a resting vantage was asked %d times", f.asked-asked)
+	}
+	// The rest is over but the vantage still fails: one re-probe, and a
+	// longer rest.
+	now = now.Add(firstBackoff)
+	round()
+	if f.asked != asked+1 {
+		t.Fatalf("re-probe asked %d times; want 1", f.asked-asked)
+	}
+	now = now.Add(firstBackoff) // not enough: the rest doubled
+	round()
+	if f.asked != asked+1 {
+		t.Fatal("asked before the doubled rest was over")
+	}
+	// Healed: the next re-probe succeeds and the vantage is back.
+	f.healed = true
+	now = now.Add(firstBackoff)
+	round()
+	if h := s.Health()["127.0.0.1:1"]; !h.Healthy || f.asked != asked+1+30 {
+		t.Fatalf("after healing: %+v, asked %d", h, f.asked-asked)
 	}
 }

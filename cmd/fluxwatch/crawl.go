@@ -86,7 +86,7 @@ func crawl(ctx context.Context, cfg *config.Config, store *storage.Store, plan c
 	}, w)
 	closeErr := w.Close()
 	_, stored := w.Committed()
-	sum := crawlSummary{Stats: st, Rounds: plan.rounds, Vantages: len(vantages), Interrupted: ctx.Err() != nil}
+	sum := crawlSummary{Stats: st, Rounds: plan.rounds, Vantages: len(vantages), Interrupted: ctx.Err() != nil, Health: sched.Health()}
 	sum.Observations = stored
 	sum.ElapsedSeconds = time.Since(start).Seconds()
 	if sum.ElapsedSeconds > 0 {
@@ -107,6 +107,9 @@ type crawlSummary struct {
 	ElapsedSeconds float64        `json:"elapsed_seconds"`
 	QPS            float64        `json:"queries_per_second"`
 	Interrupted    bool           `json:"interrupted"`
+	// Health is each vantage's probes, failures (timeouts, network errors,
+	// REFUSED), domains skipped while it rested, and whether it is healthy.
+	Health map[string]scheduler.HealthStats `json:"vantage_health"`
 }
 
 func (s crawlSummary) print(w io.Writer, asJSON bool) error {
@@ -126,9 +129,19 @@ func (s crawlSummary) print(w io.Writer, asJSON bool) error {
 	}
 	note := ""
 	if s.Interrupted {
-		note = " (interrupted)"
+		note = "; interrupted"
 	}
-	_, err := fmt.Fprintf(w, "crawl%s: %d probes, %d queries sent, %d answered, failed: %s; %d observations stored in %.1fs (%.0f queries/s)\n",
-		note, s.Probes, s.QueriesSent, s.Answered, fails, s.Observations, s.ElapsedSeconds, s.QPS)
+	var resting []string
+	for addr, h := range s.Health {
+		if !h.Healthy {
+			resting = append(resting, fmt.Sprintf("%s (%d of %d probes failed, %d domains skipped)", addr, h.Failures, h.Probes, h.Skipped))
+		}
+	}
+	sort.Strings(resting)
+	if len(resting) > 0 {
+		note += "; resting vantages: " + strings.Join(resting, ", ")
+	}
+	_, err := fmt.Fprintf(w, "crawl: %d probes, %d queries sent, %d answered, failed: %s; %d observations stored in %.1fs (%.0f queries/s)%s\n",
+		s.Probes, s.QueriesSent, s.Answered, fails, s.Observations, s.ElapsedSeconds, s.QPS, note)
 	return err
 }
