@@ -36,6 +36,7 @@ type Config struct {
 	Engine        string             `yaml:"engine"`
 	Sockets       int                `yaml:"sockets"`
 	RandomizeCase bool               `yaml:"randomize_case"`
+	MaxRecords    int                `yaml:"max_records"`
 	Timeout       time.Duration      `yaml:"timeout"`
 	Retries       int                `yaml:"retries"`
 	EDNSSize      uint16             `yaml:"edns_size"`
@@ -88,6 +89,7 @@ func Default() *Config {
 		Workers:     8,
 		Engine:      "sockets",
 		Sockets:     16,
+		MaxRecords:  512,
 		Timeout:     2 * time.Second,
 		Retries:     1,
 		EDNSSize:    1232,
@@ -281,6 +283,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine != "sockets" && c.Engine != "naive" {
 		bad("engine", "%q is not one of sockets, naive", c.Engine)
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > 65535 {
+		bad("max_records", "%d is outside 1..65535", c.MaxRecords)
 	}
 	if c.Sockets < 1 || c.Sockets > 1024 {
 		bad("sockets", "%d is outside 1..1024", c.Sockets)

@@ -48,6 +48,7 @@ func TestLoadFull(t *testing.T) {
 		Engine:        "naive",
 		Sockets:       4,
 		RandomizeCase: true,
+		MaxRecords:    64,
 		Timeout:       1500 * time.Millisecond,
 		Retries:       2,
 		EDNSSize:      4096,

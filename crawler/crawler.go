@@ -17,6 +17,9 @@ import (
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
+// DefaultMaxRecords is the default cap on the records kept of one answer.
+const DefaultMaxRecords = 512
+
 // DefaultQTypes are the types asked when none are configured.
 var DefaultQTypes = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS}
 
@@ -36,6 +39,9 @@ type Crawler struct {
 	// ParentPort is the port parent servers are asked on (default 53; the
 	// simulated world serves its registry on another).
 	ParentPort int
+	// MaxRecords caps the records kept of one answer (default 512); a
+	// longer answer is cut and flagged obs.FlagCapped.
+	MaxRecords int
 	// Now is the clock stamped on observations; nil means time.Now.
 	Now func() time.Time
 }
@@ -115,6 +121,14 @@ func (c *Crawler) observeWith(ctx context.Context, q Querier, server, name strin
 	}
 	if o.Err == obs.OK {
 		o.Answer = keep(name, qtype, r)
+		limit := c.MaxRecords
+		if limit <= 0 {
+			limit = DefaultMaxRecords
+		}
+		if len(o.Answer) > limit {
+			o.Answer = o.Answer[:limit:limit]
+			o.Flags |= obs.FlagCapped
+		}
 	}
 	return o
 }

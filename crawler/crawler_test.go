@@ -288,6 +288,10 @@ func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
+	capped := (&Crawler{Querier: NewClient(ClientOptions{}), MaxRecords: 150}).observe(context.Background(), addr, "big.test", dns.TypeA)
+	if len(capped.Answer) != 150 || capped.Flags&obs.FlagCapped == 0 {
+		t.Fatalf("an answer over MaxRecords kept %d records, flags %v", len(capped.Answer), capped.Flags)
+	}
 	for name, q := range queriers(t, ClientOptions{}) {
 		c := &Crawler{Querier: q}
 		for range 2 { // the second one reuses the engine's pooled connection

@@ -67,6 +67,9 @@ const (
 	// directly without recursion: the referral (NS set and glue) as the
 	// parent zone publishes it.
 	FlagDelegation
+	// FlagCapped marks an answer cut to the configured maximum number of
+	// records (max_records).
+	FlagCapped
 )
 
 func (f Flags) String() string {
@@ -74,7 +77,7 @@ func (f Flags) String() string {
 	for _, x := range []struct {
 		f    Flags
 		name string
-	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}, {FlagDelegation, "delegation"}} {
+	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}, {FlagDelegation, "delegation"}, {FlagCapped, "capped"}} {
 		if f&x.f != 0 {
 			if b.Len() > 0 {
 				b.WriteByte(' ')

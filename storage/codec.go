@@ -212,6 +212,9 @@ func rrsetCount(rs []obs.Record) int {
 	return n
 }
 
+// flagBits is how many bits of the flags-and-error varint hold flags.
+const flagBits = 5
+
 // storedObs is an observation as the probe encoding holds it: the answer as a
 // set id plus one TTL per RRset.
 type storedObs struct {
@@ -234,7 +237,7 @@ func encodeProbe(os []storedObs, dst []byte) []byte {
 		e.uvarint(o.nameID)
 		e.uvarint(uint64(o.qtype))
 		e.byte1(o.rcode)
-		e.byte1(byte(o.flags)&0x0f | byte(o.err)<<4) // both fit in four bits
+		e.uvarint(uint64(o.err)<<flagBits | uint64(o.flags)) // one byte for every answer without an error
 		e.uvarint(uint64(max(o.rtt, 0) / time.Microsecond))
 		e.uvarint(o.setID)
 		e.uvarint(uint64(len(o.ttls)))
@@ -255,8 +258,8 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 		o.nameID = d.uvarint("name")
 		o.qtype = uint16(d.uvarint("qtype"))
 		o.rcode = d.byte1("rcode")
-		fe := d.byte1("flags")
-		o.flags, o.err = obs.Flags(fe&0x0f), obs.ErrClass(fe>>4)
+		fe := d.uvarint("flags")
+		o.flags, o.err = obs.Flags(fe&(1<<flagBits-1)), obs.ErrClass(fe>>flagBits)
 		o.rtt = d.micros("rtt")
 		o.setID = d.uvarint("set id")
 		nt := d.count("ttl count")

@@ -241,7 +241,7 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		}
 		q, release = e, func() { e.Close() }
 	}
-	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts}
+	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts, MaxRecords: cfg.MaxRecords}
 	if cfg.Delegation {
 		opts.NoRecursion = true
 		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
