@@ -31,7 +31,9 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer release()
-	w := store.NewWriter(storage.WriterOptions{})
+	w := store.NewWriter(storage.WriterOptions{OnCommit: func(p, o int64) {
+		log.Debug("committed", "probes", p, "observations", o)
+	}})
 
 	c := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(
 		cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
