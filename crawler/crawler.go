@@ -112,7 +112,7 @@ func (c *Crawler) observeWith(ctx context.Context, q Querier, server, name strin
 		return o
 	}
 	o.Rcode = r.Rcode
-	o.Err = rcodeClass(r.Rcode)
+	o.Err = RcodeClass(r.Rcode)
 	if r.Authoritative {
 		o.Flags |= obs.FlagAA
 	}

@@ -137,8 +137,8 @@ func Classify(err error) obs.ErrClass {
 	}
 }
 
-// rcodeClass maps a response code to the stored class.
-func rcodeClass(rcode int) obs.ErrClass {
+// RcodeClass maps a response code to the stored class.
+func RcodeClass(rcode int) obs.ErrClass {
 	switch rcode {
 	case dns.RcodeSuccess:
 		return obs.OK

@@ -3,12 +3,15 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
 
 	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/obs"
 )
 
 // limitedQuerier holds every query to its vantage's token bucket and to the
@@ -18,6 +21,55 @@ type limitedQuerier struct {
 	q        crawler.Querier
 	vantages map[string]*rate.Limiter // nil limiter: unlimited
 	global   *rate.Limiter            // nil: no global limit
+	tally    *tally
+}
+
+// tally counts the queries that really went out and what came back. It
+// sits where queries leave, so a name server lookup or a referral shared by
+// many probes of a round counts once.
+type tally struct {
+	mu       sync.Mutex
+	sent     int
+	answered int // responses received, whatever their rcode
+	failed   map[obs.ErrClass]int
+}
+
+func (t *tally) record(r *dns.Msg, err error) {
+	class := crawler.Classify(err)
+	if err == nil {
+		class = crawler.RcodeClass(r.Rcode)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sent++
+	if err == nil {
+		t.answered++
+	}
+	if class != obs.OK {
+		if t.failed == nil {
+			t.failed = map[obs.ErrClass]int{}
+		}
+		t.failed[class]++
+	}
+}
+
+// since returns the counts added after before was taken.
+func (t *tally) since(before Stats) Stats {
+	now := t.snapshot()
+	now.QueriesSent -= before.QueriesSent
+	now.Answered -= before.Answered
+	for c, n := range before.Failed {
+		if now.Failed[c] -= n; now.Failed[c] == 0 {
+			delete(now.Failed, c)
+		}
+	}
+	return now
+}
+
+func (t *tally) snapshot() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Stats{QueriesSent: t.sent, Answered: t.answered, Failed: maps.Clone(t.failed)}
 }
 
 var _ crawler.Querier = (*limitedQuerier)(nil)
@@ -47,14 +99,17 @@ func (l *limitedQuerier) Query(ctx context.Context, vantage, name string, qtype 
 			return nil, 0, err
 		}
 	}
-	return l.q.Query(ctx, vantage, name, qtype)
+	r, rtt, err := l.q.Query(ctx, vantage, name, qtype)
+	l.tally.record(r, err)
+	return r, rtt, err
 }
 
 // directQuerier holds queries to parent zone servers to one shared token
 // bucket: they are few servers, asked once per zone and round.
 type directQuerier struct {
-	q   crawler.Querier
-	lim *rate.Limiter // nil: unlimited
+	q     crawler.Querier
+	lim   *rate.Limiter // nil: unlimited
+	tally *tally
 }
 
 func (d *directQuerier) Query(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
@@ -63,5 +118,7 @@ func (d *directQuerier) Query(ctx context.Context, server, name string, qtype ui
 			return nil, 0, err
 		}
 	}
-	return d.q.Query(ctx, server, name, qtype)
+	r, rtt, err := d.q.Query(ctx, server, name, qtype)
+	d.tally.record(r, err)
+	return r, rtt, err
 }

@@ -54,6 +54,7 @@ type Scheduler struct {
 	store   *storage.Store
 	log     *slog.Logger
 	health  map[string]*health // one per configured vantage, made up front
+	tally   *tally             // queries as they leave
 }
 
 // New returns a scheduler that measures with q (wrapped in the configured
@@ -74,7 +75,8 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst)}
+	t := &tally{}
+	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst), tally: t}
 	for _, v := range opts.Vantages {
 		qps := v.QPS
 		if qps == 0 {
@@ -84,12 +86,12 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	}
 	c.Querier = lq
 	if c.Direct != nil {
-		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst)}
+		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t}
 	}
 	if c.Now == nil {
 		c.Now = opts.Now
 	}
-	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, health: map[string]*health{}}
+	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, health: map[string]*health{}, tally: t}
 	for _, v := range opts.Vantages {
 		s.health[v.Addr] = &health{}
 	}
@@ -105,7 +107,9 @@ func (s *Scheduler) Health() map[string]HealthStats {
 	return out
 }
 
-// Stats describe one or more rounds.
+// Stats describe one or more rounds. Queries are counted as they leave:
+// a lookup shared by many probes of a round counts once, though each probe
+// stores its observation.
 type Stats struct {
 	Probes       int                  `json:"probes"`
 	QueriesSent  int                  `json:"queries_sent"`
@@ -136,6 +140,7 @@ func (s *Stats) add(o Stats) {
 // for the domains measured.
 func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writer) (Stats, error) {
 	start := time.Now()
+	sent := s.tally.snapshot() // rounds that overlap share these counts
 	round := crawler.NewRound()
 	work := context.WithoutCancel(ctx)
 	var (
@@ -170,11 +175,10 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 					}
 					p := s.crawler.Probe(work, d, v.Addr, round)
 					h.record(p, s.opts.Now())
-					ps := probeStats(p)
 					ttl, hasTTL := addressTTL(p)
 					err := w.Write(work, p)
 					mu.Lock()
-					st.add(ps)
+					st.Probes++
 					if hasTTL {
 						if old, ok := ttls[d]; !ok || ttl < old {
 							ttls[d] = ttl
@@ -191,6 +195,8 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		}
 	}
 	wg.Wait()
+	queries := s.tally.since(sent)
+	st.QueriesSent, st.Answered, st.Failed = queries.QueriesSent, queries.Answered, queries.Failed
 	st.Elapsed = time.Since(start)
 	if wrErr != nil {
 		return st, wrErr
@@ -229,22 +235,4 @@ func addressTTL(p obs.Probe) (uint32, bool) {
 		}
 	}
 	return ttl, found
-}
-
-func probeStats(p obs.Probe) Stats {
-	st := Stats{Probes: 1, QueriesSent: len(p.Observations)}
-	for _, o := range p.Observations {
-		switch o.Err {
-		case obs.OK:
-			st.Answered++
-			continue
-		case obs.NXDomain, obs.ServFail, obs.Refused, obs.OtherRcode:
-			st.Answered++ // a response, though not a useful one
-		}
-		if st.Failed == nil {
-			st.Failed = map[obs.ErrClass]int{}
-		}
-		st.Failed[o.Err]++
-	}
-	return st
 }
