@@ -342,7 +342,7 @@ func (c *Config) Validate() error {
 	}
 	for i, e := range c.Daemon.Exports {
 		key := "daemon.exports"
-		if !contains(results.Formats, e.Format) {
+		if !slices.Contains(results.Formats, e.Format) {
 			bad(key, "export %d: format %q is not one of %s", i+1, e.Format, strings.Join(results.Formats, ", "))
 		}
 		if e.Out == "" {
@@ -350,15 +350,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }
 
 func checkZone(z string) error {

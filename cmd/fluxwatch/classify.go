@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -149,7 +150,7 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 // stdout) and returns how many listed domains it holds. Block lists read
 // only the short records of listed domains.
 func export(store *storage.Store, cfg *config.Config, format, out string, all bool, stdout io.Writer) (int, error) {
-	if !contains(results.Formats, format) {
+	if !slices.Contains(results.Formats, format) {
 		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format, strings.Join(results.Formats, ", "))
 	}
 	opts := results.Options{All: all, Zone: cfg.RPZZone, Now: time.Now()}
@@ -177,15 +178,6 @@ func export(store *storage.Store, cfg *config.Config, format, out string, all bo
 		return listed, write(stdout)
 	}
 	return listed, results.WriteFileAtomic(out, write)
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }
 
 func cmdShow(ctx context.Context, args []string, std *stdio) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,7 +304,7 @@ func ratio(a, b int) float64 {
 	return round3(float64(a) / float64(b))
 }
 
-func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
