@@ -127,13 +127,6 @@ func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
 	})
 }
 
-// Load returns every stored verdict in name order: for small databases.
-func Load(store *storage.Store) ([]Verdict, error) {
-	var out []Verdict
-	err := Each(store, false, func(v Verdict) error { out = append(out, v); return nil })
-	return out, err
-}
-
 // addresses returns every distinct answer address in the window.
 func addresses(store *storage.Store, from, to time.Time) ([]netip.Addr, error) {
 	seen := map[netip.Addr]bool{}

@@ -56,7 +56,8 @@ func TestRunStoresVerdictsAndUsesTheOnlineFallback(t *testing.T) {
 	if q.asked != vs[0].Features.Prefixes16 {
 		t.Errorf("asked %d times for %d prefixes: the cache by prefix is not used", q.asked, vs[0].Features.Prefixes16)
 	}
-	stored, err := Load(store)
+	var stored []Verdict
+	err = Each(store, false, func(v Verdict) error { stored = append(stored, v); return nil })
 	if err != nil || len(stored) != 1 || stored[0].Verdict != vs[0].Verdict || stored[0].Features.ASNs != vs[0].Features.ASNs {
 		t.Fatalf("stored %+v, %v", stored, err)
 	}
