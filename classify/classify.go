@@ -15,7 +15,10 @@ package classify
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +49,12 @@ type Verdict struct {
 	Evidence     string    `json:"evidence"`
 	Features     Features  `json:"features"`
 	ClassifiedAt time.Time `json:"classified_at"`
+	// Agents are the addresses the domain resolved to in the window, and
+	// NameServers and NSAgents its name servers and their addresses (glue
+	// included); set for flux verdicts only, sorted, at most MaxAgents each.
+	Agents      []string `json:"agents,omitempty"`
+	NameServers []string `json:"name_servers,omitempty"`
+	NSAgents    []string `json:"ns_agents,omitempty"`
 	// Truth is the simulated world's class of the domain (demo and eval only).
 	Truth string `json:"truth,omitempty"`
 }
@@ -113,7 +122,7 @@ func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) 
 	if r == nil {
 		r = &DefaultRules
 	}
-	f := extract(domain, probes, c.Meta, c.CDNSuffixes)
+	f, sets := extract(domain, probes, c.Meta, c.CDNSuffixes)
 	v := Verdict{Domain: domain, Features: f, ClassifiedAt: now.UTC(), Score: round2(f.HolzScore)}
 	fluxKind := fluxA(f, r)
 	allowed, allowEntry := c.Allow.Match(domain)
@@ -144,7 +153,34 @@ func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) 
 		v.Verdict, v.Confidence = SingleFlux, confidence(f.Rounds, 0.7)
 		v.Evidence = fmt.Sprintf("%s %s; %s", fluxKind, addrEvidence(f), nsEvidence(f))
 	}
+	switch v.Verdict {
+	case SingleFlux:
+		v.Agents = sortedAddrs(sets.addrs)
+	case DoubleFlux:
+		v.Agents = sortedAddrs(sets.addrs)
+		v.NSAgents = sortedAddrs(sets.nsAddrs)
+		v.NameServers = slices.Sorted(maps.Keys(sets.nsNames))
+		if len(v.NameServers) > MaxAgents {
+			v.NameServers = v.NameServers[:MaxAgents]
+		}
+	}
 	return v
+}
+
+// MaxAgents bounds the addresses and name servers a verdict carries, so a
+// domain rotating through a botnet cannot make its record unbounded.
+const MaxAgents = 1024
+
+func sortedAddrs(set map[netip.Addr]bool) []string {
+	as := slices.SortedFunc(maps.Keys(set), func(a, b netip.Addr) int { return a.Compare(b) })
+	if len(as) > MaxAgents {
+		as = as[:MaxAgents]
+	}
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
 }
 
 // confidence grows with the number of rounds from base toward 0.99.

@@ -3,6 +3,8 @@ package classify
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,13 @@ func TestSingleFlux(t *testing.T) {
 	if !strings.Contains(v.Evidence, "NS stable") || !strings.Contains(v.Evidence, "ASNs") {
 		t.Fatalf("evidence %q", v.Evidence)
 	}
+	// The agents are every address seen, sorted; no name servers for
+	// single flux.
+	if len(v.Agents) != f.Addresses || !slices.IsSortedFunc(v.Agents, func(a, b string) int {
+		return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b))
+	}) || v.NameServers != nil || v.NSAgents != nil {
+		t.Fatalf("agents %v, name servers %v %v", v.Agents, v.NameServers, v.NSAgents)
+	}
 }
 
 func TestSingleFluxWithoutASNTableUsesPrefixes(t *testing.T) {
@@ -220,6 +229,9 @@ func TestDoubleFluxByNSAddresses(t *testing.T) {
 	v := classifyWorld(t, w, asnTable(t))
 	if v.Verdict != DoubleFlux || v.Features.NSNameChanges != 0 || v.Features.NSAddrChanges == 0 {
 		t.Fatalf("%s: %s", v.Verdict, v.Evidence)
+	}
+	if !slices.Equal(v.NameServers, []string{"ns1.x.test", "ns2.x.test"}) || len(v.NSAgents) != v.Features.NSAddresses || len(v.Agents) != v.Features.Addresses {
+		t.Fatalf("name servers %v, %d NS agents, %d agents", v.NameServers, len(v.NSAgents), len(v.Agents))
 	}
 	// The same name servers with long TTLs are not flux name servers.
 	w.nsTTL = 86400

@@ -107,8 +107,15 @@ type seen struct {
 	addrs, nsNames, nsAddrs []string
 }
 
+// agentSets are the addresses and name servers behind a domain, kept apart
+// from Features so that only listed verdicts carry them.
+type agentSets struct {
+	addrs, nsAddrs map[netip.Addr]bool
+	nsNames        map[string]bool
+}
+
 // extract computes the features of one domain's probes (in time order).
-func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []string) Features {
+func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []string) (Features, agentSets) {
 	f := Features{Probes: len(probes), ASNTable: meta.HasASN()}
 	addrs := map[netip.Addr]bool{}
 	nsNames := map[string]bool{}
@@ -274,7 +281,10 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 		f.Growth = float64(added) / float64(len(newPerRound)-1)
 	}
 	f.HolzScore = 1.32*float64(f.Addresses) + 18.54*float64(f.Networks) - 142.38
-	return f
+	for n := range deleg.names {
+		nsNames[n] = true
+	}
+	return f, agentSets{addrs: addrs, nsAddrs: nsAddrs, nsNames: nsNames}
 }
 
 // disagreement is the share of rounds, among those with at least two

@@ -76,7 +76,7 @@ func TestFeatureValues(t *testing.T) {
 		// Round 3: v2 answers its round-1 set again; the parent's glue changed.
 		probeAt("v2", 4, a("x.test", 30, "10.3.1.1", "10.3.2.1"), deleg2),
 	}
-	f := extract("x.test", probes, metaDB(t), []string{"x.test"})
+	f, _ := extract("x.test", probes, metaDB(t), []string{"x.test"})
 	want := Features{
 		Probes: 5, Vantages: 2, Rounds: 2,
 		Addresses: 5, Prefixes24: 5, Prefixes16: 4, Prefixes48: 0,
