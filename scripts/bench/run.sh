@@ -300,7 +300,9 @@ jnum() { sed -n "s/.*\"$1\": *\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" "$2" | head -
 tnum() { awk -F': ' -v l="$1" 'index($0, l) { v = $NF } END { print v + 0 }' "$2"; }
 
 HAS_ENGINE=0
-if "$FW" crawl -h 2>&1 | grep -q -- '-engine'; then HAS_ENGINE=1; fi
+# crawl -h exits non-zero, and grep -q would cut the pipe: read it whole.
+CRAWL_HELP=$("$FW" crawl -h 2>&1 || true)
+case $CRAWL_HELP in *-engine*) HAS_ENGINE=1 ;; esac
 
 # crawl_run NAME DB SEEDS CRAWL-FLAGS...: fresh DB, seeds add, the crawl under
 # /usr/bin/time -v; leaves NAME.json (the summary), NAME.time, NAME.seeds
