@@ -212,8 +212,14 @@ func rrsetCount(rs []obs.Record) int {
 	return n
 }
 
-// flagBits is how many bits of the flags-and-error varint hold flags.
-const flagBits = 5
+// An observation's rcode, error class and flags share one varint:
+// rcode<<12 | err<<8 | flags, which is one byte for every answer without an
+// error. obs.Flags is a uint8; error classes must stay below 16 (a test
+// checks).
+const (
+	flagBits = 8
+	errBits  = 4
+)
 
 // storedObs is an observation as the probe encoding holds it: the answer as a
 // set id plus one TTL per RRset.
@@ -236,8 +242,7 @@ func encodeProbe(os []storedObs, dst []byte) []byte {
 		e.uvarint(uint64(max(o.offset, 0) / time.Microsecond))
 		e.uvarint(o.nameID)
 		e.uvarint(uint64(o.qtype))
-		e.byte1(o.rcode)
-		e.uvarint(uint64(o.err)<<flagBits | uint64(o.flags)) // one byte for every answer without an error
+		e.uvarint((uint64(o.rcode)<<errBits|uint64(o.err))<<flagBits | uint64(o.flags))
 		e.uvarint(uint64(max(o.rtt, 0) / time.Microsecond))
 		e.uvarint(o.setID)
 		e.uvarint(uint64(len(o.ttls)))
@@ -257,9 +262,11 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 		o.offset = d.micros("time offset")
 		o.nameID = d.uvarint("name")
 		o.qtype = uint16(d.uvarint("qtype"))
-		o.rcode = d.byte1("rcode")
-		fe := d.uvarint("flags")
-		o.flags, o.err = obs.Flags(fe&(1<<flagBits-1)), obs.ErrClass(fe>>flagBits)
+		fe := d.uvarint("rcode and flags")
+		if fe>>(flagBits+errBits) > 0xff {
+			d.fail("rcode")
+		}
+		o.flags, o.err, o.rcode = obs.Flags(fe), obs.ErrClass(fe>>flagBits&(1<<errBits-1)), uint8(fe>>(flagBits+errBits))
 		o.rtt = d.micros("rtt")
 		o.setID = d.uvarint("set id")
 		nt := d.count("ttl count")

@@ -27,7 +27,8 @@ import (
 )
 
 // SchemaVersion is the version of the layout this code reads and writes.
-const SchemaVersion = 2
+// 3: an observation's rcode moved into its flags-and-error varint.
+const SchemaVersion = 3
 
 // Errors returned by Open and the accessors.
 var (
@@ -89,6 +90,9 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
+	// Grow the file a megabyte at a time rather than bbolt's 16: a
+	// database's size is then its data, not its data plus up to 16 MB.
+	db.AllocSize = 1 << 20
 	s := &Store{db: db, path: path, names: map[string]uint64{}, ids: map[uint64]string{},
 		domainIDs: map[string]uint32{}, sets: map[string]uint64{}}
 	if err := s.init(); err != nil {

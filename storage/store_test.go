@@ -289,3 +289,16 @@ func TestCompactKeepsEverythingAndRefusesALiveDatabase(t *testing.T) {
 		t.Fatalf("new domain id %d after compaction; want 2", d.ID)
 	}
 }
+
+// The probe codec keeps an observation's error class in errBits bits: a new
+// class past 15 needs a new encoding (and schema version).
+func TestErrClassesFitTheCodec(t *testing.T) {
+	if n := len(obs.ErrClasses()); n > 1<<errBits {
+		t.Fatalf("%d error classes; the codec holds %d", n, 1<<errBits)
+	}
+	o := []storedObs{{rcode: 255, err: obs.ErrClass(1<<errBits - 1), flags: 0xff}}
+	back, err := decodeProbe(encodeProbe(o, nil))
+	if err != nil || back[0].rcode != 255 || back[0].err != o[0].err || back[0].flags != 0xff {
+		t.Fatalf("round trip %+v: %v", back, err)
+	}
+}
