@@ -55,6 +55,9 @@ type Verdict struct {
 	Agents      []string `json:"agents,omitempty"`
 	NameServers []string `json:"name_servers,omitempty"`
 	NSAgents    []string `json:"ns_agents,omitempty"`
+	// Listing is set while the domain is on the block list (see Listing);
+	// Run sets it.
+	Listing *Listing `json:"listing,omitempty"`
 	// Truth is the simulated world's class of the domain (demo and eval only).
 	Truth string `json:"truth,omitempty"`
 }
@@ -114,6 +117,9 @@ type Classifier struct {
 	// Fallback, if set, is asked (online) for addresses Meta does not know
 	// before Run classifies; Meta must include it (ipmeta.DB.AddFallback).
 	Fallback *ipmeta.Cymru
+	// Expiry is how long a listing lasts after the last flux verdict
+	// (DefaultExpiry if zero).
+	Expiry time.Duration
 }
 
 // Classify decides on one domain from its probes in time order.

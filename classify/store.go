@@ -40,11 +40,11 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	}
 	counts := map[string]int{}
 	batch := make([]Verdict, 0, runBatch)
-	records := make([]storage.VerdictRecord, 0, runBatch)
+	var records []storage.VerdictRecord
 	var probes []obs.Probe
 	batches := 0
 	for after := ""; ; {
-		batch, records = batch[:0], records[:0]
+		batch = batch[:0]
 		last, err := store.ScanBatch(after, runBatch, from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
 			probes = probes[:0]
 			if err := history(func(p obs.Probe) error {
@@ -64,12 +64,8 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if len(batch) == 0 {
 			return counts, nil
 		}
-		for _, v := range batch {
-			r, err := v.record()
-			if err != nil {
-				return nil, err
-			}
-			records = append(records, r)
+		if records, err = c.listingRecords(store, batch, now, counts); err != nil {
+			return nil, err
 		}
 		if err := store.PutVerdicts(records); err != nil {
 			return nil, fmt.Errorf("storing verdicts: %w", err)
@@ -90,24 +86,6 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		}
 		after = last
 	}
-}
-
-// record encodes a verdict for storage: in full, and without its features
-// for the listed index when it is listed.
-func (v Verdict) record() (storage.VerdictRecord, error) {
-	full, err := json.Marshal(v)
-	if err != nil {
-		return storage.VerdictRecord{}, err
-	}
-	r := storage.VerdictRecord{Domain: v.Domain, Full: full}
-	if Listed(v.Verdict) {
-		short := v
-		short.Features = Features{}
-		if r.Listed, err = json.Marshal(short); err != nil {
-			return storage.VerdictRecord{}, err
-		}
-	}
-	return r, nil
 }
 
 // Each calls fn with every stored verdict in name order; with listedOnly,

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -265,16 +264,24 @@ func (s *Store) SetNextDue(due map[string]time.Time) error {
 type VerdictRecord struct {
 	Domain       string
 	Full, Listed []byte
+	// Event, if not nil, is logged as a change of the domain's listing at
+	// EventTime (see ListingLog).
+	Event     []byte
+	EventTime time.Time
 }
 
 // PutVerdicts replaces the stored verdicts of the given domains in one
 // transaction, keeping the listed index in step.
 func (s *Store) PutVerdicts(vs []VerdictRecord) error {
-	sorted := slices.Clone(vs)
-	slices.SortFunc(sorted, func(a, b VerdictRecord) int { return strings.Compare(a.Domain, b.Domain) })
+	sorted := sortedDomains(vs)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b, listed := tx.Bucket(bucketVerdicts), tx.Bucket(bucketListed)
 		for _, v := range sorted {
+			if v.Event != nil {
+				if err := putLog(tx, v.Domain, v.EventTime, v.Event); err != nil {
+					return err
+				}
+			}
 			if err := b.Put([]byte(v.Domain), v.Full); err != nil {
 				return err
 			}

@@ -53,7 +53,8 @@ var (
 	bucketListed   = []byte("listed")     // name → short verdict of listed domains
 
 	allBuckets = [][]byte{bucketMeta, bucketDomains, bucketDomainID, bucketNames, bucketNameID,
-		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts, bucketListed}
+		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts, bucketListed,
+		bucketListingLog, bucketDelisted, bucketPublished, bucketPublishes}
 
 	metaSchema = []byte("schema")
 	metaSerial = []byte("rpz_serial")

@@ -1,0 +1,163 @@
+package classify
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// DefaultExpiry is how long a domain stays listed after the last verdict
+// that found it fluxing.
+const DefaultExpiry = 7 * 24 * time.Hour
+
+// Listing is a domain's place on the block list. A flux verdict lists a
+// domain (or confirms its listing); it stays listed until ExpiresAt, even
+// when later verdicts find no flux, unless it is allowlisted or delisted by
+// hand, which take it off at once.
+type Listing struct {
+	FirstListed   time.Time `json:"first_listed"`
+	LastConfirmed time.Time `json:"last_confirmed"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// Listing events, as the listing log records them.
+const (
+	EventListed      = "listed"      // a flux verdict put the domain on the list
+	EventChanged     = "changed"     // a listed domain's flux verdict changed kind
+	EventExpired     = "expired"     // no flux verdict since Expiry: off the list
+	EventAllowlisted = "allowlisted" // the allowlist took it off
+	EventDelisted    = "delisted"    // an operator took it off
+	EventRelisted    = "relisted"    // an operator let the classifier list it again
+)
+
+// ListingEvent is one change of a domain's listing.
+type ListingEvent struct {
+	Time       time.Time `json:"time"`
+	Event      string    `json:"event"`
+	Verdict    string    `json:"verdict,omitempty"`
+	Confidence float64   `json:"confidence,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// Listed reports whether the verdict's domain is on the block list: by its
+// own flux verdict, or by a listing that has not expired yet.
+func (v Verdict) Listed() bool { return Listed(v.Verdict) || v.Listing != nil }
+
+// listingRecords turns a batch of verdicts into what storage keeps, moving
+// each domain's listing on from its previous listed record. It counts the
+// listing changes in counts.
+func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now time.Time, counts map[string]int) ([]storage.VerdictRecord, error) {
+	names := make([]string, len(batch))
+	for i, v := range batch {
+		names[i] = v.Domain
+	}
+	listed, delisted, err := store.ListingState(names)
+	if err != nil {
+		return nil, err
+	}
+	expiry := c.Expiry
+	if expiry <= 0 {
+		expiry = DefaultExpiry
+	}
+	records := make([]storage.VerdictRecord, 0, len(batch))
+	for i := range batch {
+		v := &batch[i]
+		var prev *Verdict
+		if b, ok := listed[v.Domain]; ok {
+			prev = new(Verdict)
+			if err := json.Unmarshal(b, prev); err != nil {
+				return nil, fmt.Errorf("listed record of %s: %w", v.Domain, err)
+			}
+		}
+		allowed, _ := c.Allow.Match(v.Domain)
+		var event *ListingEvent
+		var short *Verdict // the listed record; nil: not listed
+		switch {
+		case delisted[v.Domain] || allowed:
+			if prev != nil {
+				event = &ListingEvent{Event: EventDelisted}
+				if allowed {
+					event.Event = EventAllowlisted
+				}
+				counts["listings_removed"]++
+			}
+		case Listed(v.Verdict):
+			v.Listing = &Listing{FirstListed: now.UTC(), LastConfirmed: now.UTC(), ExpiresAt: now.Add(expiry).UTC()}
+			switch {
+			case prev == nil:
+				event = &ListingEvent{Event: EventListed}
+				counts["listings_added"]++
+			case prev.Verdict != v.Verdict:
+				event = &ListingEvent{Event: EventChanged}
+			}
+			if prev != nil && prev.Listing != nil {
+				v.Listing.FirstListed = prev.Listing.FirstListed
+			}
+			s := *v
+			s.Features = Features{}
+			short = &s
+		case prev != nil && prev.Listing != nil && now.Before(prev.Listing.ExpiresAt):
+			// No flux seen now, but the listing has not run out: the listed
+			// record keeps the verdict that listed it.
+			v.Listing = prev.Listing
+			short = prev
+		case prev != nil:
+			event = &ListingEvent{Event: EventExpired}
+			counts["listings_expired"]++
+		}
+		r := storage.VerdictRecord{Domain: v.Domain}
+		if r.Full, err = json.Marshal(v); err != nil {
+			return nil, err
+		}
+		if short != nil {
+			if r.Listed, err = json.Marshal(short); err != nil {
+				return nil, err
+			}
+		}
+		if event != nil {
+			event.Time, event.Verdict, event.Confidence = now.UTC(), v.Verdict, v.Confidence
+			if v.Listing != nil {
+				event.ExpiresAt = v.Listing.ExpiresAt
+			}
+			r.EventTime = now
+			if r.Event, err = json.Marshal(event); err != nil {
+				return nil, err
+			}
+		}
+		records = append(records, r)
+	}
+	return records, nil
+}
+
+// Delist takes domain off the block list until Relist and logs why.
+func Delist(store *storage.Store, domain, reason string, now time.Time) error {
+	ev, err := json.Marshal(ListingEvent{Time: now.UTC(), Event: EventDelisted, Reason: reason})
+	if err != nil {
+		return err
+	}
+	return store.Delist(domain, storage.Delisting{Time: now.UTC(), Reason: reason}, ev)
+}
+
+// Relist lets the classifier list domain again; it reports whether the
+// domain had been delisted.
+func Relist(store *storage.Store, domain, reason string, now time.Time) (bool, error) {
+	ev, err := json.Marshal(ListingEvent{Time: now.UTC(), Event: EventRelisted, Reason: reason})
+	if err != nil {
+		return false, err
+	}
+	return store.Relist(domain, now, ev)
+}
+
+// History calls fn with every change of domain's listing, oldest first.
+func History(store *storage.Store, domain string, fn func(ListingEvent) error) error {
+	return store.ListingLog(domain, func(at time.Time, b []byte) error {
+		var e ListingEvent
+		if err := json.Unmarshal(b, &e); err != nil {
+			return fmt.Errorf("listing log of %s at %s: %w", domain, at, err)
+		}
+		return fn(e)
+	})
+}
