@@ -58,6 +58,9 @@ type Verdict struct {
 	// Listing is set while the domain is on the block list (see Listing);
 	// Run sets it.
 	Listing *Listing `json:"listing,omitempty"`
+	// Names is set on the verdict of a registrable domain classified from
+	// the measurements of several names under it: how many.
+	Names int `json:"names,omitempty"`
 	// Truth is the simulated world's class of the domain (demo and eval only).
 	Truth string `json:"truth,omitempty"`
 }

@@ -43,6 +43,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	var records []storage.VerdictRecord
 	var probes []obs.Probe
 	batches := 0
+	groups := zoneGroups{}
 	for after := ""; ; {
 		batch = batch[:0]
 		last, err := store.ScanBatch(after, runBatch, from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
@@ -55,6 +56,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			}); err != nil {
 				return err
 			}
+			groups.add(d.Name)
 			batch = append(batch, c.Classify(d.Name, probes, now))
 			return nil
 		})
@@ -62,7 +64,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("classifying: %w", err)
 		}
 		if len(batch) == 0 {
-			return counts, nil
+			return counts, c.classifyZones(ctx, store, groups, from, now, counts, each)
 		}
 		if records, err = c.listingRecords(store, batch, now, counts); err != nil {
 			return nil, err

@@ -104,7 +104,8 @@ func (s *Store) Delist(domain string, d Delisting, event []byte) error {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDomains).Get([]byte(domain)) == nil {
+		// Seeded names, and zones classified from their names.
+		if tx.Bucket(bucketDomains).Get([]byte(domain)) == nil && tx.Bucket(bucketVerdicts).Get([]byte(domain)) == nil {
 			return fmt.Errorf("delisting: %w %q", ErrUnknownDomain, domain)
 		}
 		if err := tx.Bucket(bucketDelisted).Put([]byte(domain), rec); err != nil {

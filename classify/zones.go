@@ -1,0 +1,119 @@
+package classify
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// Zone-level classification. Measurements often hold one lookup each of
+// many names under one flux zone (random subdomains answered by a wildcard,
+// or CNAMEs to the zone's apex): no single name has enough rounds, but
+// together they are evidence about the registrable domain, which is what a
+// block list should hold (with its subdomains). Run therefore also
+// classifies every registrable domain (public suffix list, private
+// suffixes included, so customers of one hoster stay apart) that has at
+// least two measured names under it, from all their probes together.
+
+// zoneOf returns the registrable domain of name, or "" if it has none.
+func zoneOf(name string) string {
+	zone, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		return ""
+	}
+	return zone
+}
+
+// zoneGroups collects, during Run's pass over the domains, the names under
+// each registrable domain other than the domain itself.
+type zoneGroups map[string][]string
+
+func (g zoneGroups) add(name string) {
+	if zone := zoneOf(name); zone != "" && zone != name {
+		g[zone] = append(g[zone], name)
+	}
+}
+
+// classifyZones classifies the registrable domains of groups that hold at
+// least two measured names (the domain itself counts when it is seeded),
+// and stores their verdicts like Run's.
+func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, groups zoneGroups, from, now time.Time,
+	counts map[string]int, each func(Verdict) error) error {
+	zones := make([]string, 0, len(groups))
+	for z := range groups {
+		zones = append(zones, z)
+	}
+	slices.Sort(zones)
+	var batch []Verdict
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		records, err := c.listingRecords(store, batch, now, counts)
+		if err != nil {
+			return err
+		}
+		if err := store.PutVerdicts(records); err != nil {
+			return fmt.Errorf("storing verdicts: %w", err)
+		}
+		for _, v := range batch {
+			counts[v.Verdict]++
+			if each != nil {
+				if err := each(v); err != nil {
+					return err
+				}
+			}
+		}
+		batch = batch[:0]
+		return ctx.Err()
+	}
+	for _, zone := range zones {
+		names := groups[zone]
+		if _, seeded, err := store.Domain(zone); err != nil {
+			return err
+		} else if seeded {
+			names = append(names, zone)
+		}
+		if len(names) < 2 {
+			continue
+		}
+		var probes []obs.Probe
+		for _, name := range names {
+			err := store.History(name, from, time.Time{}, func(p obs.Probe) error {
+				if p.Start.After(now) {
+					return nil
+				}
+				// The name's own observations become the zone's; those of
+				// its name servers and CNAME targets keep their names.
+				p.Domain = zone
+				for i := range p.Observations {
+					if p.Observations[i].Name == name {
+						p.Observations[i].Name = zone
+					}
+				}
+				probes = append(probes, p)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("classifying zone %s: %w", zone, err)
+			}
+		}
+		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
+		v := c.Classify(zone, probes, now)
+		v.Names = len(names)
+		v.Evidence = fmt.Sprintf("zone of %d measured names: %s", len(names), v.Evidence)
+		batch = append(batch, v)
+		if len(batch) == runBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}

@@ -1,0 +1,73 @@
+package classify
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// One lookup each of many random subdomains of a flux zone is evidence
+// about the zone: it is classified (and listed) as a whole, while a zone
+// whose subdomains all answer the same address is benign and a zone with a
+// single measured name is left to that name's own verdict.
+func TestZonesClassifiedFromTheirNames(t *testing.T) {
+	store, err := storage.Open(filepath.Join(t.TempDir(), "z.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rng := rand.New(rand.NewPCG(51, 52))
+	var names []string
+	var probes []obs.Probe
+	add := func(name string, at time.Time, addrs []string) {
+		names = append(names, name)
+		o := obs.Observation{Time: at, Name: name, QType: dns.TypeA}
+		for _, a := range addrs {
+			o.Answer = append(o.Answer, obs.Record{Name: name, Type: dns.TypeA, TTL: 60, Data: a})
+		}
+		obs.Sort(o.Answer)
+		probes = append(probes, obs.Probe{Domain: name, Vantage: "127.0.0.1:53", Start: at, Observations: []obs.Observation{o}})
+	}
+	for i := range 12 {
+		at := t0.Add(time.Duration(i) * 3 * time.Minute)
+		add(fmt.Sprintf("x%d.evil.test", i), at, spread(rng, 40, 5))
+		add(fmt.Sprintf("www%d.fine.test", i), at, []string{"10.1.2.3"})
+	}
+	add("only.lonely.test", t0, spread(rng, 40, 5))
+	if _, err := store.AddDomains(names, "", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteProbes(probes); err != nil {
+		t.Fatal(err)
+	}
+	c := Classifier{Meta: asnTable(t)}
+	got := map[string]Verdict{}
+	if _, err := c.Run(context.Background(), store, time.Hour, t0.Add(time.Hour), func(v Verdict) error { got[v.Domain] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v := got["x3.evil.test"]; v.Verdict != InsufficientData {
+		t.Fatalf("one lookup of one name: %s (%s)", v.Verdict, v.Evidence)
+	}
+	if v := got["evil.test"]; v.Verdict != SingleFlux || v.Names != 12 || v.Listing == nil {
+		t.Fatalf("evil.test: %s, %d names, listing %v: %s", v.Verdict, v.Names, v.Listing, v.Evidence)
+	}
+	if v := got["fine.test"]; v.Verdict != Benign || v.Names != 12 {
+		t.Fatalf("fine.test: %s, %d names: %s", v.Verdict, v.Names, v.Evidence)
+	}
+	if v, ok := got["lonely.test"]; ok {
+		t.Fatalf("a zone with one measured name was classified: %+v", v)
+	}
+	var listed []string
+	Each(store, true, func(v Verdict) error { listed = append(listed, v.Domain); return nil })
+	if len(listed) != 1 || listed[0] != "evil.test" {
+		t.Fatalf("listed %v; want the flux zone", listed)
+	}
+}
