@@ -22,6 +22,18 @@ type limitedQuerier struct {
 	vantages map[string]*rate.Limiter // nil limiter: unlimited
 	global   *rate.Limiter            // nil: no global limit
 	tally    *tally
+	observer Observer // nil: none
+}
+
+// Observer is told about every query that leaves, for metrics. Its methods
+// are called from many goroutines at once.
+type Observer interface {
+	// Query reports a completed query to server (a vantage, or a parent
+	// zone's server): how long it waited for rate-limit tokens, its
+	// round-trip time and its outcome.
+	Query(server string, qtype uint16, outcome obs.ErrClass, wait, rtt time.Duration)
+	// InFlight moves the count of queries to server awaiting an answer.
+	InFlight(server string, delta int)
 }
 
 // tally counts the queries that really went out and what came back. It
@@ -34,11 +46,15 @@ type tally struct {
 	failed   map[obs.ErrClass]int
 }
 
-func (t *tally) record(r *dns.Msg, err error) {
-	class := crawler.Classify(err)
+// outcome classifies what a query came back with.
+func outcome(r *dns.Msg, err error) obs.ErrClass {
 	if err == nil {
-		class = crawler.RcodeClass(r.Rcode)
+		return crawler.RcodeClass(r.Rcode)
 	}
+	return crawler.Classify(err)
+}
+
+func (t *tally) record(class obs.ErrClass, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sent++
@@ -89,6 +105,10 @@ func (l *limitedQuerier) Query(ctx context.Context, vantage, name string, qtype 
 	if !ok {
 		return nil, 0, fmt.Errorf("vantage %s is not configured", vantage)
 	}
+	var start time.Time
+	if l.observer != nil {
+		start = time.Now()
+	}
 	if lim != nil {
 		if err := lim.Wait(ctx); err != nil {
 			return nil, 0, err
@@ -99,26 +119,45 @@ func (l *limitedQuerier) Query(ctx context.Context, vantage, name string, qtype 
 			return nil, 0, err
 		}
 	}
-	r, rtt, err := l.q.Query(ctx, vantage, name, qtype)
-	l.tally.record(r, err)
+	return query(ctx, l.q, l.tally, l.observer, start, vantage, name, qtype)
+}
+
+// query sends one query through q, counting it in t and telling o (if not
+// nil) how it went; start is when it began waiting for tokens.
+func query(ctx context.Context, q crawler.Querier, t *tally, o Observer, start time.Time, server, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	if o == nil {
+		r, rtt, err := q.Query(ctx, server, name, qtype)
+		t.record(outcome(r, err), err)
+		return r, rtt, err
+	}
+	wait := time.Since(start)
+	o.InFlight(server, 1)
+	r, rtt, err := q.Query(ctx, server, name, qtype)
+	o.InFlight(server, -1)
+	class := outcome(r, err)
+	t.record(class, err)
+	o.Query(server, qtype, class, wait, rtt)
 	return r, rtt, err
 }
 
 // directQuerier holds queries to parent zone servers to one shared token
 // bucket: they are few servers, asked once per zone and round.
 type directQuerier struct {
-	q     crawler.Querier
-	lim   *rate.Limiter // nil: unlimited
-	tally *tally
+	q        crawler.Querier
+	lim      *rate.Limiter // nil: unlimited
+	tally    *tally
+	observer Observer
 }
 
 func (d *directQuerier) Query(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	var start time.Time
+	if d.observer != nil {
+		start = time.Now()
+	}
 	if d.lim != nil {
 		if err := d.lim.Wait(ctx); err != nil {
 			return nil, 0, err
 		}
 	}
-	r, rtt, err := d.q.Query(ctx, server, name, qtype)
-	d.tally.record(r, err)
-	return r, rtt, err
+	return query(ctx, d.q, d.tally, d.observer, start, server, name, qtype)
 }

@@ -44,6 +44,8 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Observer, if set, is told about every query (metrics).
+	Observer Observer
 }
 
 // Scheduler runs crawl rounds. It is safe for concurrent use, but rounds
@@ -76,7 +78,7 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 		opts.Logger = slog.Default()
 	}
 	t := &tally{}
-	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst), tally: t}
+	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst), tally: t, observer: opts.Observer}
 	for _, v := range opts.Vantages {
 		qps := v.QPS
 		if qps == 0 {
@@ -86,7 +88,7 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	}
 	c.Querier = lq
 	if c.Direct != nil {
-		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t}
+		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t, observer: opts.Observer}
 	}
 	if c.Now == nil {
 		c.Now = opts.Now

@@ -281,3 +281,48 @@ func TestUnhealthyVantageIsReprobedWithBackoff(t *testing.T) {
 		t.Fatalf("after healing: %+v, asked %d", h, f.asked-asked)
 	}
 }
+
+// countingObserver counts what the scheduler reports.
+type countingObserver struct {
+	mu       sync.Mutex
+	queries  map[obs.ErrClass]int
+	inFlight map[string]int
+	peak     int
+}
+
+func (c *countingObserver) Query(_ string, _ uint16, class obs.ErrClass, _, _ time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queries[class]++
+}
+
+func (c *countingObserver) InFlight(v string, d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inFlight[v] += d
+	c.peak = max(c.peak, c.inFlight[v])
+}
+
+// The observer hears of every query the round's statistics count, with
+// the same outcomes, and in-flight counts return to zero.
+func TestObserverSeesEveryQuery(t *testing.T) {
+	domains := names(30)
+	store := testStore(t, domains)
+	o := &countingObserver{queries: map[obs.ErrClass]int{}, inFlight: map[string]int{}}
+	s := New(newFake(), crawler.Crawler{}, store, Options{
+		Vantages: []Vantage{{Addr: "127.0.0.1:1"}, {Addr: "127.0.0.1:2"}}, Workers: 4, Observer: o,
+	})
+	w := store.NewWriter(storage.WriterOptions{})
+	st, err := s.Round(context.Background(), domains, w)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range o.queries {
+		total += n
+	}
+	if total != st.QueriesSent || o.queries[obs.OK] != st.Answered || o.inFlight["127.0.0.1:1"] != 0 || o.peak == 0 {
+		t.Fatalf("observer saw %v (in flight %v, peak %d); the round sent %d, answered %d", o.queries, o.inFlight, o.peak, st.QueriesSent, st.Answered)
+	}
+}

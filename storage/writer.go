@@ -21,6 +21,9 @@ type WriterOptions struct {
 	// OnCommit, if set, is called after each committed transaction with the
 	// running totals of probes and observations committed.
 	OnCommit func(probes, observations int64)
+	// OnTx, if set, is called after each transaction, committed or not,
+	// with the time it took.
+	OnTx func(time.Duration)
 }
 
 // Writer buffers probes from many goroutines and stores them in large
@@ -117,7 +120,11 @@ func (w *Writer) run() {
 			batch = batch[:0]
 			return
 		}
+		start := time.Now()
 		n, err := w.s.WriteProbes(batch)
+		if w.opts.OnTx != nil {
+			w.opts.OnTx(time.Since(start))
+		}
 		if err != nil {
 			w.mu.Lock()
 			w.err = err

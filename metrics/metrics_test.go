@@ -1,0 +1,149 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+)
+
+func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out
+}
+
+// value returns the value of the metric of family name whose labels
+// include want.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	t.Helper()
+	f, ok := fams[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+next:
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("%s has no series with labels %v", name, want)
+	return 0
+}
+
+func TestEveryMetricIsRecorded(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "x.db")
+	os.WriteFile(db, make([]byte, 4096), 0o600)
+	m := New(db)
+	v := "127.0.0.1:5301"
+	m.InFlight(v, 1)
+	m.Query(v, dns.TypeA, obs.OK, 20*time.Millisecond, 3*time.Millisecond)
+	m.Query(v, dns.TypeA, obs.OK, 0, time.Millisecond)
+	m.Query(v, dns.TypeNS, obs.Timeout, 0, 0)
+	m.InFlight(v, 1)
+	m.InFlight(v, -1)
+	m.Classified(map[string]int{"single-flux": 3, "benign": 7, "listings_added": 2, "listings_expired": 1}, []string{"single-flux", "benign"})
+	m.Job("crawl", time.Second, nil)
+	m.Job("crawl", time.Second, errors.New("boom"))
+	m.Transaction(5 * time.Millisecond)
+	m.Committed(10, 30)
+
+	f := gather(t, m)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"fluxwatch_queries_total", map[string]string{"vantage": v, "qtype": "A", "outcome": "ok"}, 2},
+		{"fluxwatch_queries_total", map[string]string{"vantage": v, "qtype": "NS", "outcome": "timeout"}, 1},
+		{"fluxwatch_query_duration_seconds", map[string]string{"vantage": v}, 2}, // timeouts have no RTT
+		{"fluxwatch_ratelimit_wait_seconds_total", map[string]string{"vantage": v}, 0.02},
+		{"fluxwatch_queries_in_flight", map[string]string{"vantage": v}, 1},
+		{"fluxwatch_domains", map[string]string{"verdict": "single-flux"}, 3},
+		{"fluxwatch_domains", map[string]string{"verdict": "benign"}, 7},
+		{"fluxwatch_listings_total", map[string]string{"change": "added"}, 2},
+		{"fluxwatch_listings_total", map[string]string{"change": "expired"}, 1},
+		{"fluxwatch_job_runs_total", map[string]string{"job": "crawl"}, 2},
+		{"fluxwatch_job_failures_total", map[string]string{"job": "crawl"}, 1},
+		{"fluxwatch_job_duration_seconds", map[string]string{"job": "crawl"}, 2},
+		{"fluxwatch_db_transaction_seconds", nil, 1},
+		{"fluxwatch_committed_total", map[string]string{"kind": "observations"}, 30},
+		{"fluxwatch_db_size_bytes", nil, 4096},
+	} {
+		if got := value(t, f, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
+		}
+	}
+
+	// Served in the text format, the Go runtime's metrics alongside.
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	if rec.Code != 200 || !strings.Contains(string(body), `fluxwatch_queries_total{outcome="ok",qtype="A",vantage="127.0.0.1:5301"} 2`) ||
+		!strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("/metrics: %d\n%s", rec.Code, body)
+	}
+}
+
+// Every fluxwatch_ metric is in README.md's metrics table, and the table
+// names no metric that does not exist.
+func TestMetricsAreDocumented(t *testing.T) {
+	m := New(filepath.Join(t.TempDir(), "x.db"))
+	m.Query("v", dns.TypeA, obs.OK, time.Millisecond, time.Millisecond)
+	m.InFlight("v", 0)
+	m.Classified(map[string]int{}, []string{"benign"})
+	m.Job("j", 0, errors.New("x"))
+	m.Transaction(0)
+	m.Committed(0, 0)
+	var have []string
+	for name := range gather(t, m) {
+		if strings.HasPrefix(name, "fluxwatch_") {
+			have = append(have, name)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, mm := range regexp.MustCompile("(?m)^\\| `(fluxwatch_[a-z_]+)`").FindAllStringSubmatch(string(readme), -1) {
+		documented = append(documented, mm[1])
+	}
+	slices.Sort(have)
+	slices.Sort(documented)
+	if !slices.Equal(have, documented) {
+		t.Fatalf("metrics %v\nREADME documents %v", have, documented)
+	}
+}
