@@ -45,6 +45,8 @@ type Config struct {
 	MinInterval   time.Duration      `yaml:"min_interval"`
 	MaxInterval   time.Duration      `yaml:"max_interval"`
 	Window        time.Duration      `yaml:"window"`
+	ExpireAfter   time.Duration      `yaml:"expire_after"`
+	Retention     time.Duration      `yaml:"retention"`
 	ASNDB         []string           `yaml:"asn_db"`
 	CountryDB     []string           `yaml:"country_db"`
 	Allowlist     []string           `yaml:"allowlist"`
@@ -67,6 +69,7 @@ type Daemon struct {
 	Crawl    string   `yaml:"crawl"`
 	Classify string   `yaml:"classify"`
 	Publish  string   `yaml:"publish"`
+	Prune    string   `yaml:"prune"`
 	Exports  []Export `yaml:"exports"`
 }
 
@@ -101,12 +104,15 @@ func Default() *Config {
 		MinInterval: time.Minute,
 		MaxInterval: time.Hour,
 		Window:      24 * time.Hour,
+		ExpireAfter: 7 * 24 * time.Hour,
+		Retention:   30 * 24 * time.Hour,
 		RPZZone:     "fluxwatch.rpz",
 		LogLevel:    "info",
 		Daemon: Daemon{
 			Crawl:    "@every 1m",
 			Classify: "@every 5m",
 			Publish:  "@every 5m",
+			Prune:    "@every 1h",
 		},
 	}
 }
@@ -324,6 +330,14 @@ func (c *Config) Validate() error {
 	if c.Window <= 0 {
 		bad("window", "must be positive")
 	}
+	if c.ExpireAfter <= 0 {
+		bad("expire_after", "must be positive")
+	}
+	if c.Retention < 0 {
+		bad("retention", "must not be negative (0 keeps every observation)")
+	} else if c.Retention > 0 && c.Retention < c.Window {
+		bad("retention", "%s is shorter than window %s: the classifier would lose evidence", c.Retention, c.Window)
+	}
 	if err := checkZone(c.RPZZone); err != nil {
 		bad("rpz_zone", "%v", err)
 	}
@@ -335,6 +349,7 @@ func (c *Config) Validate() error {
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for _, s := range []struct{ key, spec string }{
 		{"daemon.crawl", c.Daemon.Crawl}, {"daemon.classify", c.Daemon.Classify}, {"daemon.publish", c.Daemon.Publish},
+		{"daemon.prune", c.Daemon.Prune},
 	} {
 		if _, err := parser.Parse(s.spec); err != nil {
 			bad(s.key, "bad schedule %q: %v", s.spec, err)

@@ -46,6 +46,7 @@ type generator struct {
 	brands       map[string]bool
 	domains      []Domain
 	start        time.Time // the world's simulated start
+	fluxEnds     time.Time // when flux stops (zero: never)
 }
 
 // generate builds the world described by cfg (with defaults applied).
@@ -64,6 +65,9 @@ func generate(cfg Config) (*model, []Domain) {
 		names:  make(names),
 		brands: make(map[string]bool),
 		start:  cfg.Start,
+	}
+	if cfg.FluxEndsAfter > 0 {
+		g.fluxEnds = cfg.Start.Add(cfg.FluxEndsAfter)
 	}
 	g.addTLDs(netip.MustParseAddr(cfg.Listen).Unmap())
 	g.addSystems()
@@ -293,8 +297,10 @@ func (g *generator) addFlux(i int, double bool) {
 	// Name-server hosts of double flux resolve into the same botnet.
 	hostTTL := uint32(60 + r.IntN(241))
 	fluxHost := func(h string) {
-		g.m.nodes[h] = &node{a: &addrSet{pool: n.a.pool, ttl: hostTTL, mode: pickSubset, min: 1, max: 3}}
+		g.m.nodes[h] = &node{a: g.endFlux(&addrSet{pool: n.a.pool, ttl: hostTTL, mode: pickSubset, min: 1, max: 3})}
 	}
+	g.endFlux(n.a)
+	g.endFlux(n.aaaa)
 	switch kind {
 	case KindFluxA:
 		n.ns = g.bulletproofNS(r)
@@ -325,6 +331,15 @@ func (g *generator) addFlux(i int, double bool) {
 	g.m.nodes[name] = n
 	g.m.zones[name] = true
 	g.addDomain(name, class, kind, ttl, n.a, n.aaaa)
+}
+
+// endFlux makes a flux set settle on its first address when the world's
+// flux ends (Config.FluxEndsAfter); it returns s.
+func (g *generator) endFlux(s *addrSet) *addrSet {
+	if s != nil && !g.fluxEnds.IsZero() {
+		s.next, s.until = &addrSet{pool: s.pool[:1], ttl: 300}, g.fluxEnds
+	}
+	return s
 }
 
 // bulletproofNS returns a stable NS set of two name servers of one of the

@@ -82,6 +82,12 @@ type Config struct {
 	// migrations (benign), slow flux and narrow flux (both single flux).
 	GeoDNS, Pools, Migrations, SlowFlux, NarrowFlux int
 
+	// FluxEndsAfter, if positive, stops every flux domain's flux that much
+	// simulated time after Start: from then on its addresses (and its flux
+	// name servers') settle on one of them, with a 300 s TTL. Truth still
+	// gives the class it had.
+	FluxEndsAfter time.Duration
+
 	// ServfailDelay delays SERVFAIL answers by this much real time, to play
 	// a resolver that gives up on a dead delegation. Zero answers at once.
 	ServfailDelay time.Duration
@@ -96,6 +102,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("simnet: vantages %d out of range 0..64", c.Vantages)
 	case c.Speed < 0 || c.Speed > MaxSpeed || math.IsNaN(c.Speed):
 		return c, fmt.Errorf("simnet: speed %v out of range 0..%d", c.Speed, MaxSpeed)
+	case c.FluxEndsAfter < 0:
+		return c, fmt.Errorf("simnet: negative flux end %v", c.FluxEndsAfter)
 	case c.ServfailDelay < 0:
 		return c, fmt.Errorf("simnet: negative servfail delay %v", c.ServfailDelay)
 	}

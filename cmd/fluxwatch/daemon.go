@@ -26,7 +26,8 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	sched, vantages, release, err := newScheduler(cfg, store, time.Now, log)
+	now := std.clock()
+	sched, vantages, release, err := newScheduler(cfg, store, now, log)
 	if err != nil {
 		return err
 	}
@@ -42,7 +43,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		run        func() error
 	}{
 		{"crawl", cfg.Daemon.Crawl, func() error {
-			due, err := store.Due(time.Now())
+			due, err := store.Due(now())
 			if err != nil || len(due) == 0 {
 				return err
 			}
@@ -52,9 +53,10 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
-			counts, err := classifyStore(ctx, cfg, store, time.Now(), nil)
+			counts, err := classifyStore(ctx, cfg, store, now(), nil)
 			log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
-				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable])
+				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
+				"listed", counts["listings_added"], "expired", counts["listings_expired"], "delisted", counts["listings_removed"])
 			return err
 		}},
 		{"publish", cfg.Daemon.Publish, func() error {
@@ -65,7 +67,20 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 				}
 				log.Info("job publish", "format", e.Format, "out", e.Out, "listed", n)
 			}
-			return nil
+			rec, err := store.RecordPublish(now())
+			if err == nil && (len(rec.Added) > 0 || len(rec.Removed) > 0) {
+				log.Info("job publish: list changed", "listed", rec.Listed, "added", len(rec.Added), "removed", len(rec.Removed))
+			}
+			return err
+		}},
+		{"prune", cfg.Daemon.Prune, func() error {
+			if cfg.Retention <= 0 {
+				return nil
+			}
+			start := time.Now()
+			n, err := store.Prune(now().Add(-cfg.Retention), 10000)
+			log.Info("job prune", "deleted_probes", n, "older_than", cfg.Retention, "elapsed", time.Since(start).Round(time.Millisecond))
+			return err
 		}},
 	}
 	for _, j := range jobs {
@@ -78,7 +93,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		}
 	}
 	log.Info("daemon started", "db", cfg.DB, "vantages", len(vantages), "crawl", cfg.Daemon.Crawl,
-		"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "exports", len(cfg.Daemon.Exports))
+		"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "prune", cfg.Daemon.Prune, "exports", len(cfg.Daemon.Exports))
 	c.Start()
 	<-ctx.Done()
 	log.Info("daemon stopping: finishing running jobs")

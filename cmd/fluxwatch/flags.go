@@ -111,6 +111,7 @@ func (s *settings) classifyFlags() {
 		fs.StringVar(&c.CDNSuffixes, "cdn-suffixes", c.CDNSuffixes, "`file` of CDN zones replacing the built-in list")
 		fs.BoolVar(&c.Cymru, "cymru", c.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
 		fs.DurationVar(&c.Window, "window", c.Window, "classify over the measurements of this last period")
+		fs.DurationVar(&c.ExpireAfter, "expire-after", c.ExpireAfter, "a listing lasts this long after the last flux verdict")
 	})
 }
 
@@ -191,7 +192,7 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes}
+	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes, Expiry: cfg.ExpireAfter}
 	if len(cfg.Allowlist) > 0 {
 		if c.Allow, err = classify.LoadAllowlist(cfg.Allowlist...); err != nil {
 			return nil, err

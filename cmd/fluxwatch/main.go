@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
 
 const usage = `fluxwatch: find fast-flux domains by measuring them.
@@ -30,6 +31,8 @@ Commands:
   export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
                                       adblock, stix, jsonl, csv)
   show DOMAIN                         print a domain's measured history
+  blocklist list | diff | history D   what is listed and until when, what publishes changed
+  blocklist delist | relist D...      take domains off the list by hand, or let them back
   daemon                              crawl, classify and publish on cron schedules
   db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
@@ -93,6 +96,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdShow(ctx, rest, std)
 	case "daemon":
 		return cmdDaemon(ctx, rest, std)
+	case "blocklist":
+		return cmdBlocklist(ctx, rest, std)
 	case "simnet":
 		return cmdSimnet(ctx, rest, std)
 	case "db":
@@ -113,8 +118,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// stdio carries a command's standard streams.
+// stdio carries a command's standard streams, and its clock.
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
+	// now, if set, replaces the wall clock of the daemon's jobs (tests
+	// run it on a simulated world's accelerated clock).
+	now func() time.Time
+}
+
+func (s *stdio) clock() func() time.Time {
+	if s.now != nil {
+		return s.now
+	}
+	return time.Now
 }
