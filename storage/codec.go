@@ -82,6 +82,17 @@ func (d *decoder) bytes(what string) []byte {
 
 // micros reads a duration stored in whole microseconds; one too long for a
 // time.Duration is corrupt (it would wrap around to a negative duration).
+// fixed returns the next n bytes (zeros after a failure).
+func (d *decoder) fixed(what string, n int) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail(what)
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
 func (d *decoder) micros(what string) time.Duration {
 	v := d.uvarint(what)
 	if v > math.MaxInt64/uint64(time.Microsecond) {
@@ -231,9 +242,20 @@ type storedObs struct {
 	flags  obs.Flags
 	err    obs.ErrClass
 	rtt    time.Duration
-	setID  uint64 // 0: empty answer
+	setID  uint64 // 0: empty answer, or the answer is inline
+	// inline is the answer when it is one A or AAAA record for the name
+	// asked (most answers): stored in the probe, not as a set.
+	inline netip.Addr
 	ttls   []uint32
 }
+
+// The answer field of an observation: setID<<2 for a stored set (0: no
+// answer), or a tag for an inline address followed by its bytes.
+const (
+	answerSet     = 0
+	answerInline4 = 1 // an A record, 4 bytes follow
+	answerInline6 = 2 // an AAAA record, 16 bytes follow
+)
 
 func encodeProbe(os []storedObs, dst []byte) []byte {
 	e := encoder{b: dst}
@@ -244,7 +266,17 @@ func encodeProbe(os []storedObs, dst []byte) []byte {
 		e.uvarint(uint64(o.qtype))
 		e.uvarint((uint64(o.rcode)<<errBits|uint64(o.err))<<flagBits | uint64(o.flags))
 		e.uvarint(uint64(max(o.rtt, 0) / time.Microsecond))
-		e.uvarint(o.setID)
+		switch {
+		case o.inline.Is4():
+			e.uvarint(answerInline4)
+			e.b = append(e.b, o.inline.AsSlice()...)
+		case o.inline.IsValid():
+			e.uvarint(answerInline6)
+			a := o.inline.As16()
+			e.b = append(e.b, a[:]...)
+		default:
+			e.uvarint(o.setID<<2 | answerSet)
+		}
 		e.uvarint(uint64(len(o.ttls)))
 		for _, t := range o.ttls {
 			e.uvarint(uint64(t))
@@ -268,7 +300,16 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 		}
 		o.flags, o.err, o.rcode = obs.Flags(fe), obs.ErrClass(fe>>flagBits&(1<<errBits-1)), uint8(fe>>(flagBits+errBits))
 		o.rtt = d.micros("rtt")
-		o.setID = d.uvarint("set id")
+		switch ref := d.uvarint("answer"); {
+		case ref&3 == answerSet:
+			o.setID = ref >> 2
+		case ref == answerInline4:
+			o.inline = netip.AddrFrom4([4]byte(d.fixed("address", 4)))
+		case ref == answerInline6:
+			o.inline = netip.AddrFrom16([16]byte(d.fixed("address", 16)))
+		default:
+			d.fail("answer")
+		}
 		nt := d.count("ttl count")
 		if nt > 0 {
 			o.ttls = make([]uint32, nt)

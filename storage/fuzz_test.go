@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -65,12 +66,22 @@ func FuzzProbeCodec(f *testing.F) {
 			flags:  obs.Flags(flagsErr & 0x0f),
 			err:    obs.ErrClass(flagsErr>>4) % obs.ErrClass(len(obs.ErrClasses())),
 			rtt:    micros(rtt),
-			setID:  setID,
+			setID:  setID >> 2, // set ids have 62 bits
 			ttls:   ttls,
 		}
 		// A second observation with no TTLs and the values shuffled, so
 		// that observation boundaries are exercised too.
-		o2 := storedObs{offset: o.rtt, nameID: setID, qtype: uint16(rcode), rcode: uint8(qtype), flags: o.flags ^ 0x0f, err: obs.ErrClass(flagsErr) % 9, rtt: o.offset, setID: nameID}
+		o2 := storedObs{offset: o.rtt, nameID: setID, qtype: uint16(rcode), rcode: uint8(qtype), flags: o.flags ^ 0x0f, err: obs.ErrClass(flagsErr) % 9, rtt: o.offset}
+		// The second answer is inline when the fuzzed TTL bytes make an
+		// address, else a set.
+		switch len(ttlBytes) {
+		case 4:
+			o2.inline = netip.AddrFrom4([4]byte(ttlBytes))
+		case 16:
+			o2.inline = netip.AddrFrom16([16]byte(ttlBytes))
+		default:
+			o2.setID = nameID >> 2
+		}
 		want := []storedObs{o, o2}
 		back, err := decodeProbe(encodeProbe(want, []byte("prefix")[:0]))
 		if err != nil {

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -28,7 +30,8 @@ import (
 
 // SchemaVersion is the version of the layout this code reads and writes.
 // 3: an observation's rcode moved into its flags-and-error varint.
-const SchemaVersion = 3
+// 4: single-address answers stored in the probe, not as sets.
+const SchemaVersion = 4
 
 // Errors returned by Open and the accessors.
 var (
@@ -303,7 +306,9 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 					}
 					so.nameID = id
 				}
-				if len(o.Answer) > 0 {
+				if a, ok := inlineAddr(o); ok {
+					so.inline, so.ttls = a, []uint32{o.Answer[0].TTL}
+				} else if len(o.Answer) > 0 {
 					enc, err := encodeSet(o.Answer, o.Name, names, setBuf[:0])
 					if err != nil {
 						return fmt.Errorf("storing probe of %s: %w", k.p.Domain, err)
@@ -340,6 +345,23 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 	}
 	maps.Copy(s.sets, newSets)
 	return observations, nil
+}
+
+// inlineAddr returns the address of an answer that is one A or AAAA record
+// for the name asked, which the probe stores inline rather than as a set.
+func inlineAddr(o obs.Observation) (netip.Addr, bool) {
+	if len(o.Answer) != 1 {
+		return netip.Addr{}, false
+	}
+	r := o.Answer[0]
+	if r.Name != o.Name || (r.Type != dns.TypeA && r.Type != dns.TypeAAAA) {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(r.Data)
+	if err != nil || a.Zone() != "" || (r.Type == dns.TypeA) != a.Is4() {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 // rrsetTTLs returns the TTL of each RRset of sorted records: the smallest
@@ -407,7 +429,16 @@ func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.P
 					return err
 				}
 			}
-			if so.setID != 0 {
+			if so.inline.IsValid() {
+				r := obs.Record{Name: o.Name, Type: dns.TypeA, Data: so.inline.String()}
+				if !so.inline.Is4() {
+					r.Type = dns.TypeAAAA
+				}
+				if len(so.ttls) > 0 {
+					r.TTL = so.ttls[0]
+				}
+				o.Answer = []obs.Record{r}
+			} else if so.setID != 0 {
 				rs, ok := setCache[so.setID]
 				if !ok {
 					enc := sets.Get(u64key(so.setID))
