@@ -20,8 +20,11 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The tests that need a Debian tool or server (named, unbound, kresd,
+# pdns_recursor, chromium, nft, ipset) skip when it is missing, except here:
+# test-deps installed them, so a missing one is a failure.
 test: test-deps vet
-	$(GO) test -race -count=1 ./...
+	FLUXWATCH_REQUIRE_SERVERS=1 FLUXWATCH_REQUIRE_TOOLS=1 $(GO) test -race -count=1 ./...
 
 # End-to-end crawl benchmark against a local knotd (scripts/bench/run.sh
 # lists its settings: make bench W=128 NAMES=50000 KEEP=1 ...).
@@ -36,7 +39,8 @@ bench-go:
 # FUZZTIME=10m for a long run. `make test` runs their seed corpora.
 FUZZTIME ?= 20s
 FUZZ_TARGETS = seeds:FuzzNormalize seeds:FuzzParse storage:FuzzProbeCodec storage:FuzzSetCodec \
-	crawler:FuzzNormalize config:FuzzLoad results:FuzzExport simnet:FuzzRespond simnet:FuzzRegistryRespond
+	crawler:FuzzNormalize config:FuzzLoad results:FuzzExport simnet:FuzzRespond simnet:FuzzRegistryRespond \
+	feed:FuzzIXFR importer:FuzzDig importer:FuzzJSONL
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -35,6 +35,9 @@ const (
 	Unresolvable     = "unresolvable"
 )
 
+// Verdicts lists the verdict names.
+var Verdicts = []string{SingleFlux, DoubleFlux, Benign, InsufficientData, Unresolvable}
+
 // Listed reports whether a verdict puts a domain on the blocklist.
 func Listed(verdict string) bool { return verdict == SingleFlux || verdict == DoubleFlux }
 

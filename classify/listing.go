@@ -84,8 +84,11 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 				}
 				counts["listings_removed"]++
 			}
-		case Listed(v.Verdict):
-			v.Listing = &Listing{FirstListed: now.UTC(), LastConfirmed: now.UTC(), ExpiresAt: now.Add(expiry).UTC()}
+		case Listed(v.Verdict) && evidence(v, now).Add(expiry).After(now):
+			// The listing lasts from the evidence: the last probe judged,
+			// which for imported measurements may lie long before now.
+			seen := evidence(v, now)
+			v.Listing = &Listing{FirstListed: now.UTC(), LastConfirmed: seen.UTC(), ExpiresAt: seen.Add(expiry).UTC()}
 			switch {
 			case prev == nil:
 				event = &ListingEvent{Event: EventListed}
@@ -130,6 +133,15 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 		records = append(records, r)
 	}
 	return records, nil
+}
+
+// evidence is when the verdict's evidence was last seen: its last probe, or
+// now when it has none.
+func evidence(v *Verdict, now time.Time) time.Time {
+	if t := v.Features.LastSeen; !t.IsZero() && t.Before(now) {
+		return t
+	}
+	return now
 }
 
 // Delist takes domain off the block list until Relist and logs why.

@@ -64,24 +64,33 @@ func TestListingLifecycle(t *testing.T) {
 		t.Fatalf("first run: %v", counts)
 	}
 	l := listed()
-	if len(l) != 1 || l[0].Domain != "x.test" || l[0].Listing == nil ||
-		!l[0].Listing.FirstListed.Equal(t1) || !l[0].Listing.ExpiresAt.Equal(t1.Add(2*time.Hour)) {
+	// The listing runs from the evidence: the last probe, at t0+4m.
+	lastProbe := t0.Add(4 * time.Minute)
+	if len(l) != 1 || l[0].Domain != "x.test" || l[0].Listing == nil || !l[0].Listing.FirstListed.Equal(t1) ||
+		!l[0].Listing.LastConfirmed.Equal(lastProbe) || !l[0].Listing.ExpiresAt.Equal(lastProbe.Add(2*time.Hour)) {
 		t.Fatalf("listed after the flux verdict: %+v", l)
 	}
 	publish(t1, []string{"x.test"}, []string{})
 
-	// An hour later the window holds no probe: no verdict of flux, but the
-	// listing has not expired.
+	// Later, with the flux over (one stable answer since), the window
+	// ending at the last probe holds no flux, but the listing has not
+	// expired.
 	t2 := t1.Add(90 * time.Minute)
+	stable := world{rounds: 1, vantages: 1, ttl: 60, addrs: func(int, int) []string { return []string{"10.1.1.1"} }}.probes("x.test")
+	stable[0].Start = t2.Add(-time.Minute)
+	stable[0].Observations[0].Time = stable[0].Start
+	if _, err := store.WriteProbes(stable); err != nil {
+		t.Fatal(err)
+	}
 	if counts := run(t2); counts[SingleFlux] != 0 || counts["listings_expired"] != 0 {
 		t.Fatalf("second run: %v", counts)
 	}
-	if l := listed(); len(l) != 1 || l[0].Verdict != SingleFlux || !l[0].Listing.LastConfirmed.Equal(t1) {
+	if l := listed(); len(l) != 1 || l[0].Verdict != SingleFlux || !l[0].Listing.LastConfirmed.Equal(lastProbe) {
 		t.Fatalf("listed before expiry: %+v", l)
 	}
 	var full []Verdict
 	Each(store, false, func(v Verdict) error { full = append(full, v); return nil })
-	if full[0].Verdict != InsufficientData || full[0].Listing == nil || !full[0].Listed() {
+	if full[0].Verdict == SingleFlux || full[0].Listing == nil || !full[0].Listed() {
 		t.Fatalf("full verdict before expiry: %+v", full[0])
 	}
 	publish(t2, []string{}, []string{})
@@ -123,6 +132,27 @@ func TestListingLifecycle(t *testing.T) {
 	}
 	if err := Delist(store, "nope.test", "", t4); err == nil {
 		t.Fatal("delisted a domain that is not seeded")
+	}
+
+	// Flux measured long ago (an import) is judged on its own time, but
+	// evidence older than the expiry lists nothing.
+	old := t0.Add(-48 * time.Hour)
+	probes := world{rounds: 3, vantages: 3, ttl: 60, addrs: func(int, int) []string { return spread(rng, 30, 5) }}.probes("y.test")
+	for i := range probes {
+		probes[i].Start = old.Add(probes[i].Start.Sub(t0))
+	}
+	if _, err := store.WriteProbes(probes); err != nil {
+		t.Fatal(err)
+	}
+	var y Verdict
+	c.Run(context.Background(), store, time.Hour, t4.Add(4*time.Minute), func(v Verdict) error {
+		if v.Domain == "y.test" {
+			y = v
+		}
+		return nil
+	})
+	if y.Verdict != SingleFlux || y.Listing != nil {
+		t.Fatalf("old flux: %s, listing %+v", y.Verdict, y.Listing)
 	}
 
 	var events []string

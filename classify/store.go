@@ -46,7 +46,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	groups := zoneGroups{}
 	for after := ""; ; {
 		batch = batch[:0]
-		last, err := store.ScanBatch(after, runBatch, from, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
+		last, err := store.ScanWindows(after, runBatch, window, now, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
 			probes = probes[:0]
 			if err := history(func(p obs.Probe) error {
 				if !p.Start.After(now) {
@@ -64,7 +64,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("classifying: %w", err)
 		}
 		if len(batch) == 0 {
-			return counts, c.classifyZones(ctx, store, groups, from, now, counts, each)
+			return counts, c.classifyZones(ctx, store, groups, window, now, counts, each)
 		}
 		if records, err = c.listingRecords(store, batch, now, counts); err != nil {
 			return nil, err

@@ -43,7 +43,7 @@ func (g zoneGroups) add(name string) {
 // classifyZones classifies the registrable domains of groups that hold at
 // least two measured names (the domain itself counts when it is seeded),
 // and stores their verdicts like Run's.
-func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, groups zoneGroups, from, now time.Time,
+func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, groups zoneGroups, window time.Duration, now time.Time,
 	counts map[string]int, each func(Verdict) error) error {
 	zones := make([]string, 0, len(groups))
 	for z := range groups {
@@ -83,6 +83,18 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		if len(names) < 2 {
 			continue
 		}
+		// The zone's window ends at the last probe of any of its names.
+		var anchor time.Time
+		for _, name := range names {
+			last, ok, err := store.LastProbe(name, now.Add(time.Nanosecond))
+			if err != nil {
+				return err
+			}
+			if ok && last.After(anchor) {
+				anchor = last
+			}
+		}
+		from := anchor.Add(-window)
 		var probes []obs.Probe
 		for _, name := range names {
 			err := store.History(name, from, time.Time{}, func(p obs.Probe) error {

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/results"
 )
 
@@ -57,6 +58,7 @@ type Config struct {
 	CymruQPS      float64            `yaml:"cymru_qps"`
 	RPZZone       string             `yaml:"rpz_zone"`
 	LogLevel      string             `yaml:"log_level"`
+	LogFormat     string             `yaml:"log_format"`
 	Daemon        Daemon             `yaml:"daemon"`
 
 	// lines maps dotted keys to the line they were set on, for errors.
@@ -66,11 +68,20 @@ type Config struct {
 
 // Daemon is the `daemon:` section: cron schedules and what to publish.
 type Daemon struct {
-	Crawl    string   `yaml:"crawl"`
-	Classify string   `yaml:"classify"`
-	Publish  string   `yaml:"publish"`
-	Prune    string   `yaml:"prune"`
-	Exports  []Export `yaml:"exports"`
+	Crawl    string `yaml:"crawl"`
+	Classify string `yaml:"classify"`
+	Publish  string `yaml:"publish"`
+	Prune    string `yaml:"prune"`
+	// Seeds is the schedule of the seeds job, which imports new files
+	// dropped in SeedDir.
+	Seeds string `yaml:"seeds"`
+	// SeedFiles are imported when the daemon starts and on SIGHUP.
+	SeedFiles []string `yaml:"seed_files"`
+	// SeedDir is watched for new seed files; each is imported, then moved
+	// into its imported/ subdirectory.
+	SeedDir string   `yaml:"seed_dir"`
+	Exports []Export `yaml:"exports"`
+	Serve   Serve    `yaml:"serve"`
 }
 
 // Export is one file the daemon publishes.
@@ -108,11 +119,14 @@ func Default() *Config {
 		Retention:   30 * 24 * time.Hour,
 		RPZZone:     "fluxwatch.rpz",
 		LogLevel:    "info",
+		LogFormat:   "text",
 		Daemon: Daemon{
 			Crawl:    "@every 1m",
 			Classify: "@every 5m",
 			Publish:  "@every 5m",
 			Prune:    "@every 1h",
+			Seeds:    "@every 1m",
+			Serve:    Serve{IXFRVersions: feed.DefaultVersions},
 		},
 	}
 }
@@ -346,10 +360,14 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format", "%q is not text or json", c.LogFormat)
+	}
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for _, s := range []struct{ key, spec string }{
 		{"daemon.crawl", c.Daemon.Crawl}, {"daemon.classify", c.Daemon.Classify}, {"daemon.publish", c.Daemon.Publish},
 		{"daemon.prune", c.Daemon.Prune},
+		{"daemon.seeds", c.Daemon.Seeds},
 	} {
 		if _, err := parser.Parse(s.spec); err != nil {
 			bad(s.key, "bad schedule %q: %v", s.spec, err)
@@ -357,13 +375,14 @@ func (c *Config) Validate() error {
 	}
 	for i, e := range c.Daemon.Exports {
 		key := "daemon.exports"
-		if !slices.Contains(results.Formats, e.Format) {
-			bad(key, "export %d: format %q is not one of %s", i+1, e.Format, strings.Join(results.Formats, ", "))
+		if all := slices.Concat(results.Formats, results.AddressFormats); !slices.Contains(all, e.Format) {
+			bad(key, "export %d: format %q is not one of %s", i+1, e.Format, strings.Join(all, ", "))
 		}
 		if e.Out == "" {
 			bad(key, "export %d: out is empty", i+1)
 		}
 	}
+	errs = append(errs, c.validateServe()...)
 	return errors.Join(errs...)
 }
 

@@ -70,6 +70,10 @@ const (
 	// FlagCapped marks an answer cut to the configured maximum number of
 	// records (max_records).
 	FlagCapped
+	// FlagPassive marks records seen by a passive DNS sensor rather than
+	// asked for: imported from a passive DNS export, with no query, RTT or
+	// TTL of fluxwatch's own behind them.
+	FlagPassive
 )
 
 func (f Flags) String() string {
@@ -77,7 +81,8 @@ func (f Flags) String() string {
 	for _, x := range []struct {
 		f    Flags
 		name string
-	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}, {FlagDelegation, "delegation"}, {FlagCapped, "capped"}} {
+	}{{FlagAA, "aa"}, {FlagTC, "tc"}, {FlagRA, "ra"}, {FlagDelegation, "delegation"}, {FlagCapped, "capped"},
+		{FlagPassive, "passive"}} {
 		if f&x.f != 0 {
 			if b.Len() > 0 {
 				b.WriteByte(' ')

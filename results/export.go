@@ -1,14 +1,16 @@
 // Package results turns verdicts into the files people load: plain domain
 // lists, hosts files, RPZ zones, dnsmasq and Unbound configuration for
-// resolvers, adblock filter lists, STIX 2.1 bundles of indicators for threat
-// intelligence platforms, and JSON Lines and CSV for analysis. Every file is
-// written whole or not at all (WriteFileAtomic), so a resolver watching it
+// resolvers, adblock filter lists, STIX 2.1 bundles and MISP feeds of
+// indicators for threat intelligence platforms, JSON Lines and CSV for
+// analysis, and lists of the flux agents' addresses for firewalls and
+// intrusion detection (plain, nftables, ipset, Suricata IP reputation).
+// Every file is written whole or not at all (WriteFileAtomic), and every
+// directory too (WriteDirAtomic), so a resolver or firewall watching it
 // never loads half a list.
 package results
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -24,8 +26,25 @@ import (
 	"github.com/fluxwatch/fluxwatch/classify"
 )
 
-// Formats lists the values --format accepts.
-var Formats = []string{"domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix", "jsonl", "csv"}
+// Formats lists the domain formats: each holds the listed domains (jsonl
+// and csv optionally every verdict). misp is a directory (WriteDir).
+var Formats = []string{"domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix", "misp", "jsonl", "csv"}
+
+// AddressFormats lists the address formats: each holds the addresses the
+// listed domains resolved to (Verdict.Agents) and, for double flux, their
+// name servers' addresses (Verdict.NSAgents), of the verdicts at least
+// Options.MinConfidence sure. suricata is a directory (WriteDir).
+var AddressFormats = []string{"ips", "nftables", "ipset", "suricata"}
+
+// IsAddressFormat reports whether format lists addresses, not domains.
+func IsAddressFormat(format string) bool { return slices.Contains(AddressFormats, format) }
+
+// IsDir reports whether format is written into a directory of files
+// (WriteDir) rather than into one file (Write, WriteEach).
+func IsDir(format string) bool { return format == "misp" || format == "suricata" }
+
+// DefaultMinConfidence is Options.MinConfidence when it is zero.
+const DefaultMinConfidence = 0.8
 
 // Options shape an export.
 type Options struct {
@@ -43,26 +62,66 @@ type Options struct {
 	// deterministic: nothing reads the clock.
 	Now time.Time
 	// ValidFor is how long a STIX indicator stays valid after its verdict
-	// was made (default 7 days).
+	// was made, and how long an nftables or ipset element stays in its set
+	// after it was loaded unless a newer list is loaded (default 7 days;
+	// ipset caps it at 2147483 seconds, about 24.8 days).
 	ValidFor time.Duration
+	// MinConfidence is the confidence (0 to 1) a listed verdict needs for
+	// its addresses to be exported (the address formats, and the RPZ's
+	// rpz-ip and rpz-nsip triggers) and for its name servers to become
+	// rpz-nsdname triggers: these block more than the listed name itself.
+	// Zero means DefaultMinConfidence (0.8); a negative value takes every
+	// listed verdict.
+	MinConfidence float64
+	// RPZIPTriggers adds to the RPZ an rpz-ip trigger for every agent
+	// address and an rpz-nsip trigger for every name server address of a
+	// double-flux domain (of the verdicts at least MinConfidence sure).
+	RPZIPTriggers bool
+	// Table is the nftables table (family inet) that holds the sets
+	// (default "fluxwatch").
+	Table string
+	// Set4 and Set6 name the sets of IPv4 and IPv6 addresses: nftables
+	// defaults to flux4 and flux6 (inside Table), ipset to fluxwatch4 and
+	// fluxwatch6 (ipset names are global).
+	Set4, Set6 string
+	// Org names the organisation that creates the MISP feed's event
+	// (default "fluxwatch"); the event's and the organisation's UUIDs are
+	// derived from it, so each export updates the same event.
+	Org string
+}
+
+// minConfidence returns the threshold MinConfidence stands for.
+func (o Options) minConfidence() float64 {
+	if o.MinConfidence == 0 {
+		return DefaultMinConfidence
+	}
+	return o.MinConfidence
+}
+
+// confident reports whether v is sure enough for the exports that block
+// more than its name (see Options.MinConfidence).
+func (o Options) confident(v classify.Verdict) bool {
+	return classify.Listed(v.Verdict) && v.Confidence >= o.minConfidence()
 }
 
 // ErrBadName is returned for a name that cannot be written safely.
 var ErrBadName = errors.New("name not safe to export")
 
-// Write writes verdicts in format to w, in name order. A name that cannot
-// be written safely fails the whole write before anything is written.
+// ErrBadAddress is returned for an address that is not a valid IP address:
+// nothing malformed may reach a firewall.
+var ErrBadAddress = errors.New("address not safe to export")
+
+// Write writes verdicts in format to w, in name order. A name or address
+// that cannot be written safely fails the whole write before anything is
+// written. Directory formats are written with WriteDir.
 func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options) error {
 	var vs []classify.Verdict
 	for _, v := range verdicts {
 		if !include(format, v, opts) {
 			continue
 		}
-		if err := checkName(v.Domain); err != nil {
+		if err := checkVerdict(format, v, opts); err != nil {
 			return err
-		}
-		if zone := cmp.Or(strings.TrimSuffix(opts.Zone, "."), "fluxwatch.rpz"); format == "rpz" && len("*."+v.Domain+"."+zone) > 253 {
-			return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
 		}
 		vs = append(vs, v)
 	}
@@ -79,108 +138,143 @@ func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options
 
 // include says whether a verdict belongs in an export of format.
 func include(format string, v classify.Verdict, opts Options) bool {
-	return classify.Listed(v.Verdict) || opts.All && (format == "jsonl" || format == "csv")
+	switch {
+	case IsAddressFormat(format):
+		return opts.confident(v)
+	case format == "jsonl" || format == "csv":
+		return v.Listed() || opts.All
+	}
+	return v.Listed()
+}
+
+// checkVerdict checks that everything of v an export of format writes is
+// safe: its name, and the addresses it exports.
+func checkVerdict(format string, v classify.Verdict, opts Options) error {
+	if err := checkName(v.Domain); err != nil {
+		return err
+	}
+	if format == "rpz" {
+		if err := checkRPZName(v.Domain, rpzZone(opts)); err != nil {
+			return err
+		}
+	}
+	if IsAddressFormat(format) || format == "rpz" && opts.RPZIPTriggers && opts.confident(v) {
+		return checkAddresses(v)
+	}
+	return nil
 }
 
 // IsBlockList reports whether format lists only the listed domains and
-// needs no features (so exports can read the short listed records).
+// needs nothing of a verdict but what the short listed records keep (so
+// exports can read them). The address formats read full verdicts.
 func IsBlockList(format string) bool {
 	switch format {
-	case "domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix":
+	case "domains", "hosts", "rpz", "dnsmasq", "unbound", "adblock", "stix", "misp":
 		return true
 	}
-	return false
+	// The listed records keep the agents of the verdict that listed the
+	// domain, also while a later verdict finds no flux.
+	return IsAddressFormat(format)
+}
+
+// errUnknownFormat names the formats there are.
+func errUnknownFormat(format string) error {
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(slices.Concat(Formats, AddressFormats), ", "))
+}
+
+// sink takes the verdicts of one export: add each verdict the format
+// includes, in name order, once checkVerdict passed it; end after the last.
+type sink struct {
+	add func(classify.Verdict) error
+	end func() error
 }
 
 // WriteEach streams the verdicts that each yields (in name order) to w in
 // format, holding none of them: it is how a million verdicts are exported.
-// On an error part of the output may have been written; WriteFileAtomic
-// makes sure no reader sees it.
+// (The address formats and the RPZ's triggers for name servers and
+// addresses hold each distinct address or name once, to sort them.) On an
+// error part of the output may have been written; WriteFileAtomic makes
+// sure no reader sees it.
 func WriteEach(w io.Writer, format string, each func(yield func(classify.Verdict) error) error, opts Options) error {
+	if IsDir(format) {
+		return fmt.Errorf("format %s is a directory of files: write it with WriteDir", format)
+	}
 	bw := bufio.NewWriter(w)
-	var add func(classify.Verdict) error
-	end := func() error { return nil }
-	switch format {
-	case "domains":
-		add = func(v classify.Verdict) error { _, err := bw.WriteString(v.Domain + "\n"); return err }
-	case "hosts":
-		add = func(v classify.Verdict) error { _, err := bw.WriteString("0.0.0.0 " + v.Domain + "\n"); return err }
-	case "rpz":
-		zone, err := rpzHeader(bw, opts)
-		if err != nil {
-			return err
-		}
-		add = func(v classify.Verdict) error {
-			// A name too long below the origin would make the whole zone fail to load.
-			if len("*."+v.Domain+"."+zone) > 253 {
-				return fmt.Errorf("%w: %q: too long under RPZ zone %s", ErrBadName, v.Domain, zone)
-			}
-			_, err := fmt.Fprintf(bw, "%s CNAME .\n*.%s CNAME . ; %s %.2f\n", v.Domain, v.Domain, v.Verdict, v.Score)
-			return err
-		}
-	case "dnsmasq":
-		add = func(v classify.Verdict) error { _, err := bw.WriteString(dnsmasqLine(v.Domain)); return err }
-	case "unbound":
-		add = func(v classify.Verdict) error { _, err := bw.WriteString(unboundLine(v.Domain)); return err }
-	case "adblock":
-		if err := adblockHeader(bw, opts); err != nil {
-			return err
-		}
-		add = func(v classify.Verdict) error { _, err := bw.WriteString(adblockLine(v.Domain)); return err }
-	case "stix":
-		sw, err := newSTIXWriter(bw, opts)
-		if err != nil {
-			return err
-		}
-		add, end = sw.add, sw.end
-	case "jsonl":
-		enc := json.NewEncoder(bw)
-		add = func(v classify.Verdict) error { return enc.Encode(v) }
-	case "csv":
-		cw := csv.NewWriter(bw)
-		cw.Write(csvHeader)
-		add = func(v classify.Verdict) error { return cw.Write(csvRow(v)) }
-		end = func() error { cw.Flush(); return cw.Error() }
-	default:
-		return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
-	}
-	err := each(func(v classify.Verdict) error {
-		if !include(format, v, opts) {
-			return nil
-		}
-		if err := checkName(v.Domain); err != nil {
-			return err
-		}
-		return add(v)
-	})
-	if err == nil {
-		err = end()
-	}
+	s, err := newFileSink(bw, format, opts)
 	if err != nil {
+		return err
+	}
+	if err := feed(each, format, opts, s); err != nil {
 		return err
 	}
 	return bw.Flush()
 }
 
-// rpzHeader writes the zone's origin, SOA and NS, and returns the origin.
-func rpzHeader(w io.Writer, opts Options) (string, error) {
-	zone := strings.TrimSuffix(opts.Zone, ".")
-	if zone == "" {
-		zone = "fluxwatch.rpz"
+// feed passes the verdicts each yields that format includes to s, checked.
+func feed(each func(yield func(classify.Verdict) error) error, format string, opts Options, s sink) error {
+	err := each(func(v classify.Verdict) error {
+		if !include(format, v, opts) {
+			return nil
+		}
+		if err := checkVerdict(format, v, opts); err != nil {
+			return err
+		}
+		return s.add(v)
+	})
+	if err != nil {
+		return err
 	}
-	if err := checkName(zone); err != nil {
-		return "", fmt.Errorf("RPZ zone: %w", err)
-	}
-	ttl := opts.TTL
-	if ttl == 0 {
-		ttl = 300
-	}
-	fmt.Fprintf(w, "; fluxwatch response policy zone, serial %d\n", opts.Serial)
-	fmt.Fprintf(w, "$ORIGIN %s.\n$TTL %d\n", zone, ttl)
-	fmt.Fprintf(w, "@ IN SOA localhost. hostmaster.localhost. ( %d 3600 600 604800 %d )\n", opts.Serial, ttl)
-	_, err := fmt.Fprintf(w, "@ IN NS localhost.\n")
-	return zone, err
+	return s.end()
 }
+
+// newFileSink returns the sink of a one-file format writing to w.
+func newFileSink(w *bufio.Writer, format string, opts Options) (sink, error) {
+	line := func(f func(string) string) sink {
+		return sink{add: func(v classify.Verdict) error { _, err := w.WriteString(f(v.Domain)); return err }, end: noEnd}
+	}
+	switch format {
+	case "domains":
+		return line(func(name string) string { return name + "\n" }), nil
+	case "hosts":
+		return line(func(name string) string { return "0.0.0.0 " + name + "\n" }), nil
+	case "rpz":
+		rw, err := newRPZWriter(w, opts)
+		if err != nil {
+			return sink{}, err
+		}
+		return sink{rw.add, rw.end}, nil
+	case "dnsmasq":
+		return line(dnsmasqLine), nil
+	case "unbound":
+		return line(unboundLine), nil
+	case "adblock":
+		if err := adblockHeader(w, opts); err != nil {
+			return sink{}, err
+		}
+		return line(adblockLine), nil
+	case "stix":
+		sw, err := newSTIXWriter(w, opts)
+		if err != nil {
+			return sink{}, err
+		}
+		return sink{sw.add, sw.end}, nil
+	case "jsonl":
+		enc := json.NewEncoder(w)
+		return sink{add: func(v classify.Verdict) error { return enc.Encode(v) }, end: noEnd}, nil
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write(csvHeader)
+		return sink{
+			add: func(v classify.Verdict) error { return cw.Write(csvRow(v)) },
+			end: func() error { cw.Flush(); return cw.Error() },
+		}, nil
+	case "ips", "nftables", "ipset":
+		return newAddressSink(w, format, opts)
+	}
+	return sink{}, errUnknownFormat(format)
+}
+
+func noEnd() error { return nil }
 
 var csvHeader = []string{"domain", "verdict", "score", "evidence", "addresses", "networks", "asns",
 	"prefixes_24", "prefixes_16", "prefixes_48", "min_ttl", "median_ttl", "set_changes", "change_rate",

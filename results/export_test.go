@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -54,6 +55,51 @@ func verdicts() []classify.Verdict {
 	}
 }
 
+// agentVerdicts are verdicts() with what the address formats and the RPZ's
+// further triggers read: confidences, agents, name servers and their
+// addresses, with duplicates, addresses no list may hold, names that are
+// not safe, and a verdict below the default confidence threshold.
+func agentVerdicts() []classify.Verdict {
+	vs := verdicts()
+	for i := range vs {
+		v := &vs[i]
+		switch v.Domain {
+		case "a-fast.test":
+			v.Confidence = 0.9
+			v.Agents = []string{"10.0.0.1", "127.0.0.1", "192.0.2.10", "198.51.100.7", "2001:db8::10", "fe80::1", "100.64.0.9"}
+		case "double.flux.test":
+			v.Confidence = 0.95
+			v.Agents = []string{"192.0.2.10", "203.0.113.5", "2001:db8::1:0:0:1"}
+			v.NameServers = []string{"NS2.Flux-DNS.test.", "bad name.flux-dns.test", "ns1.flux-dns.test", "ns1.flux-dns.test."}
+			v.NSAgents = []string{"::ffff:203.0.113.53", "198.51.100.53", "2001:db8::53", "192.168.1.1"}
+		case "fastflux-b.test": // below the default threshold
+			v.Confidence = 0.5
+			v.Agents = []string{"192.0.2.99"}
+			v.NameServers = []string{"ns.low.test"}
+		case "xn--bcher-kva.test": // at the threshold
+			v.Confidence = 0.8
+			v.Agents = []string{"2001:db8:0:1::2", "203.0.113.77"}
+		case "cdn.example.test": // benign: never exported, however sure
+			v.Confidence = 0.99
+			v.Agents = []string{"192.0.2.200"}
+		}
+	}
+	return vs
+}
+
+// The public addresses of agentVerdicts at the default threshold (0.8),
+// the agents of a-fast.test, double.flux.test and xn--bcher-kva.test and
+// the name servers' addresses of double.flux.test; and with every listed
+// verdict (fastflux-b.test's too).
+var (
+	wantAgents = []string{"192.0.2.10", "198.51.100.7", "203.0.113.5", "203.0.113.77", "2001:db8::10", "2001:db8::1:0:0:1", "2001:db8:0:1::2"}
+	wantNS     = []string{"198.51.100.53", "203.0.113.53", "2001:db8::53"}
+	wantAddrs  = []string{"192.0.2.10", "198.51.100.7", "198.51.100.53", "203.0.113.5", "203.0.113.53", "203.0.113.77",
+		"2001:db8::10", "2001:db8::53", "2001:db8::1:0:0:1", "2001:db8:0:1::2"}
+	wantAllAddrs = []string{"192.0.2.10", "192.0.2.99", "198.51.100.7", "198.51.100.53", "203.0.113.5", "203.0.113.53", "203.0.113.77",
+		"2001:db8::10", "2001:db8::53", "2001:db8::1:0:0:1", "2001:db8:0:1::2"}
+)
+
 var listedNames = []string{"a-fast.test", "double.flux.test", "fastflux-b.test", "xn--bcher-kva.test"}
 var allNames = []string{"a-fast.test", "cdn.example.test", "double.flux.test", "fastflux-b.test", "gone.test", "new.test", "xn--bcher-kva.test"}
 
@@ -76,13 +122,105 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// write writes vs in format; a directory format is written with WriteDir
+// into a temporary directory and returned as dump shows it.
 func write(t *testing.T, format string, vs []classify.Verdict, opts results.Options) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := results.Write(&buf, format, vs, opts); err != nil {
+	out, err := tryWrite(t, format, vs, opts)
+	if err != nil {
 		t.Fatalf("Write(%s): %v", format, err)
 	}
-	return buf.Bytes()
+	return out
+}
+
+// tryWrite is write that returns the error; on an error it checks that
+// nothing was written (for a directory format: no directory, no temporary
+// one left).
+func tryWrite(t testing.TB, format string, vs []classify.Verdict, opts results.Options) ([]byte, error) {
+	t.Helper()
+	return tryWriteIn(t, t.TempDir(), format, vs, opts)
+}
+
+// tryWriteIn is tryWrite that writes a directory format below parent, an
+// empty directory.
+func tryWriteIn(t testing.TB, parent, format string, vs []classify.Verdict, opts results.Options) ([]byte, error) {
+	t.Helper()
+	if !results.IsDir(format) {
+		var buf bytes.Buffer
+		err := results.Write(&buf, format, vs, opts)
+		if err != nil && buf.Len() != 0 {
+			t.Errorf("Write(%s) failed (%v) but wrote %q", format, err, buf.String())
+		}
+		return buf.Bytes(), err
+	}
+	dir := filepath.Join(parent, "out")
+	err := results.WriteDir(dir, format, verdictsInOrder(vs), opts)
+	if err != nil {
+		if entries, _ := os.ReadDir(parent); len(entries) != 0 {
+			t.Errorf("WriteDir(%s) failed (%v) but left %v", format, err, entries)
+		}
+		return nil, err
+	}
+	return dump(t, dir), nil
+}
+
+// verdictsInOrder yields vs in name order, as WriteEach and WriteDir want them.
+func verdictsInOrder(vs []classify.Verdict) func(func(classify.Verdict) error) error {
+	vs = slices.Clone(vs)
+	slices.SortFunc(vs, func(a, b classify.Verdict) int { return strings.Compare(a.Domain, b.Domain) })
+	return func(yield func(classify.Verdict) error) error {
+		for _, v := range vs {
+			if err := yield(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// dump shows a directory of files as one text, for golden files: each
+// file, in name order, under a line "== NAME ==".
+func dump(t testing.TB, dir string) []byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			t.Errorf("%s: %s is not a regular file", dir, e.Name())
+			continue
+		}
+		content, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "== %s ==\n%s", e.Name(), content)
+	}
+	return b.Bytes()
+}
+
+// undump splits what dump made back into files.
+func undump(t testing.TB, b []byte) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	name := ""
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if n, ok := strings.CutPrefix(l, "== "); ok && strings.HasSuffix(n, " ==\n") {
+			name = strings.TrimSuffix(n, " ==\n")
+			files[name] = []byte{}
+			continue
+		}
+		if name == "" {
+			if l != "" {
+				t.Fatalf("dump does not start with a file name: %q", l)
+			}
+			continue
+		}
+		files[name] = append(files[name], l...)
+	}
+	return files
 }
 
 type goldenCase struct {
@@ -107,14 +245,35 @@ var goldenCases = []goldenCase{
 	{"csv_all", "csv", results.Options{All: true}},
 }
 
+// agentGoldenCases are written from agentVerdicts: the formats that read
+// confidences, name servers and addresses.
+var agentGoldenCases = []goldenCase{
+	{"misp", "misp", results.Options{}},
+	{"misp_now", "misp", results.Options{Now: t0.Add(time.Hour), Org: "CERT Example"}},
+	{"rpz_triggers", "rpz", results.Options{Serial: 3, RPZIPTriggers: true}},
+	{"ips", "ips", results.Options{}},
+	{"ips_all", "ips", results.Options{MinConfidence: -1}},
+	{"nftables", "nftables", results.Options{}},
+	{"nftables_names", "nftables", results.Options{Table: "filter_flux", Set4: "bad4", Set6: "bad6", ValidFor: 25*time.Hour + 90*time.Second}},
+	{"ipset", "ipset", results.Options{}},
+	{"ipset_names", "ipset", results.Options{Set4: "flux-v4", Set6: "flux-v6", ValidFor: 90 * 24 * time.Hour}},
+	{"suricata", "suricata", results.Options{}},
+}
+
 func TestWriteGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			golden(t, tc.name, write(t, tc.format, verdicts(), tc.opts))
 		})
 	}
-	for _, f := range results.Formats {
-		if !slices.ContainsFunc(goldenCases, func(c goldenCase) bool { return c.format == f }) {
+	for _, tc := range agentGoldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			golden(t, tc.name, write(t, tc.format, agentVerdicts(), tc.opts))
+		})
+	}
+	all := slices.Concat(goldenCases, agentGoldenCases)
+	for _, f := range slices.Concat(results.Formats, results.AddressFormats) {
+		if !slices.ContainsFunc(all, func(c goldenCase) bool { return c.format == f }) {
 			t.Errorf("format %q has no golden case", f)
 		}
 	}
@@ -271,12 +430,32 @@ func TestWriteUnknownFormat(t *testing.T) {
 	for _, f := range []string{"xml", "", "RPZ"} {
 		var buf bytes.Buffer
 		err := results.Write(&buf, f, verdicts(), results.Options{})
-		want := `unknown format "` + f + `" (want one of domains, hosts, rpz, dnsmasq, unbound, adblock, stix, jsonl, csv)`
+		want := `unknown format "` + f + `" (want one of domains, hosts, rpz, dnsmasq, unbound, adblock, stix, misp, jsonl, csv, ips, nftables, ipset, suricata)`
 		if err == nil || err.Error() != want {
 			t.Errorf("Write(%q) = %v, want %s", f, err, want)
 		}
 		if buf.Len() != 0 {
 			t.Errorf("Write(%q) wrote %q", f, buf.String())
+		}
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := results.WriteDir(dir, f, verdictsInOrder(verdicts()), results.Options{}); err == nil || err.Error() != want {
+			t.Errorf("WriteDir(%q) = %v, want %s", f, err, want)
+		}
+	}
+	// A directory format is not one file, and the other way round.
+	for _, f := range []string{"misp", "suricata"} {
+		var buf bytes.Buffer
+		if err := results.Write(&buf, f, verdicts(), results.Options{}); err == nil || !strings.Contains(err.Error(), "WriteDir") || buf.Len() != 0 {
+			t.Errorf("Write(%s) = %v, wrote %q; want an error pointing to WriteDir", f, err, buf.String())
+		}
+	}
+	for _, f := range []string{"rpz", "ips"} {
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := results.WriteDir(dir, f, verdictsInOrder(verdicts()), results.Options{}); err == nil || !strings.Contains(err.Error(), "one file") {
+			t.Errorf("WriteDir(%s) = %v, want an error saying it is one file", f, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("WriteDir(%s) made %s (%v)", f, dir, err)
 		}
 	}
 }
@@ -301,15 +480,11 @@ func TestWriteRefusesBadNames(t *testing.T) {
 		strings.Repeat("abcdefghi.", 25) + "test", // 254 octets
 	}
 	for _, name := range bad {
-		for _, format := range results.Formats {
-			vs := append(verdicts(), classify.Verdict{Domain: name, Verdict: classify.DoubleFlux})
-			var buf bytes.Buffer
-			err := results.Write(&buf, format, vs, results.Options{})
-			if !errors.Is(err, results.ErrBadName) {
+		for _, format := range slices.Concat(results.Formats, results.AddressFormats) {
+			vs := append(agentVerdicts(), classify.Verdict{Domain: name, Verdict: classify.DoubleFlux, Confidence: 1, Agents: []string{"192.0.2.1"}})
+			// tryWrite checks that nothing was written.
+			if _, err := tryWrite(t, format, vs, results.Options{}); !errors.Is(err, results.ErrBadName) {
 				t.Errorf("Write(%s) with %q = %v, want ErrBadName", format, name, err)
-			}
-			if buf.Len() != 0 {
-				t.Errorf("Write(%s) with %q wrote %q", format, name, buf.String())
 			}
 		}
 	}

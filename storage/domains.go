@@ -228,6 +228,77 @@ func (s *Store) ScanBatch(after string, limit int, from time.Time, fn func(d Dom
 	return last, err
 }
 
+// ScanWindows is ScanBatch with a window per domain: the window of each
+// domain ends at its last probe not after now, so measurements imported
+// from years ago are judged on their own time like a fresh crawl.
+func (s *Store) ScanWindows(after string, limit int, window time.Duration, now time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) (last string, err error) {
+	end := now.Add(time.Nanosecond) // history's end is exclusive
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDomains).Cursor()
+		probes := tx.Bucket(bucketProbes).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		n := 0
+		for ; k != nil && (limit == 0 || n < limit); k, v = c.Next() {
+			d, err := decodeDomain(string(k), v)
+			if err != nil {
+				return err
+			}
+			if !d.Active {
+				continue
+			}
+			n++
+			last = d.Name
+			anchor, ok := lastProbe(probes, d.ID, end)
+			if err := fn(d, func(each func(obs.Probe) error) error {
+				if !ok {
+					return nil
+				}
+				return s.history(tx, d, anchor.Add(-window), end, each)
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return last, err
+}
+
+// LastProbe returns the start of domain's last probe before end.
+func (s *Store) LastProbe(domain string, end time.Time) (last time.Time, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketDomains).Get([]byte(domain))
+		if rec == nil {
+			return fmt.Errorf("%w %q", ErrUnknownDomain, domain)
+		}
+		d, err := decodeDomain(domain, rec)
+		if err != nil {
+			return err
+		}
+		last, ok = lastProbe(tx.Bucket(bucketProbes).Cursor(), d.ID, end)
+		return nil
+	})
+	return last, ok, err
+}
+
+func lastProbe(c *bolt.Cursor, id uint32, end time.Time) (time.Time, bool) {
+	k, _ := c.Seek(probeKey(id, end, 0))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	did, start, _, ok := parseProbeKey(k)
+	if !ok || did != id {
+		return time.Time{}, false
+	}
+	return start, true
+}
+
 // SetNextDue records when each domain should be measured next.
 func (s *Store) SetNextDue(due map[string]time.Time) error {
 	if len(due) == 0 {

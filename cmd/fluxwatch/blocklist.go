@@ -167,4 +167,3 @@ func stamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.DateTime) + "Z"
 }
-

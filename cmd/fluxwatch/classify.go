@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -119,11 +120,22 @@ func printVerdicts(w io.Writer, vs []classify.Verdict) error {
 }
 
 func cmdExport(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("export", "export --format "+strings.Join(results.Formats, "|")+" --out FILE [--all]", std)
-	format := s.fs.String("format", "domains", "output format: "+strings.Join(results.Formats, ", "))
-	out := s.fs.String("out", "-", "output `file` (written atomically; - for stdout)")
+	formats := strings.Join(results.Formats, "|") + "|" + strings.Join(results.AddressFormats, "|")
+	s := newFlags("export", "export --format "+formats+" --out FILE|DIR [--all]", std)
+	format := s.fs.String("format", "domains", "output format: of the listed domains "+strings.Join(results.Formats, ", ")+
+		"; of the flux agents' addresses "+strings.Join(results.AddressFormats, ", ")+" (misp and suricata are directories)")
+	out := s.fs.String("out", "-", "output `file` or, for misp and suricata, directory (written atomically; - for stdout)")
 	all := s.fs.Bool("all", false, "jsonl and csv: include every verdict, not only listed domains")
 	zone := s.fs.String("zone", "", "RPZ zone name (default from config: fluxwatch.rpz)")
+	var opts results.Options
+	s.fs.Float64Var(&opts.MinConfidence, "min-confidence", results.DefaultMinConfidence,
+		"address formats and RPZ rpz-nsdname, rpz-ip and rpz-nsip triggers: only verdicts at least this confident (0 to 1; 0 takes every listed verdict)")
+	s.fs.BoolVar(&opts.RPZIPTriggers, "rpz-ip", false, "rpz: add rpz-ip triggers for agent addresses and rpz-nsip for double-flux name server addresses")
+	s.fs.StringVar(&opts.Table, "table", "", "nftables: the table (family inet) of the sets (default fluxwatch)")
+	s.fs.StringVar(&opts.Set4, "set4", "", "nftables and ipset: name of the IPv4 set (default flux4; ipset fluxwatch4)")
+	s.fs.StringVar(&opts.Set6, "set6", "", "nftables and ipset: name of the IPv6 set (default flux6; ipset fluxwatch6)")
+	s.fs.StringVar(&opts.Org, "org", "", "misp: the organisation creating the feed's event (default fluxwatch)")
+	quiet := s.fs.Bool("quiet", false, "no progress bar (there is none when standard error is not a terminal)")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -131,12 +143,18 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 	if *zone != "" {
 		cfg.RPZZone = *zone
 	}
+	if opts.MinConfidence == 0 {
+		opts.MinConfidence = -1 // --min-confidence 0 asks for every listed verdict
+	}
 	store, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	n, err := export(store, cfg, *format, *out, *all, std.out)
+	opts.All = *all
+	bar := newProgress(std, *quiet || *out == "-", "export "+*format, -1, false)
+	n, err := exportWith(store, cfg, *format, *out, opts, std.out, bar)
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -147,13 +165,24 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 }
 
 // export streams the stored verdicts in format to out (atomically; - is
-// stdout) and returns how many listed domains it holds. Block lists read
-// only the short records of listed domains.
+// stdout) with the default options, and returns how many listed domains
+// it read.
 func export(store *storage.Store, cfg *config.Config, format, out string, all bool, stdout io.Writer) (int, error) {
-	if !slices.Contains(results.Formats, format) {
-		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format, strings.Join(results.Formats, ", "))
+	return exportWith(store, cfg, format, out, results.Options{All: all}, stdout, &progress{})
+}
+
+// exportWith is export with options. Block lists read only the short
+// records of listed domains; the address formats, jsonl and csv read full
+// verdicts. misp and suricata are written into the directory out.
+func exportWith(store *storage.Store, cfg *config.Config, format, out string, opts results.Options, stdout io.Writer, bar *progress) (int, error) {
+	if !slices.Contains(results.Formats, format) && !slices.Contains(results.AddressFormats, format) {
+		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format,
+			strings.Join(slices.Concat(results.Formats, results.AddressFormats), ", "))
 	}
-	opts := results.Options{All: all, Zone: cfg.RPZZone, Now: time.Now()}
+	if results.IsDir(format) && out == "-" {
+		return 0, fmt.Errorf("%w: format %s is a directory of files: give --out DIR", errUsage, format)
+	}
+	opts.Zone, opts.Now = cfg.RPZZone, time.Now()
 	if format == "rpz" || format == "stix" {
 		serial, err := store.NextSerial(time.Now())
 		if err != nil {
@@ -161,28 +190,35 @@ func export(store *storage.Store, cfg *config.Config, format, out string, all bo
 		}
 		opts.Serial = serial
 	}
-	listedOnly := results.IsBlockList(format) // jsonl and csv need the features
+	listedOnly := results.IsBlockList(format)
 	listed := 0
-	write := func(w io.Writer) error {
+	each := func(yield func(classify.Verdict) error) error {
 		listed = 0
-		return results.WriteEach(w, format, func(yield func(classify.Verdict) error) error {
-			return classify.Each(store, listedOnly, func(v classify.Verdict) error {
-				if classify.Listed(v.Verdict) {
-					listed++
-				}
-				return yield(v)
-			})
-		}, opts)
+		return classify.Each(store, listedOnly, func(v classify.Verdict) error {
+			if v.Listed() {
+				listed++
+			}
+			bar.add(1)
+			return yield(v)
+		})
 	}
-	if out == "-" {
-		return listed, write(stdout)
+	switch {
+	case results.IsDir(format):
+		return listed, results.WriteDir(out, format, each, opts)
+	case out == "-":
+		return listed, results.WriteEach(stdout, format, each, opts)
 	}
-	return listed, results.WriteFileAtomic(out, write)
+	return listed, results.WriteFileAtomic(out, func(w io.Writer) error { return results.WriteEach(w, format, each, opts) })
 }
 
 func cmdShow(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("show", "show [--json] [--since D] DOMAIN", std)
+	s := newFlags("show", "show [--json | --probes] [--since D] DOMAIN", std)
 	asJSON := s.fs.Bool("json", false, "print probes as JSON Lines")
+	probes := s.fs.Bool("probes", false, "print every probe's answers instead of the timeline")
+	s.group(func(fs *flag.FlagSet, c *config.Config) {
+		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "IP-to-ASN `file` for the timeline's ASN counts (repeatable)")
+		fs.Var(&listFlag{p: &c.CountryDB}, "country-db", "IP-to-country `file` for the timeline's country counts (repeatable)")
+	})
 	since := s.fs.Duration("since", 0, "only the last period (default: all history)")
 	cfg, err := s.parse(args)
 	if err != nil {
@@ -212,5 +248,12 @@ func cmdShow(ctx context.Context, args []string, std *stdio) error {
 			return fmt.Errorf("verdict of %s: %w", domain, err)
 		}
 	}
-	return results.WriteHistory(w, store, domain, from, verdict, *asJSON)
+	if *asJSON || *probes {
+		return results.WriteHistory(w, store, domain, from, verdict, *asJSON)
+	}
+	meta, err := loadIPMeta(cfg)
+	if err != nil {
+		return err
+	}
+	return results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)})
 }

@@ -22,6 +22,7 @@ func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
 	interval := s.fs.Duration("interval", 5*time.Minute, "time from the start of one round to the start of the next")
 	due := s.fs.Bool("due", false, "measure only the domains whose next-due time has come")
 	asJSON := s.fs.Bool("json", false, "print the summary as one JSON object")
+	quiet := s.fs.Bool("quiet", false, "no progress bar (there is none when standard error is not a terminal)")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -35,7 +36,9 @@ func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer store.Close()
 	log := logger(cfg, std)
-	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due}, log)
+	bar := newProgress(std, *quiet, "crawl", -1, false)
+	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar}, log)
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -50,6 +53,7 @@ type crawlPlan struct {
 	dueOnly  bool
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
+	bar      *progress // nil: none
 }
 
 // crawl runs the rounds and commits everything measured, also when ctx is
@@ -59,25 +63,40 @@ func crawl(ctx context.Context, cfg *config.Config, store *storage.Store, plan c
 	if now == nil {
 		now = time.Now
 	}
-	sched, vantages, release, err := newScheduler(cfg, store, now, log)
+	sched, vantages, release, err := newScheduler(cfg, store, now, log, nil)
 	if err != nil {
 		return crawlSummary{}, err
 	}
 	defer release()
 	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS)
+	bar := plan.bar
+	if bar == nil {
+		bar = &progress{}
+	}
+	// The bar counts committed probes: updated once per transaction, never
+	// on the query path.
 	w := store.NewWriter(storage.WriterOptions{OnCommit: func(p, o int64) {
 		log.Debug("committed", "probes", p, "observations", o)
+		bar.set(p)
 	}})
+	var planned int64
 	start := time.Now()
 	st, runErr := sched.Run(ctx, scheduler.Plan{
 		Rounds:   plan.rounds,
 		Interval: plan.interval,
 		Sleep:    plan.sleep,
 		Domains: func() ([]string, error) {
+			var ds []string
+			var err error
 			if plan.dueOnly {
-				return store.Due(now())
+				ds, err = store.Due(now())
+			} else {
+				ds, err = store.Active()
 			}
-			return store.Active()
+			// Probes this round: every domain through every vantage.
+			planned += int64(len(ds) * len(vantages))
+			bar.setTotal(planned)
+			return ds, err
 		},
 		AfterRound: func(round int, st scheduler.Stats) {
 			log.Info("round done", "round", round, "probes", st.Probes, "queries", st.QueriesSent,

@@ -2,14 +2,29 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/robfig/cron/v3"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/feed"
+	"github.com/fluxwatch/fluxwatch/metrics"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/seeds"
 	"github.com/fluxwatch/fluxwatch/storage"
+	"github.com/fluxwatch/fluxwatch/web"
 )
 
 func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
@@ -26,50 +41,263 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	defer store.Close()
-	now := std.clock()
-	sched, vantages, release, err := newScheduler(cfg, store, now, log)
+	d := &daemon{store: store, log: log, std: std, now: std.clock(), metrics: metrics.New(cfg.DB),
+		status: newDaemonStatus(cfg.DB)}
+	// Everything a job needs is built before anything starts: a daemon
+	// that cannot load a table, read a seed file or write an export does
+	// not start, rather than run half-configured.
+	st, err := d.build(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer release()
-	w := store.NewWriter(storage.WriterOptions{OnCommit: func(p, o int64) {
-		log.Debug("committed", "probes", p, "observations", o)
-	}})
+	defer func() { d.state().release() }()
+	d.current.Store(st)
+	app, err := d.httpApp(cfg)
+	if err != nil {
+		return err
+	}
+	serving, err := startFeed(cfg, log, app)
+	if err != nil {
+		return err
+	}
+	defer serving.close()
+	d.serving = serving
+	d.writer = store.NewWriter(storage.WriterOptions{
+		OnCommit: func(p, o int64) {
+			log.Debug("committed", "probes", p, "observations", o)
+		},
+		OnTx: d.metrics.Transaction,
+	})
+	var committed [2]int64
+	d.writerCommitted = func() {
+		p, o := d.writer.Committed()
+		d.metrics.Committed(p-committed[0], o-committed[1])
+		committed = [2]int64{p, o}
+	}
 
-	c := cron.New(cron.WithLogger(cronLogger{log}), cron.WithChain(
-		cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	c, err := d.startJobs(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("daemon started", "db", cfg.DB, "vantages", len(st.vantages), "crawl", cfg.Daemon.Crawl,
+		"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "prune", cfg.Daemon.Prune,
+		"seeds", cfg.Daemon.Seeds, "exports", len(cfg.Daemon.Exports))
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			// Reload: a config that does not load or build changes
+			// nothing; otherwise the jobs stop (running ones finish), the
+			// new settings take over and the jobs start again.
+			next, err := s.load()
+			if err == nil {
+				var nst *daemonState
+				if nst, err = d.build(ctx, next); err == nil {
+					<-c.Stop().Done()
+					old := d.state()
+					d.current.Store(nst)
+					old.release()
+					if c, err = d.startJobs(ctx); err != nil {
+						return err
+					}
+					if !reflect.DeepEqual(next.Daemon.Serve, old.cfg.Daemon.Serve) {
+						log.Warn("reload: daemon.serve changes need a restart; the listeners stay as they were")
+					}
+					log.Info("reloaded", "config", s.configPath, "vantages", len(nst.vantages), "exports", len(next.Daemon.Exports))
+					continue
+				}
+			}
+			log.Error("reload failed; the running configuration stays", "err", err)
+		}
+	}
+	log.Info("daemon stopping: finishing running jobs")
+	<-c.Stop().Done()
+	if err := d.writer.Close(); err != nil {
+		return fmt.Errorf("committing observations: %w", err)
+	}
+	probes, observations := d.writer.Committed()
+	d.status.stopped(d.now())
+	log.Info("daemon stopped", "probes", probes, "observations", observations)
+	return nil
+}
+
+// daemon is the running daemon: what stays across reloads (the database,
+// the writer, the listeners, metrics, status) and the state one
+// configuration builds.
+type daemon struct {
+	store           *storage.Store
+	writer          *storage.Writer
+	writerCommitted func() // adds what the writer committed since the last call to the metrics
+	log             *slog.Logger
+	std             *stdio
+	now             func() time.Time
+	metrics         *metrics.Metrics
+	status          *daemonStatus
+	serving         *feedServers
+	current         atomic.Pointer[daemonState]
+	web             atomic.Pointer[http.Handler]
+}
+
+// daemonState is what one configuration builds.
+type daemonState struct {
+	cfg        *config.Config
+	sched      *scheduler.Scheduler
+	vantages   []scheduler.Vantage
+	release    func()
+	classifier *classify.Classifier
+}
+
+func (d *daemon) state() *daemonState { return d.current.Load() }
+
+// build makes the scheduler and classifier of cfg, checks that every export
+// can be written and imports the configured seed files.
+func (d *daemon) build(ctx context.Context, cfg *config.Config) (*daemonState, error) {
+	for _, e := range cfg.Daemon.Exports {
+		if e.Out == "-" {
+			return nil, fmt.Errorf("%w: daemon.exports: a daemon cannot publish to standard output", errUsage)
+		}
+		if err := writableDir(filepath.Dir(e.Out)); err != nil {
+			return nil, fmt.Errorf("daemon.exports: cannot publish %s: %w", e.Out, err)
+		}
+	}
+	if dir := cfg.Daemon.SeedDir; dir != "" {
+		if err := writableDir(dir); err != nil {
+			return nil, fmt.Errorf("daemon.seed_dir: %w", err)
+		}
+	}
+	for _, f := range cfg.Daemon.SeedFiles {
+		if err := d.importSeeds(f, cfg); err != nil {
+			return nil, fmt.Errorf("daemon.seed_files: %w", err)
+		}
+	}
+	c, err := newClassifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sched, vantages, release, err := newScheduler(cfg, d.store, d.now, d.log, d.metrics)
+	if err != nil {
+		return nil, err
+	}
+	var exports []web.Export
+	for _, e := range cfg.Daemon.Exports {
+		exports = append(exports, web.Export{Format: e.Format, Path: e.Out})
+	}
+	view := web.New(d.store, c.Meta, web.Options{Exports: exports, Logger: d.log})
+	d.web.Store(&view)
+	return &daemonState{cfg: cfg, sched: sched, vantages: vantages, release: release, classifier: c}, nil
+}
+
+// writableDir checks that dir is a directory fluxwatch can create files in.
+func writableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".fluxwatch-check-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// importSeeds adds the names of a seed file; rejected lines are logged
+// with their file:line (the first few of each file).
+func (d *daemon) importSeeds(file string, cfg *config.Config) error {
+	names, rejects, err := readSeedFile(file, "", d.std, true)
+	if err != nil {
+		return err
+	}
+	for i, r := range rejects {
+		if i == 10 {
+			d.log.Warn("seeds: more rejected lines", "file", file, "count", len(rejects)-10)
+			break
+		}
+		d.log.Warn("seeds: line rejected", "err", r.Error())
+	}
+	res, err := d.store.AddDomains(names, seeds.DisplayName(file), d.now())
+	if err != nil {
+		return err
+	}
+	d.log.Info("seeds imported", "file", file, "added", res.Added, "known", res.Known, "rejected", len(rejects))
+	return nil
+}
+
+// importSeedDir imports every seed file in dir, then moves it into
+// dir/imported (so each is imported once). Hidden files and files changed
+// in the last two seconds (perhaps still being written) wait.
+func (d *daemon) importSeedDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	done := filepath.Join(dir, "imported")
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") || time.Since(info.ModTime()) < 2*time.Second {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := d.importSeeds(path, d.state().cfg); err != nil {
+			d.log.Error("seeds: import failed; the file stays for the next run", "file", path, "err", err)
+			continue
+		}
+		if err := os.MkdirAll(done, 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(path, filepath.Join(done, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startJobs schedules the jobs of the current state and starts them.
+func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
+	st := d.state()
+	cfg := st.cfg
+	c := cron.New(cron.WithLogger(cronLogger{d.log}), cron.WithChain(
+		cron.Recover(cronLogger{d.log}), cron.SkipIfStillRunning(cronLogger{d.log})))
 	jobs := []struct {
 		name, spec string
 		run        func() error
 	}{
 		{"crawl", cfg.Daemon.Crawl, func() error {
-			due, err := store.Due(now())
+			due, err := d.store.Due(d.now())
 			if err != nil || len(due) == 0 {
 				return err
 			}
-			st, err := sched.Round(ctx, due, w)
-			log.Info("job crawl", "domains", len(due), "probes", st.Probes, "queries", st.QueriesSent,
-				"answered", st.Answered, "elapsed", st.Elapsed.Round(time.Millisecond))
+			rs, err := st.sched.Round(ctx, due, d.writer)
+			d.log.Info("job crawl", "domains", len(due), "probes", rs.Probes, "queries", rs.QueriesSent,
+				"answered", rs.Answered, "elapsed", rs.Elapsed.Round(time.Millisecond))
+			d.writerCommitted()
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
-			counts, err := classifyStore(ctx, cfg, store, now(), nil)
-			log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
+			counts, err := st.classifier.Run(ctx, d.store, cfg.Window, d.now(), nil)
+			d.log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
 				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
 				"listed", counts["listings_added"], "expired", counts["listings_expired"], "delisted", counts["listings_removed"])
+			if err == nil {
+				d.metrics.Classified(counts, classify.Verdicts)
+				d.status.classified(counts)
+			}
 			return err
 		}},
 		{"publish", cfg.Daemon.Publish, func() error {
 			for _, e := range cfg.Daemon.Exports {
-				n, err := export(store, cfg, e.Format, e.Out, e.All, std.out)
+				n, err := export(d.store, cfg, e.Format, e.Out, e.All, d.std.out)
 				if err != nil {
 					return err
 				}
-				log.Info("job publish", "format", e.Format, "out", e.Out, "listed", n)
+				d.log.Info("job publish", "format", e.Format, "out", e.Out, "listed", n)
+				if err := d.serving.published(e); err != nil { // the feed keeps serving the version before
+					d.log.Error("feed: publishing the zone failed", "out", e.Out, "err", err)
+				}
 			}
-			rec, err := store.RecordPublish(now())
+			rec, err := d.store.RecordPublish(d.now())
 			if err == nil && (len(rec.Added) > 0 || len(rec.Removed) > 0) {
-				log.Info("job publish: list changed", "listed", rec.Listed, "added", len(rec.Added), "removed", len(rec.Removed))
+				d.log.Info("job publish: list changed", "listed", rec.Listed, "added", len(rec.Added), "removed", len(rec.Removed))
 			}
 			return err
 		}},
@@ -78,32 +306,36 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 				return nil
 			}
 			start := time.Now()
-			n, err := store.Prune(now().Add(-cfg.Retention), 10000)
-			log.Info("job prune", "deleted_probes", n, "older_than", cfg.Retention, "elapsed", time.Since(start).Round(time.Millisecond))
+			n, err := d.store.Prune(d.now().Add(-cfg.Retention), 10000)
+			d.log.Info("job prune", "deleted_probes", n, "older_than", cfg.Retention, "elapsed", time.Since(start).Round(time.Millisecond))
 			return err
+		}},
+		{"seeds", cfg.Daemon.Seeds, func() error {
+			if cfg.Daemon.SeedDir == "" {
+				return nil
+			}
+			return d.importSeedDir(cfg.Daemon.SeedDir)
 		}},
 	}
 	for _, j := range jobs {
-		if _, err := c.AddFunc(j.spec, func() {
-			if err := j.run(); err != nil {
-				log.Error("job failed", "job", j.name, "err", err)
+		id, err := c.AddFunc(j.spec, func() {
+			start := time.Now()
+			err := j.run()
+			took := time.Since(start)
+			d.metrics.Job(j.name, took, err)
+			d.status.ran(j.name, start, took, err)
+			if err != nil {
+				d.log.Error("job failed", "job", j.name, "err", err)
 			}
-		}); err != nil {
-			return fmt.Errorf("%w: schedule of %s %q: %v", errUsage, j.name, j.spec, err)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: schedule of %s %q: %v", errUsage, j.name, j.spec, err)
 		}
+		d.status.schedule(j.name, j.spec, func() time.Time { return c.Entry(id).Next })
 	}
-	log.Info("daemon started", "db", cfg.DB, "vantages", len(vantages), "crawl", cfg.Daemon.Crawl,
-		"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "prune", cfg.Daemon.Prune, "exports", len(cfg.Daemon.Exports))
 	c.Start()
-	<-ctx.Done()
-	log.Info("daemon stopping: finishing running jobs")
-	<-c.Stop().Done()
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("committing observations: %w", err)
-	}
-	probes, observations := w.Committed()
-	log.Info("daemon stopped", "probes", probes, "observations", observations)
-	return nil
+	d.status.started(d.now(), st.vantages)
+	return c, nil
 }
 
 // cronLogger adapts slog to cron's logger.
@@ -112,4 +344,97 @@ type cronLogger struct{ l *slog.Logger }
 func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
 func (c cronLogger) Error(err error, msg string, kv ...any) {
 	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}
+
+// feedServers are the listeners of daemon.serve: the RPZ zone by zone
+// transfer and the export files over HTTP. Methods on a nil *feedServers
+// do nothing.
+type feedServers struct {
+	dns     *feed.Server
+	files   *feed.FileServer
+	rpzPath string // the rpz export the DNS server publishes
+}
+
+// startFeed starts what daemon.serve configures. The DNS server starts
+// with the rpz export's last file, if there is one, so a restarted daemon
+// goes on serving its secondaries before its first publish.
+func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedServers, error) {
+	sv := cfg.Daemon.Serve
+	s := &feedServers{}
+	if sv.DNSListen != "" {
+		keys, err := sv.FeedKeys()
+		if err != nil {
+			return nil, err
+		}
+		var notify []feed.Secondary
+		for _, addr := range sv.NotifyAddrs() {
+			notify = append(notify, feed.Secondary{Addr: addr, Key: sv.NotifyKey})
+		}
+		versions := sv.IXFRVersions
+		if versions == 0 {
+			versions = -1 // feed: none kept
+		}
+		srv, err := feed.NewServer(feed.Options{Zone: cfg.RPZZone, Addr: sv.DNSListen, Keys: keys,
+			Versions: versions, Notify: notify, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		if err := srv.Start(); err != nil {
+			return nil, err
+		}
+		s.dns = srv
+		for _, e := range cfg.Daemon.Exports {
+			if e.Format == "rpz" && e.Out != "-" {
+				s.rpzPath = e.Out
+				break
+			}
+		}
+		if _, err := os.Stat(s.rpzPath); err == nil {
+			if err := srv.PublishFile(s.rpzPath); err != nil {
+				log.Warn("feed: not serving the last published zone", "err", err)
+			}
+		}
+	}
+	if sv.HTTPListen != "" {
+		files := map[string]string{}
+		for _, e := range cfg.Daemon.Exports {
+			if e.Out != "-" {
+				files[filepath.Base(e.Out)] = e.Out
+			}
+		}
+		fs, err := feed.NewFileServer(feed.FileOptions{Addr: sv.HTTPListen, Files: files, Logger: log, App: app})
+		if err == nil {
+			err = fs.Start()
+		}
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.files = fs
+	}
+	return s, nil
+}
+
+// published hands the file of export e, just written, to the DNS server
+// when it is the rpz export it serves.
+func (s *feedServers) published(e config.Export) error {
+	if s == nil || s.dns == nil || e.Format != "rpz" || e.Out != s.rpzPath {
+		return nil
+	}
+	return s.dns.PublishFile(e.Out)
+}
+
+// close stops the listeners.
+func (s *feedServers) close() error {
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	if s.dns != nil {
+		errs = append(errs, s.dns.Close())
+	}
+	if s.files != nil {
+		errs = append(errs, s.files.Close())
+	}
+	return errors.Join(errs...)
 }

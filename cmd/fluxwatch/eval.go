@@ -133,7 +133,7 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, _, release, err := newScheduler(cfg, store, world.Now, nil)
+	sched, _, release, err := newScheduler(cfg, store, world.Now, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}

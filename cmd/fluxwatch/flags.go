@@ -73,6 +73,7 @@ func newFlags(name, synopsis string, std *stdio) *settings {
 	s.group(func(fs *flag.FlagSet, c *config.Config) {
 		fs.StringVar(&c.DB, "db", c.DB, "database `path` (env FLUXWATCH_DB)")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (one JSON object per line)")
 	})
 	return s
 }
@@ -124,6 +125,12 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	return s.load()
+}
+
+// load reads the config file (again, for the daemon's SIGHUP) and replays
+// the flags given over it.
+func (s *settings) load() (*config.Config, error) {
 	cfg := config.Default()
 	if s.configPath != "" {
 		var err error
@@ -162,7 +169,11 @@ func (s *settings) parse(args []string) (*config.Config, error) {
 func logger(cfg *config.Config, std *stdio) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated
-	return slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(std.err, opts))
+	}
+	return slog.New(slog.NewTextHandler(std.err, opts))
 }
 
 func openStore(cfg *config.Config) (*storage.Store, error) {
@@ -220,7 +231,7 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 
 // newScheduler builds the crawler and scheduler that cfg describes. The
 // returned function releases the query engine's sockets.
-func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger) (*scheduler.Scheduler, []scheduler.Vantage, func(), error) {
+func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger, observer scheduler.Observer) (*scheduler.Scheduler, []scheduler.Vantage, func(), error) {
 	vantages, err := cfg.Vantages()
 	if err != nil {
 		return nil, nil, nil, err
@@ -257,6 +268,7 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		MaxInterval: cfg.MaxInterval,
 		Now:         now,
 		Logger:      log,
+		Observer:    observer,
 	})
 	return s, vantages, release, nil
 }

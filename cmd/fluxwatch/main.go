@@ -26,14 +26,19 @@ Commands:
   seeds add [--source NAME] FILE...   import domains to measure (- reads stdin)
   seeds list                          list the measured domains
   seeds remove NAME...                stop measuring domains (history is kept)
+  import --format F FILE...           import dig logs, zdns, dnsx, passive DNS (cof) or jsonl observations
+  export-observations [--out FILE]    write the stored observations as jsonl, for import elsewhere
   crawl [--rounds N --interval D]     measure every domain through every vantage
   classify [--json]                   classify the measured domains
   export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
-                                      adblock, stix, jsonl, csv)
+                                      adblock, stix, misp, jsonl, csv) or the flux agents' addresses
+                                      (ips, nftables, ipset, suricata)
   show DOMAIN                         print a domain's measured history
+  report --out FILE [--domain D]      write a self-contained HTML report with charts
   blocklist list | diff | history D   what is listed and until when, what publishes changed
   blocklist delist | relist D...      take domains off the list by hand, or let them back
   daemon                              crawl, classify and publish on cron schedules
+  status                              the daemon's jobs (last and next run), verdict counts, vantages
   db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
@@ -86,6 +91,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "seeds":
 		return cmdSeeds(ctx, rest, std)
+	case "import":
+		return cmdImport(ctx, rest, std)
+	case "export-observations":
+		return cmdExportObservations(ctx, rest, std)
 	case "crawl":
 		return cmdCrawl(ctx, rest, std)
 	case "classify":
@@ -94,10 +103,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdExport(ctx, rest, std)
 	case "show":
 		return cmdShow(ctx, rest, std)
+	case "report":
+		return cmdReport(ctx, rest, std)
 	case "daemon":
 		return cmdDaemon(ctx, rest, std)
 	case "blocklist":
 		return cmdBlocklist(ctx, rest, std)
+	case "status":
+		return cmdStatus(ctx, rest, std)
 	case "simnet":
 		return cmdSimnet(ctx, rest, std)
 	case "db":

@@ -223,10 +223,15 @@ func TestCrawlRecordsRotatingAnswers(t *testing.T) {
 			checkZone(t, out)
 		}
 	}
-	// show prints the history.
+	// show prints the timeline, or with --probes every probe.
+	vs := slices.Sorted(slices.Values(w.Vantages()))
 	out, _, err := fw(t, "", "show", "--db", db, w.Domains()[0].Name)
-	if err != nil || !strings.Contains(out, "via "+w.Vantages()[0]) {
+	if err != nil || !strings.Contains(out, "V1 = "+vs[0]) || !strings.Contains(out, "ROUND  TIME") {
 		t.Errorf("show: %v\n%s", err, out)
+	}
+	out, _, err = fw(t, "", "show", "--probes", "--db", db, w.Domains()[0].Name)
+	if err != nil || !strings.Contains(out, "via "+w.Vantages()[0]) {
+		t.Errorf("show --probes: %v\n%s", err, out)
 	}
 }
 

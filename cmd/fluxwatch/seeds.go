@@ -32,7 +32,7 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 	s := newFlags("seeds add", "seeds add [--source NAME] [--column NAME] FILE... (- reads stdin)", std)
 	source := s.fs.String("source", "", "source tag recorded with every name (default: the file's name)")
 	column := s.fs.String("column", "", "CSV column holding the names (default: domain, host or url)")
-	quiet := s.fs.Bool("quiet", false, "do not print rejected lines")
+	quiet := s.fs.Bool("quiet", false, "print neither rejected lines nor progress")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 	var total storage.AddResult
 	rejected := 0
 	for _, file := range files {
-		names, rej, err := readSeedFile(file, *column, std)
+		names, rej, err := readSeedFile(file, *column, std, *quiet)
 		if err != nil {
 			return err
 		}
@@ -79,8 +79,8 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 }
 
 // readSeedFile parses one seed file (- is stdin) into unique names.
-func readSeedFile(file, column string, std *stdio) ([]string, []seeds.Reject, error) {
-	r := std.in
+func readSeedFile(file, column string, std *stdio, quiet bool) ([]string, []seeds.Reject, error) {
+	r, size := std.in, int64(-1)
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -88,7 +88,13 @@ func readSeedFile(file, column string, std *stdio) ([]string, []seeds.Reject, er
 		}
 		defer f.Close()
 		r = f
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
 	}
+	bar := newProgress(std, quiet, "seeds "+seeds.DisplayName(file), size, true)
+	defer bar.finish()
+	r = bar.reader(r)
 	var names []string
 	var rejects []seeds.Reject
 	seen := map[string]bool{}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/importer"
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/results"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+func cmdExportObservations(ctx context.Context, args []string, std *stdio) error {
+	s := newFlags("export-observations", "export-observations --format jsonl [--out FILE] [--since T] [--domain D]...", std)
+	format := s.fs.String("format", importer.JSONL, "output format: jsonl (the import format of the same name)")
+	out := s.fs.String("out", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout")
+	since := s.fs.String("since", "", "only probes from `T` on: an RFC 3339 time or date, or a duration back from now (24h)")
+	var domains []string
+	s.fs.Var(&listFlag{p: &domains}, "domain", "only this `domain` (repeatable; default: every domain, removed ones too)")
+	cfg, err := s.parse(args)
+	if err != nil {
+		return err
+	}
+	if *format != importer.JSONL {
+		return fmt.Errorf("%w: unknown format %q (want jsonl)", errUsage, *format)
+	}
+	if s.fs.NArg() > 0 {
+		return fmt.Errorf("%w: export-observations takes no arguments (use --domain)", errUsage)
+	}
+	from, err := parseSince(*since, time.Now())
+	if err != nil {
+		return fmt.Errorf("%w: --since: %v", errUsage, err)
+	}
+	for i, d := range domains {
+		domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var n exportCounts
+	write := func(w io.Writer) error {
+		n = exportCounts{}
+		return exportObservations(ctx, store, domains, from, w, &n)
+	}
+	if *out == "-" {
+		bw := bufio.NewWriterSize(std.out, 64<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	err = results.WriteFileAtomic(*out, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		var dst io.Writer = bw
+		var zw *gzip.Writer
+		if strings.HasSuffix(*out, ".gz") {
+			zw = gzip.NewWriter(bw)
+			dst = zw
+		}
+		if err := write(dst); err != nil {
+			return err
+		}
+		if zw != nil {
+			if err := zw.Close(); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "export-observations: %d probes, %d observations of %d domains written to %s\n", n.probes, n.observations, n.domains, *out)
+	return nil
+}
+
+type exportCounts struct{ domains, probes, observations int }
+
+// exportObservations writes the probes since from of the given domains,
+// or of every domain, one jsonl line each, a domain at a time in name
+// order and each domain's probes in time order.
+func exportObservations(ctx context.Context, store *storage.Store, domains []string, from time.Time, w io.Writer, n *exportCounts) error {
+	each := func(name string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		had := n.probes
+		err := store.History(name, from, time.Time{}, func(p obs.Probe) error {
+			n.probes++
+			n.observations += len(p.Observations)
+			return importer.Encode(w, p)
+		})
+		if n.probes > had {
+			n.domains++
+		}
+		return err
+	}
+	if len(domains) > 0 {
+		for _, d := range domains {
+			if err := each(d); err != nil {
+				return fmt.Errorf("exporting %s: %w", d, err)
+			}
+		}
+		return nil
+	}
+	// History opens a read transaction inside that of Domains: two readers
+	// in one goroutine are safe in bbolt (only a writer waiting between
+	// them would block), and this process writes nothing meanwhile.
+	return store.Domains(func(d storage.Domain) error { return each(d.Name) })
+}
+
+// parseSince reads --since: empty (no bound), a duration back from now,
+// an RFC 3339 time or a date (midnight UTC).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration (24h), an RFC 3339 time nor a date (2006-01-02)", s)
+}

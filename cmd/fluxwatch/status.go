@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/results"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/seeds"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// Status is what `fluxwatch status` and the daemon's /status show. It
+// holds no secret: no key, token or credential is ever part of it.
+type Status struct {
+	PID      int                              `json:"pid"`
+	DB       string                           `json:"db"`
+	Started  time.Time                        `json:"started"`
+	Stopped  *time.Time                       `json:"stopped,omitempty"`
+	Updated  time.Time                        `json:"updated"`
+	Jobs     []JobStatus                      `json:"jobs"`
+	Verdicts map[string]int                   `json:"verdicts"`
+	Listed   int                              `json:"listed"`
+	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
+}
+
+// JobStatus is one daemon job's schedule and last run.
+type JobStatus struct {
+	Name        string    `json:"name"`
+	Schedule    string    `json:"schedule"`
+	Runs        int       `json:"runs"`
+	Failures    int       `json:"failures"`
+	LastRun     time.Time `json:"last_run,omitzero"`
+	LastSeconds float64   `json:"last_seconds"`
+	LastError   string    `json:"last_error,omitempty"`
+	NextRun     time.Time `json:"next_run,omitzero"`
+}
+
+// daemonStatus keeps the daemon's Status and writes it, after every job
+// run, to DB.status.json (atomically) for `fluxwatch status`.
+type daemonStatus struct {
+	mu     sync.Mutex
+	path   string
+	s      Status
+	next   map[string]func() time.Time
+	health func() map[string]scheduler.HealthStats
+}
+
+func statusPath(db string) string { return db + ".status.json" }
+
+func newDaemonStatus(db string) *daemonStatus {
+	return &daemonStatus{path: statusPath(db), s: Status{PID: os.Getpid(), DB: db, Verdicts: map[string]int{}},
+		next: map[string]func() time.Time{}}
+}
+
+// schedule registers a job (again, after a reload) with its next-run clock.
+func (d *daemonStatus) schedule(name, spec string, next func() time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.next[name] = next
+	i := slices.IndexFunc(d.s.Jobs, func(j JobStatus) bool { return j.Name == name })
+	if i < 0 {
+		d.s.Jobs = append(d.s.Jobs, JobStatus{Name: name})
+		i = len(d.s.Jobs) - 1
+	}
+	d.s.Jobs[i].Schedule = spec
+}
+
+func (d *daemonStatus) started(now time.Time, vantages []scheduler.Vantage) {
+	d.mu.Lock()
+	if d.s.Started.IsZero() {
+		d.s.Started = now.UTC()
+	}
+	d.mu.Unlock()
+	d.save(now)
+}
+
+func (d *daemonStatus) ran(name string, at time.Time, took time.Duration, err error) {
+	d.mu.Lock()
+	for i := range d.s.Jobs {
+		if j := &d.s.Jobs[i]; j.Name == name {
+			j.Runs++
+			j.LastRun, j.LastSeconds, j.LastError = at.UTC(), took.Seconds(), ""
+			if err != nil {
+				j.Failures++
+				j.LastError = err.Error()
+			}
+		}
+	}
+	d.mu.Unlock()
+	d.save(at.Add(took))
+}
+
+func (d *daemonStatus) classified(counts map[string]int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.s.Verdicts, d.s.Listed = map[string]int{}, 0
+	for _, v := range classify.Verdicts {
+		d.s.Verdicts[v] = counts[v]
+	}
+	d.s.Listed = counts[classify.SingleFlux] + counts[classify.DoubleFlux]
+}
+
+func (d *daemonStatus) stopped(now time.Time) {
+	d.mu.Lock()
+	t := now.UTC()
+	d.s.Stopped = &t
+	d.mu.Unlock()
+	d.save(now)
+}
+
+// snapshot returns the status as of now.
+func (d *daemonStatus) snapshot(now time.Time) Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.s
+	s.Updated = now.UTC()
+	s.Jobs = slices.Clone(d.s.Jobs)
+	for i := range s.Jobs {
+		if next := d.next[s.Jobs[i].Name]; next != nil && s.Stopped == nil {
+			s.Jobs[i].NextRun = next().UTC()
+		}
+	}
+	if d.health != nil {
+		s.Vantages = d.health()
+	}
+	return s
+}
+
+// save writes the status file; a failure only costs `fluxwatch status`
+// its freshness.
+func (d *daemonStatus) save(now time.Time) {
+	s := d.snapshot(now)
+	results.WriteFileAtomic(d.path, func(w io.Writer) error { return json.NewEncoder(w).Encode(s) })
+}
+
+// httpApp is what the daemon's HTTP listener serves besides the export
+// files: /metrics, /status, the write API (only with a token) and the web
+// view.
+func (d *daemon) httpApp(cfg *config.Config) (http.Handler, error) {
+	token, err := cfg.Daemon.Serve.APIToken()
+	if err != nil {
+		return nil, err
+	}
+	d.status.health = func() map[string]scheduler.HealthStats { return d.state().sched.Health() }
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.metrics.Handler())
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(d.status.snapshot(d.now()))
+	})
+	api := func(relist bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if token == "" {
+				http.Error(w, "the API is read-only: set daemon.serve.api_token_file to allow writes", http.StatusForbidden)
+				return
+			}
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="fluxwatch"`)
+				http.Error(w, "a valid bearer token is needed", http.StatusUnauthorized)
+				return
+			}
+			var req struct {
+				Domain string `json:"domain"`
+				Reason string `json:"reason"`
+			}
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+				http.Error(w, "want a JSON body {\"domain\": …, \"reason\": …}", http.StatusBadRequest)
+				return
+			}
+			name, err := seeds.Normalize(req.Domain)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("domain %q: %v", req.Domain, err), http.StatusBadRequest)
+				return
+			}
+			if relist {
+				_, err = classify.Relist(d.store, name, req.Reason, d.now())
+			} else {
+				err = classify.Delist(d.store, name, req.Reason, d.now())
+			}
+			switch {
+			case errors.Is(err, storage.ErrUnknownDomain):
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			d.log.Info("api: listing changed", "domain", name, "relist", relist, "from", r.RemoteAddr)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"domain": name, "delisted": !relist})
+		}
+	}
+	mux.HandleFunc("POST /api/delist", api(false))
+	mux.HandleFunc("POST /api/relist", api(true))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		(*d.web.Load()).ServeHTTP(w, r)
+	})
+	return mux, nil
+}
+
+// cmdStatus prints the daemon's status: from its status file while it
+// runs (the database is its own then), else the counts in the database.
+func cmdStatus(ctx context.Context, args []string, std *stdio) error {
+	s := newFlags("status", "status [--db PATH] [--json]", std)
+	asJSON := s.fs.Bool("json", false, "print the status as one JSON object")
+	cfg, err := s.parse(args)
+	if err != nil {
+		return err
+	}
+	var st Status
+	b, err := os.ReadFile(statusPath(cfg.DB))
+	running := false
+	if err == nil {
+		if err := json.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("%s: %w", statusPath(cfg.DB), err)
+		}
+		running = st.Stopped == nil && syscall.Kill(st.PID, 0) == nil
+	}
+	if !running {
+		// No daemon: what the database says, and the last daemon's jobs.
+		store, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		st.DB, st.Verdicts, st.Listed = cfg.DB, map[string]int{}, 0
+		err = classify.Each(store, false, func(v classify.Verdict) error {
+			st.Verdicts[v.Verdict]++
+			if v.Listed() {
+				st.Listed++
+			}
+			return nil
+		})
+		store.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(std.out).Encode(st)
+	}
+	state := "not running"
+	if running {
+		state = fmt.Sprintf("running (pid %d) since %s", st.PID, stamp(st.Started))
+	}
+	fmt.Fprintf(std.out, "daemon: %s; database %s\n", state, st.DB)
+	var parts []string
+	for _, v := range classify.Verdicts {
+		parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
+	}
+	fmt.Fprintf(std.out, "verdicts: %s; listed %d\n", strings.Join(parts, ", "), st.Listed)
+	if len(st.Jobs) > 0 {
+		tw := tabwriter.NewWriter(std.out, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "JOB\tSCHEDULE\tRUNS\tFAILURES\tLAST RUN\tTOOK\tNEXT RUN\tLAST ERROR")
+		for _, j := range st.Jobs {
+			next := "-"
+			if running {
+				next = stamp(j.NextRun)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.1fs\t%s\t%s\n", j.Name, j.Schedule, j.Runs, j.Failures, stamp(j.LastRun), j.LastSeconds, next, j.LastError)
+		}
+		tw.Flush()
+	}
+	if len(st.Vantages) > 0 {
+		names := slices.Sorted(func(yield func(string) bool) {
+			for k := range st.Vantages {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		for _, v := range names {
+			h := st.Vantages[v]
+			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package feed
+
+// Helpers for the integration tests that run real resolvers from Debian
+// (bind9, unbound, knot-resolver) against the feed on loopback.
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/results"
+)
+
+// upstreamAddr is the address every name resolves to at the test upstream.
+const upstreamAddr = "192.0.2.1"
+
+// needServer returns the path of a server binary, or skips the test when
+// it is not installed; with FLUXWATCH_REQUIRE_SERVERS=1 it fails instead,
+// so a CI that installed the servers cannot pass by skipping them.
+func needServer(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} { // root's PATH may lack sbin
+		if p := filepath.Join(dir, name); isExecutable(p) {
+			return p
+		}
+	}
+	msg := fmt.Sprintf("%s not installed (Debian package %s; scripts/install-test-deps.sh installs it)", name, pkg)
+	if os.Getenv("FLUXWATCH_REQUIRE_SERVERS") == "1" {
+		t.Fatal(msg + "; FLUXWATCH_REQUIRE_SERVERS=1 requires it")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// freePort returns a port on 127.0.0.1 that was free for both UDP and TCP
+// a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}
+
+// startProcess runs a server in the foreground of its own process group,
+// with its output kept for failure reports (FLUXWATCH_SERVER_LOGS=1 shows
+// it always), and stops it at cleanup:
+// SIGTERM, then SIGKILL after five seconds. Pdeathsig kills it should the
+// test binary die first.
+func startProcess(t *testing.T, dir string, name string, args ...string) *logBuffer {
+	t.Helper()
+	out := &logBuffer{}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdin = nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	var exited atomic.Bool
+	go func() {
+		cmd.Wait()
+		exited.Store(true)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		if !exited.Load() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		}
+		if t.Failed() || os.Getenv("FLUXWATCH_SERVER_LOGS") == "1" {
+			t.Logf("%s output:\n%s", filepath.Base(name), tail(out.String(), 60))
+		}
+	})
+	return out
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
+
+// eventually polls check every 100ms until it returns true or timeout
+// passes; on timeout the test fails with what and check's last state.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s still not %s: %s", timeout, what, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// query asks a resolver (recursion desired) over UDP.
+func query(addr, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, addr)
+	return r, err
+}
+
+// answer describes a resolver's answer to name A: "NXDOMAIN", the
+// address, or the failure.
+func answer(addr, name string) string {
+	r, err := query(addr, name, dns.TypeA)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return dns.RcodeToString[r.Rcode]
+	}
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			return a.A.String()
+		}
+	}
+	return "NODATA"
+}
+
+// soaSerial returns the serial a server holds for zone, or a description
+// of why it has none.
+func soaSerial(addr, zone string) (uint32, string) {
+	r, err := query(addr, zone, dns.TypeSOA)
+	if err != nil {
+		return 0, err.Error()
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa.Serial, fmt.Sprintf("serial %d", soa.Serial)
+		}
+	}
+	return 0, dns.RcodeToString[r.Rcode]
+}
+
+// expectAnswers checks a resolver's answers: want maps names to
+// "NXDOMAIN" (blocked) or upstreamAddr (passed).
+func expectAnswers(t *testing.T, resolver string, want map[string]string) {
+	t.Helper()
+	for name, w := range want {
+		if got := answer(resolver, name); got != w {
+			t.Errorf("%s A via %s: %s, want %s", name, resolver, got, w)
+		}
+	}
+}
+
+// startUpstream runs the authoritative server the resolvers forward every
+// query to: any name has the A record upstreamAddr and nothing else, so an
+// NXDOMAIN can only come from the resolver's policy. Nothing leaves
+// loopback. Its TTL is one second: a resolver that answers from its cache
+// before it applies its policy (PowerDNS Recursor's packet cache does)
+// would otherwise pass a name for a minute after the zone lists it.
+func startUpstream(t *testing.T) string {
+	t.Helper()
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		m.Authoritative, m.RecursionAvailable = true, true
+		if len(r.Question) == 1 && r.Question[0].Qtype == dns.TypeA {
+			a, _ := dns.NewRR(r.Question[0].Name + " 1 IN A " + upstreamAddr)
+			m.Answer = []dns.RR{a}
+		}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return pc.LocalAddr().String()
+}
+
+// writeRPZ writes the RPZ export of listed (single-flux verdicts) with
+// serial to path, through the exporter the daemon uses, atomically.
+func writeRPZ(t *testing.T, path string, serial uint32, listed ...string) {
+	t.Helper()
+	var vs []classify.Verdict
+	for _, d := range listed {
+		vs = append(vs, classify.Verdict{Domain: d, Verdict: classify.SingleFlux, Score: 42})
+	}
+	vs = append(vs, classify.Verdict{Domain: "benign.test", Verdict: classify.Benign})
+	err := results.WriteFileAtomic(path, func(w io.Writer) error {
+		return results.Write(w, "rpz", vs, results.Options{Zone: "fluxwatch.rpz", Serial: serial})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
