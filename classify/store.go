@@ -56,8 +56,9 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			}); err != nil {
 				return err
 			}
-			groups.add(d.Name)
-			batch = append(batch, c.Classify(d.Name, probes, now))
+			v := c.Classify(d.Name, probes, now)
+			groups.add(d.Name, v.Verdict)
+			batch = append(batch, v)
 			return nil
 		})
 		if err != nil {

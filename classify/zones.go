@@ -30,13 +30,39 @@ func zoneOf(name string) string {
 	return zone
 }
 
+// maxZoneNames bounds how many names' probes judge one zone: a zone with
+// a million seeded names is judged on the first maxZoneNames of them (in
+// name order), so memory stays bounded whatever the seed list.
+const maxZoneNames = 256
+
+// zoneGroup is what Run's pass over the domains keeps of one zone: the
+// first names under it and how many there are.
+type zoneGroup struct {
+	names  []string
+	total  int
+	benign int // names judged benign on their own
+}
+
 // zoneGroups collects, during Run's pass over the domains, the names under
 // each registrable domain other than the domain itself.
-type zoneGroups map[string][]string
+type zoneGroups map[string]*zoneGroup
 
-func (g zoneGroups) add(name string) {
-	if zone := zoneOf(name); zone != "" && zone != name {
-		g[zone] = append(g[zone], name)
+func (g zoneGroups) add(name, verdict string) {
+	zone := zoneOf(name)
+	if zone == "" || zone == name {
+		return
+	}
+	z := g[zone]
+	if z == nil {
+		z = &zoneGroup{}
+		g[zone] = z
+	}
+	z.total++
+	if verdict == Benign {
+		z.benign++
+	}
+	if len(z.names) < maxZoneNames {
+		z.names = append(z.names, name)
 	}
 }
 
@@ -74,13 +100,14 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		return ctx.Err()
 	}
 	for _, zone := range zones {
-		names := groups[zone]
+		group := groups[zone]
+		names, total := group.names, group.total
 		if _, seeded, err := store.Domain(zone); err != nil {
 			return err
 		} else if seeded {
-			names = append(names, zone)
+			names, total = append(names, zone), total+1
 		}
-		if len(names) < 2 {
+		if total < 2 {
 			continue
 		}
 		// The zone's window ends at the last probe of any of its names.
@@ -118,8 +145,19 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		}
 		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
 		v := c.Classify(zone, probes, now)
-		v.Names = len(names)
-		v.Evidence = fmt.Sprintf("zone of %d measured names: %s", len(names), v.Evidence)
+		if Listed(v.Verdict) && group.benign > 0 {
+			// A zone whose own names include benign ones is not an
+			// attacker's zone: flux under it is listed name by name, the
+			// zone is not blocked as a whole.
+			v.Evidence = fmt.Sprintf("%d of its names are benign on their own, so the zone is not listed as a whole; merged: %s", group.benign, v.Evidence)
+			v.Verdict, v.Confidence, v.Agents, v.NameServers, v.NSAgents = Benign, 0.5, nil, nil, nil
+		}
+		v.Names = total
+		judged := ""
+		if len(names) < total {
+			judged = fmt.Sprintf(", the first %d judged", len(names))
+		}
+		v.Evidence = fmt.Sprintf("zone of %d measured names%s: %s", total, judged, v.Evidence)
 		batch = append(batch, v)
 		if len(batch) == runBatch {
 			if err := flush(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,18 @@ func TestZonesClassifiedFromTheirNames(t *testing.T) {
 		add(fmt.Sprintf("www%d.fine.test", i), at, []string{"10.1.2.3"})
 	}
 	add("only.lonely.test", t0, spread(rng, 40, 5))
+	// A zone with flux names under it but also a name that is stably
+	// benign on its own: a legitimate zone with hijacked names.
+	for i := range 8 {
+		add(fmt.Sprintf("x%d.mixed.test", i), t0.Add(time.Duration(i)*3*time.Minute), spread(rng, 40, 5))
+	}
+	for r := range 4 {
+		add("www.mixed.test", t0.Add(time.Duration(r)*5*time.Minute), []string{"10.3.3.3"})
+	}
+	// More names than a zone is judged on.
+	for i := range maxZoneNames + 20 {
+		add(fmt.Sprintf("n%03d.big.test", i), t0.Add(time.Duration(i%10)*time.Minute), spread(rng, 40, 5))
+	}
 	if _, err := store.AddDomains(names, "", t0); err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +75,18 @@ func TestZonesClassifiedFromTheirNames(t *testing.T) {
 	if v := got["fine.test"]; v.Verdict != Benign || v.Names != 12 {
 		t.Fatalf("fine.test: %s, %d names: %s", v.Verdict, v.Names, v.Evidence)
 	}
+	if v := got["mixed.test"]; v.Verdict != Benign || !strings.Contains(v.Evidence, "1 of its names are benign on their own") {
+		t.Fatalf("mixed.test: %s: %s", v.Verdict, v.Evidence)
+	}
+	if v := got["big.test"]; v.Names != maxZoneNames+20 || !strings.Contains(v.Evidence, fmt.Sprintf("the first %d judged", maxZoneNames)) {
+		t.Fatalf("big.test: %d names: %s", v.Names, v.Evidence)
+	}
 	if v, ok := got["lonely.test"]; ok {
 		t.Fatalf("a zone with one measured name was classified: %+v", v)
 	}
 	var listed []string
 	Each(store, true, func(v Verdict) error { listed = append(listed, v.Domain); return nil })
-	if len(listed) != 1 || listed[0] != "evil.test" {
+	if len(listed) != 2 || listed[0] != "big.test" || listed[1] != "evil.test" {
 		t.Fatalf("listed %v; want the flux zone", listed)
 	}
 }
