@@ -38,6 +38,7 @@ Commands:
   blocklist list | diff | history D   what is listed and until when, what publishes changed
   blocklist delist | relist D...      take domains off the list by hand, or let them back
   daemon                              crawl, classify and publish on cron schedules
+  agent --nats URL --name NAME        measure for a coordinator over NATS, through this host's resolvers
   status                              the daemon's jobs (last and next run), verdict counts, vantages
   db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
@@ -107,6 +108,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdReport(ctx, rest, std)
 	case "daemon":
 		return cmdDaemon(ctx, rest, std)
+	case "agent":
+		return cmdAgent(ctx, rest, std)
 	case "blocklist":
 		return cmdBlocklist(ctx, rest, std)
 	case "status":
