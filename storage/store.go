@@ -150,8 +150,13 @@ func (s *Store) str(id uint64) (string, error) {
 	return v, nil
 }
 
-// readNames is the interner for reading: it knows only committed ids.
-type readNames struct{ s *Store }
+// readNames is the interner for reading. An id a reader's transaction sees
+// may be newer than the store's cache (a writer commits its names before
+// it publishes them to the cache): those are read from the transaction.
+type readNames struct {
+	s  *Store
+	tx *bolt.Tx // nil: the cache only
+}
 
 func (r readNames) id(name string) (uint64, error) {
 	r.s.mu.RLock()
@@ -162,7 +167,16 @@ func (r readNames) id(name string) (uint64, error) {
 	}
 	return id, nil
 }
-func (r readNames) str(id uint64) (string, error) { return r.s.str(id) }
+func (r readNames) str(id uint64) (string, error) {
+	v, err := r.s.str(id)
+	if err == nil || r.tx == nil {
+		return v, err
+	}
+	if b := r.tx.Bucket(bucketNameID).Get(u64key(id)); b != nil {
+		return string(b), nil
+	}
+	return "", err
+}
 
 // txNames interns inside a write transaction. New ids become visible to the
 // store only after the transaction commits (see commit).
@@ -396,7 +410,7 @@ func (s *Store) History(domain string, from, to time.Time, fn func(obs.Probe) er
 
 func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.Probe) error) error {
 	sets := tx.Bucket(bucketSets)
-	names := readNames{s}
+	names := readNames{s, tx}
 	setCache := map[uint64][]obs.Record{}
 	prefix := u32key(d.ID)
 	seek := probeKey(d.ID, from, 0)
@@ -412,7 +426,7 @@ func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.P
 		if !to.IsZero() && !start.Before(to) {
 			break
 		}
-		vantage, err := s.str(uint64(vid))
+		vantage, err := names.str(uint64(vid))
 		if err != nil {
 			return err
 		}
@@ -425,7 +439,7 @@ func (s *Store) history(tx *bolt.Tx, d Domain, from, to time.Time, fn func(obs.P
 			o := obs.Observation{Time: start.Add(so.offset), Vantage: vantage, Name: d.Name, QType: so.qtype,
 				Rcode: int(so.rcode), Flags: so.flags, RTT: so.rtt, Err: so.err}
 			if so.nameID != 0 {
-				if o.Name, err = s.str(so.nameID); err != nil {
+				if o.Name, err = names.str(so.nameID); err != nil {
 					return err
 				}
 			}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -330,5 +331,30 @@ func TestInlineAnswersRoundTrip(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.AnswerSets != 1 {
 		t.Fatalf("%d answer sets; only the TXT answer needs one", st.AnswerSets)
+	}
+}
+
+// A reader whose transaction sees names a writer committed but has not yet
+// put in the cache (the moment between the commit and the cache update)
+// reads them from its transaction instead of failing.
+func TestHistoryReadsNamesNotYetCached(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"a.test"}, "", t0)
+	if _, err := s.WriteProbes([]obs.Probe{probe("a.test", "127.0.0.1:5301", t0, "192.0.2.1", "192.0.2.2")}); err != nil {
+		t.Fatal(err)
+	}
+	// Forget every cached name, as if the writer had not published them.
+	s.mu.Lock()
+	cached := maps.Clone(s.ids)
+	clear(s.ids)
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.ids = cached; s.mu.Unlock() }()
+	var got []obs.Probe
+	if err := s.History("a.test", time.Time{}, time.Time{}, func(p obs.Probe) error { got = append(got, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Vantage != "127.0.0.1:5301" || got[0].Observations[2].Name != "ns1.host.test" ||
+		got[0].Observations[1].Answer[0].Data != "ns1.host.test" {
+		t.Fatalf("history %+v", got)
 	}
 }
