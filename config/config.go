@@ -82,6 +82,7 @@ type Daemon struct {
 	SeedDir string   `yaml:"seed_dir"`
 	Exports []Export `yaml:"exports"`
 	Serve   Serve    `yaml:"serve"`
+	NATS    NATS     `yaml:"nats"`
 }
 
 // Export is one file the daemon publishes.
@@ -383,6 +384,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateServe()...)
+	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)
 }
 

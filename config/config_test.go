@@ -94,6 +94,8 @@ func TestLoadFull(t *testing.T) {
 				IXFRVersions: 64,
 				APITokenFile: "testdata/api.token",
 			},
+			NATS: config.NATS{URL: "nats://127.0.0.1:4222", TokenFile: "testdata/api.token", Prefix: "fw",
+				Targets: []string{"region:eu", "agent:tyo-1"}, Lease: 5 * time.Minute, Duplicates: 2 * time.Minute},
 		},
 	}
 	for _, d := range exportedDiff(got, want) {

@@ -36,6 +36,8 @@ key "b" { algorithm hmac-sha256; secret "`+testSecret+`"; };
 			[]string{`FILE:3: daemon.serve.dns_listen: serves the rpz export: add one to daemon.exports`}},
 		{"http_listen bad port", rpzExport + "    http_listen: 127.0.0.1:99999\n",
 			[]string{`FILE:6: daemon.serve.http_listen: "127.0.0.1:99999": bad port`}},
+		{"nats with two credentials", "daemon:\n  nats:\n    url: nats://127.0.0.1:4222\n    user: fw\n    token_file: testdata/api.token\n",
+			[]string{`FILE:3: daemon.nats.url: nats: give one of user, token, nkey seed and credentials file`}},
 		{"api token file without http_listen", "daemon:\n  serve:\n    api_token_file: testdata/api.token\n",
 			[]string{`FILE:3: daemon.serve.api_token_file: the API is served on daemon.serve.http_listen, which is not set`}},
 		{"api token too short", "daemon:\n  serve:\n    http_listen: 127.0.0.1:8053\n    api_token_file: testdata/short.token\n",

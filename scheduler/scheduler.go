@@ -177,7 +177,7 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 					}
 					p := s.crawler.Probe(work, d, v.Addr, round)
 					h.record(p, s.opts.Now())
-					ttl, hasTTL := addressTTL(p)
+					ttl, hasTTL := AddressTTL(p)
 					err := w.Write(work, p)
 					mu.Lock()
 					st.Probes++
@@ -212,18 +212,24 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 }
 
 // interval is the wait before the next measurement of a domain answered
-// with ttl (0: no address answer): just past the TTL, so the next answer is
-// fresh, clamped to the configured bounds.
+// with ttl (see NextInterval).
 func (s *Scheduler) interval(ttl uint32) time.Duration {
-	if ttl == 0 {
-		return s.opts.MaxInterval
-	}
-	d := time.Duration(ttl)*time.Second + time.Second
-	return min(max(d, s.opts.MinInterval), s.opts.MaxInterval)
+	return NextInterval(ttl, s.opts.MinInterval, s.opts.MaxInterval)
 }
 
-// addressTTL is the smallest TTL of the domain's own A/AAAA answers.
-func addressTTL(p obs.Probe) (uint32, bool) {
+// NextInterval is the wait before the next measurement of a domain
+// answered with ttl (0: no address answer): just past the TTL, so the next
+// answer is fresh, clamped to [lo, hi].
+func NextInterval(ttl uint32, lo, hi time.Duration) time.Duration {
+	if ttl == 0 {
+		return hi
+	}
+	return min(max(time.Duration(ttl)*time.Second+time.Second, lo), hi)
+}
+
+// AddressTTL is the smallest TTL of the probe's domain's own A/AAAA
+// answers, and whether there was one.
+func AddressTTL(p obs.Probe) (uint32, bool) {
 	var ttl uint32
 	found := false
 	for _, o := range p.Observations {

@@ -18,6 +18,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/metrics"
@@ -68,6 +69,20 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		},
 		OnTx: d.metrics.Transaction,
 	})
+	if cfg.Daemon.NATS.URL != "" {
+		// Remote vantages: the crawl job hands due domains to the agents,
+		// and their observations come back through the coordinator.
+		cc := cfg.Coordinator()
+		cc.Now, cc.Logger = d.now, log
+		if d.coord, err = cluster.NewCoordinator(store, cc); err != nil {
+			return fmt.Errorf("daemon.nats: %w", err)
+		}
+		if err := d.coord.Start(ctx); err != nil {
+			return fmt.Errorf("daemon.nats: %w", err)
+		}
+		defer d.coord.Close()
+		d.status.agents = d.coord.Agents
+	}
 	var committed [2]int64
 	d.writerCommitted = func() {
 		p, o := d.writer.Committed()
@@ -138,6 +153,7 @@ type daemon struct {
 	metrics         *metrics.Metrics
 	status          *daemonStatus
 	serving         *feedServers
+	coord           *cluster.Coordinator // nil: measure locally
 	current         atomic.Pointer[daemonState]
 	web             atomic.Pointer[http.Handler]
 }
@@ -263,6 +279,11 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 		run        func() error
 	}{
 		{"crawl", cfg.Daemon.Crawl, func() error {
+			if d.coord != nil {
+				ds, err := d.coord.Dispatch(ctx)
+				d.log.Info("job crawl: dispatched to agents", "domains", ds.Domains, "items", ds.Published, "failed", ds.Failed)
+				return err
+			}
 			due, err := d.store.Due(d.now())
 			if err != nil || len(due) == 0 {
 				return err

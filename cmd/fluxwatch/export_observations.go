@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/fluxwatch/fluxwatch/columnar"
+	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/importer"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/results"
@@ -16,9 +19,12 @@ import (
 )
 
 func cmdExportObservations(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("export-observations", "export-observations --format jsonl [--out FILE] [--since T] [--domain D]...", std)
-	format := s.fs.String("format", importer.JSONL, "output format: jsonl (the import format of the same name)")
-	out := s.fs.String("out", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout")
+	s := newFlags("export-observations", "export-observations --format jsonl|parquet [--out FILE|DIR] [--since T] [--domain D]...", std)
+	format := s.fs.String("format", importer.JSONL, "output format: jsonl (the import format of the same name) or parquet (a directory of daily files)")
+	out := s.fs.String("out", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout; for parquet a directory")
+	s.group(func(fs *flag.FlagSet, c *config.Config) {
+		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "parquet: IP-to-ASN `file` filling the asns column (repeatable)")
+	})
 	since := s.fs.String("since", "", "only probes from `T` on: an RFC 3339 time or date, or a duration back from now (24h)")
 	var domains []string
 	s.fs.Var(&listFlag{p: &domains}, "domain", "only this `domain` (repeatable; default: every domain, removed ones too)")
@@ -26,8 +32,11 @@ func cmdExportObservations(ctx context.Context, args []string, std *stdio) error
 	if err != nil {
 		return err
 	}
-	if *format != importer.JSONL {
-		return fmt.Errorf("%w: unknown format %q (want jsonl)", errUsage, *format)
+	if *format != importer.JSONL && *format != "parquet" {
+		return fmt.Errorf("%w: unknown format %q (want jsonl or parquet)", errUsage, *format)
+	}
+	if *format == "parquet" && *out == "-" {
+		return fmt.Errorf("%w: parquet is a directory of files: give --out DIR", errUsage)
 	}
 	if s.fs.NArg() > 0 {
 		return fmt.Errorf("%w: export-observations takes no arguments (use --domain)", errUsage)
@@ -44,6 +53,22 @@ func cmdExportObservations(ctx context.Context, args []string, std *stdio) error
 		return err
 	}
 	defer store.Close()
+	if *format == "parquet" {
+		meta, err := loadIPMeta(cfg)
+		if err != nil {
+			return err
+		}
+		var only []string
+		if len(domains) > 0 {
+			only = domains
+		}
+		r, err := columnar.Write(ctx, store, *out, columnar.Options{Since: from, Domains: only, Meta: meta})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(std.err, "export-observations: %d rows in %d files over %d days under %s\n", r.Rows, r.Files, len(r.Days), *out)
+		return nil
+	}
 
 	var n exportCounts
 	write := func(w io.Writer) error {

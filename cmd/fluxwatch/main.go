@@ -27,7 +27,8 @@ Commands:
   seeds list                          list the measured domains
   seeds remove NAME...                stop measuring domains (history is kept)
   import --format F FILE...           import dig logs, zdns, dnsx, passive DNS (cof) or jsonl observations
-  export-observations [--out FILE]    write the stored observations as jsonl, for import elsewhere
+  export-observations [--out FILE]    write the stored observations as jsonl (for import elsewhere),
+                                      or --format parquet --out DIR for Spark, DuckDB, ClickHouse
   crawl [--rounds N --interval D]     measure every domain through every vantage
   classify [--json]                   classify the measured domains
   export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/scheduler"
@@ -36,6 +37,7 @@ type Status struct {
 	Verdicts map[string]int                   `json:"verdicts"`
 	Listed   int                              `json:"listed"`
 	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
+	Agents   []cluster.AgentStatus            `json:"agents,omitempty"`
 }
 
 // JobStatus is one daemon job's schedule and last run.
@@ -58,6 +60,7 @@ type daemonStatus struct {
 	s      Status
 	next   map[string]func() time.Time
 	health func() map[string]scheduler.HealthStats
+	agents func() []cluster.AgentStatus // nil: no coordinator
 }
 
 func statusPath(db string) string { return db + ".status.json" }
@@ -137,6 +140,9 @@ func (d *daemonStatus) snapshot(now time.Time) Status {
 	}
 	if d.health != nil {
 		s.Vantages = d.health()
+	}
+	if d.agents != nil {
+		s.Agents = d.agents()
 	}
 	return s
 }
@@ -288,6 +294,15 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 			h := st.Vantages[v]
 			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped)
 		}
+	}
+	for _, a := range st.Agents {
+		var errs []string
+		for class, n := range a.Errors {
+			errs = append(errs, fmt.Sprintf("%s %d", class, n))
+		}
+		slices.Sort(errs)
+		fmt.Fprintf(std.out, "agent %s (%s): last heartbeat %s, %d vantages, %.0f probes/s, %.0f queries/s, %d work items done, errors: %s\n",
+			a.Agent, a.Region, stamp(a.Received), len(a.Vantages), a.ProbesPerSecond, a.QueriesPerSecond, a.WorkDone, strings.Join(errs, ", "))
 	}
 	return nil
 }

@@ -1,0 +1,609 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// CoordinatorConfig configures a Coordinator. The zero value works against
+// nats://127.0.0.1:4222 with one region, "default".
+type CoordinatorConfig struct {
+	Conn ConnConfig
+	// Prefix is the first subject token (default "fluxwatch").
+	Prefix string
+	// Targets are where each due domain is sent, "region:NAME" or
+	// "agent:NAME" (default region:default): one work item per domain and
+	// target, so every region measures every domain through its own
+	// vantages.
+	Targets []string
+	// Lease is how long a dispatched domain is not due again while its
+	// observations are awaited (default 10m); items older than that are
+	// dropped by the agents unmeasured.
+	Lease time.Duration
+	// MinInterval and MaxInterval clamp the time to a domain's next
+	// measurement after its observations arrive, as the local scheduler
+	// does (defaults 1m and 1h).
+	MinInterval, MaxInterval time.Duration
+	// Streams bound what the streams keep.
+	Streams StreamLimits
+	// IngestBatch is the most observations stored in one transaction
+	// (default 1000); IngestInFlight the most delivered and not yet
+	// acknowledged (the consumer's MaxAckPending, default 20000).
+	IngestBatch, IngestInFlight int
+	// IngestAckWait is how long JetStream waits for the coordinator to
+	// acknowledge an observation before delivering it again (default 1m).
+	IngestAckWait time.Duration
+
+	// Now is the clock of leases and next-due times; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// OnStored, if set, is called after each committed batch with the IDs
+	// of the observations it stored (redeliveries included).
+	OnStored func(ids []string)
+}
+
+func (c *CoordinatorConfig) setDefaults() {
+	c.Prefix = cmpOr(c.Prefix, DefaultPrefix)
+	if len(c.Targets) == 0 {
+		c.Targets = []string{"region:" + DefaultRegion}
+	}
+	c.Lease = cmpOr(c.Lease, 10*time.Minute)
+	c.MinInterval = cmpOr(c.MinInterval, time.Minute)
+	if c.MaxInterval < c.MinInterval {
+		c.MaxInterval = max(time.Hour, c.MinInterval)
+	}
+	c.IngestBatch = cmpOr(c.IngestBatch, 1000)
+	c.IngestInFlight = max(cmpOr(c.IngestInFlight, 20000), c.IngestBatch)
+	c.IngestAckWait = cmpOr(c.IngestAckWait, time.Minute)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate checks the configuration.
+func (c *CoordinatorConfig) Validate() error {
+	errs := []error{c.Conn.Validate()}
+	if c.Prefix != "" {
+		errs = append(errs, checkName("prefix", c.Prefix))
+	}
+	for _, t := range c.Targets {
+		if _, err := ParseTarget(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Lease < 0 || c.MinInterval < 0 || c.MaxInterval < 0 || c.IngestAckWait < 0 {
+		errs = append(errs, errors.New("coordinator: negative duration"))
+	}
+	if c.IngestBatch < 0 || c.IngestInFlight < 0 {
+		errs = append(errs, errors.New("coordinator: negative ingest bound"))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNotReady means the coordinator has not reached NATS and set up its
+// streams yet.
+var ErrNotReady = errors.New("coordinator is not connected to NATS yet")
+
+// Coordinator hands due domains to agents and stores what they measured.
+// See the package comment.
+type Coordinator struct {
+	cfg     CoordinatorConfig
+	store   *storage.Store
+	names   names
+	targets []Target
+	log     *slog.Logger
+
+	ready  chan struct{} // closed once connected and the streams exist
+	js     jetstream.JetStream
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	dispatchMu sync.Mutex // one dispatch at a time
+
+	known sync.Map // domain → true: known to the store
+
+	agentsMu sync.Mutex
+	agents   map[string]AgentStatus
+
+	received, stored, redelivered, rejected, batches atomic.Int64
+}
+
+// CoordinatorStats count what the coordinator did since it started.
+type CoordinatorStats struct {
+	// Received counts observation messages taken from the stream, Stored
+	// those committed (redeliveries included: they overwrite themselves),
+	// Redelivered those delivered more than once, Rejected those that can
+	// never be stored (malformed, unknown domain).
+	Received, Stored, Redelivered, Rejected int64
+	// Batches counts the transactions that stored them.
+	Batches int64
+}
+
+// NewCoordinator returns a coordinator over store; Start it.
+func NewCoordinator(store *storage.Store, cfg CoordinatorConfig) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	c := &Coordinator{cfg: cfg, store: store, names: names{cfg.Prefix}, log: cfg.Logger.With("component", "coordinator"),
+		ready: make(chan struct{}), agents: map[string]AgentStatus{}}
+	for _, t := range cfg.Targets {
+		tt, _ := ParseTarget(t) // validated
+		if !slices.Contains(c.targets, tt) {
+			c.targets = append(c.targets, tt)
+		}
+	}
+	return c, nil
+}
+
+// Start connects to NATS and runs, in the background, the setup of the
+// streams (retried until it succeeds), the ingest of observations and the
+// tracking of heartbeats, until ctx is done or Close is called. It fails
+// only on settings that cannot work; an unreachable server is retried.
+func (c *Coordinator) Start(ctx context.Context) error {
+	conn := c.cfg.Conn
+	conn.Name = cmpOr(conn.Name, "fluxwatch-coordinator")
+	nc, err := connect(conn, c.log)
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	c.js = js
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.log.Info("coordinator starting", "server", conn.Redacted(), "targets", c.cfg.Targets)
+	c.wg.Go(func() {
+		defer nc.Close()
+		c.run(ctx, nc)
+	})
+	return nil
+}
+
+// Close stops the coordinator and waits for it: the batch being stored is
+// committed and acknowledged first.
+func (c *Coordinator) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// WaitReady waits until the coordinator is connected and its streams
+// exist, or ctx is done.
+func (c *Coordinator) WaitReady(ctx context.Context) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Coordinator) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Coordinator) run(ctx context.Context, nc *nats.Conn) {
+	for fails := 1; ; fails++ {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := ensureStreams(sctx, c.js, c.names, c.cfg.Streams)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if fails == 1 || fails%30 == 0 {
+			c.log.Warn("coordinator: setting up streams", "err", err)
+		}
+		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+	}
+	if agents, err := LoadAgents(ctx, c.js, c.cfg.Prefix); err == nil {
+		c.agentsMu.Lock()
+		for _, a := range agents {
+			c.agents[a.Agent] = a
+		}
+		c.agentsMu.Unlock()
+	}
+	sub, err := nc.Subscribe(c.names.heartbeatAll(), func(m *nats.Msg) {
+		h, err := decodeHeartbeat(m.Data)
+		if err != nil {
+			c.log.Debug("coordinator: bad heartbeat", "subject", m.Subject, "err", err)
+			return
+		}
+		c.agentsMu.Lock()
+		c.agents[h.Agent] = AgentStatus{Heartbeat: h, Received: time.Now()}
+		c.agentsMu.Unlock()
+	})
+	if err != nil {
+		c.log.Warn("coordinator: subscribing to heartbeats", "err", err)
+	} else {
+		defer sub.Unsubscribe()
+	}
+	close(c.ready)
+	c.ingest(ctx)
+}
+
+// Agents returns the last heartbeat of every agent heard of, by name.
+func (c *Coordinator) Agents() []AgentStatus {
+	c.agentsMu.Lock()
+	defer c.agentsMu.Unlock()
+	out := make([]AgentStatus, 0, len(c.agents))
+	for _, a := range c.agents {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent < out[j].Agent })
+	return out
+}
+
+// Stats returns the ingest counts.
+func (c *Coordinator) Stats() CoordinatorStats {
+	return CoordinatorStats{Received: c.received.Load(), Stored: c.stored.Load(), Redelivered: c.redelivered.Load(),
+		Rejected: c.rejected.Load(), Batches: c.batches.Load()}
+}
+
+// DispatchStats describe one dispatch.
+type DispatchStats struct {
+	Round     int64 // Unix nanoseconds of the dispatch, on the coordinator's clock
+	Domains   int   // due domains leased
+	Published int   // work items JetStream acknowledged
+	Failed    int   // items not published; their domains are due again
+}
+
+// Dispatch leases the domains due now and publishes one work item per
+// domain and target. Call it on the crawl schedule; dispatches do not
+// overlap.
+func (c *Coordinator) Dispatch(ctx context.Context) (DispatchStats, error) {
+	due, err := c.store.Due(c.cfg.Now())
+	if err != nil {
+		return DispatchStats{}, fmt.Errorf("dispatch: %w", err)
+	}
+	return c.DispatchDomains(ctx, due)
+}
+
+// DispatchDomains is Dispatch for the given domains, due or not.
+func (c *Coordinator) DispatchDomains(ctx context.Context, domains []string) (DispatchStats, error) {
+	if !c.isReady() {
+		return DispatchStats{}, ErrNotReady
+	}
+	c.dispatchMu.Lock()
+	defer c.dispatchMu.Unlock()
+	now := c.cfg.Now()
+	st := DispatchStats{Round: now.UnixNano(), Domains: len(domains)}
+	if len(domains) == 0 {
+		return st, nil
+	}
+	// Lease first: observations that come back before the lease is
+	// written would otherwise have their next-due time overwritten.
+	expires := now.Add(c.cfg.Lease)
+	lease := make(map[string]time.Time, len(domains))
+	for _, d := range domains {
+		lease[d] = expires
+	}
+	if err := c.store.SetNextDue(lease); err != nil {
+		return st, fmt.Errorf("dispatch: leasing: %w", err)
+	}
+	type pending struct {
+		domain string
+		f      jetstream.PubAckFuture
+	}
+	var sent []pending
+	failed := map[string]bool{}
+	for _, d := range domains {
+		body, err := json.Marshal(Work{Domain: d, Round: st.Round, Expires: expires})
+		if err != nil {
+			return st, err
+		}
+		for _, t := range c.targets {
+			m := nats.NewMsg(t.subject(c.names))
+			m.Header.Set(nats.MsgIdHdr, workID(t, d, st.Round))
+			m.Data = body
+			f, err := c.js.PublishMsgAsync(m)
+			if err != nil {
+				failed[d] = true
+				continue
+			}
+			sent = append(sent, pending{d, f})
+		}
+	}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	var perr error
+wait:
+	for i, p := range sent {
+		select {
+		case <-p.f.Ok():
+			st.Published++
+			continue
+		case err := <-p.f.Err():
+			failed[p.domain] = true
+			perr = err
+			continue
+		case <-timeout.C:
+			perr = errors.New("timed out waiting for JetStream's acknowledgements")
+		case <-ctx.Done():
+			perr = ctx.Err()
+		}
+		for _, q := range sent[i:] {
+			failed[q.domain] = true
+		}
+		break wait
+	}
+	if len(failed) > 0 {
+		st.Failed = len(failed)
+		// Due again at once: the next dispatch tries them again.
+		back := make(map[string]time.Time, len(failed))
+		for d := range failed {
+			back[d] = now
+		}
+		if err := c.store.SetNextDue(back); err != nil {
+			return st, errors.Join(perr, fmt.Errorf("dispatch: releasing leases: %w", err))
+		}
+		return st, fmt.Errorf("dispatch: %d of %d domains not published: %w", len(failed), len(domains), perr)
+	}
+	return st, nil
+}
+
+// ingest takes observations from the stream, stores them a batch per
+// transaction and acknowledges each batch once committed. The fetcher
+// decodes the next batch while the last one commits: decoding costs more
+// CPU than the transaction.
+func (c *Coordinator) ingest(ctx context.Context) {
+	batches := make(chan ingestBatch, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(batches)
+		c.fetch(ctx, batches)
+	})
+	for b := range batches {
+		c.commit(b)
+	}
+	wg.Wait()
+}
+
+// ingestBatch is a batch of observations decoded and ready to store.
+type ingestBatch struct {
+	msgs   []jetstream.Msg
+	probes []obs.Probe
+	ids    []string
+}
+
+func (c *Coordinator) fetch(ctx context.Context, out chan<- ingestBatch) {
+	cc := jetstream.ConsumerConfig{
+		Durable:       coordinatorConsumer,
+		Description:   "the coordinator, storing observations",
+		FilterSubject: c.names.obsAll(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.IngestAckWait,
+		MaxAckPending: c.cfg.IngestInFlight,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	var iter jetstream.MessagesContext
+	defer func() {
+		if iter != nil {
+			iter.Stop()
+		}
+	}()
+	fails := 0
+	pause := func(err error) {
+		fails++
+		if fails == 1 || fails%30 == 0 {
+			c.log.Warn("coordinator: consuming observations", "err", err)
+		}
+		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+	}
+	for ctx.Err() == nil {
+		if iter == nil {
+			cons, err := c.js.CreateOrUpdateConsumer(ctx, c.names.obsStream(), cc)
+			if err == nil {
+				iter, err = cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.IngestBatch))
+			}
+			if err != nil {
+				pause(err)
+				continue
+			}
+		}
+		m, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				iter.Stop()
+				iter = nil
+			}
+			pause(err)
+			continue
+		}
+		fails = 0
+		batch := []jetstream.Msg{m}
+		// Take what is already there, up to a batch, without waiting long.
+		deadline := time.Now().Add(20 * time.Millisecond)
+		for len(batch) < c.cfg.IngestBatch {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+			m, err := iter.Next(jetstream.NextMaxWait(wait))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		b := c.decode(batch)
+		if len(b.msgs) == 0 {
+			continue
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			// Not stored: JetStream delivers them again after AckWait.
+			return
+		}
+	}
+}
+
+// decode reads a batch of messages; those that can never be stored
+// (malformed, of an unknown domain) are terminated and left out.
+func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
+	b := ingestBatch{msgs: make([]jetstream.Msg, 0, len(msgs)), probes: make([]obs.Probe, 0, len(msgs)), ids: make([]string, 0, len(msgs))}
+	for _, m := range msgs {
+		c.received.Add(1)
+		if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+			c.redelivered.Add(1)
+		}
+		p, err := decodeObservation(m.Data())
+		if err == nil {
+			err = c.checkDomain(p.Domain)
+		}
+		if err != nil {
+			c.rejected.Add(1)
+			c.log.Warn("coordinator: dropping an observation", "subject", m.Subject(), "agent", m.Headers().Get(headerAgent), "err", err)
+			m.Term()
+			continue
+		}
+		b.msgs = append(b.msgs, m)
+		b.probes = append(b.probes, p)
+		b.ids = append(b.ids, m.Headers().Get(nats.MsgIdHdr))
+	}
+	return b
+}
+
+// commit stores a batch in one transaction and then acknowledges its
+// messages; when the transaction fails, the batch is given back.
+func (c *Coordinator) commit(b ingestBatch) {
+	if _, err := c.store.WriteProbes(b.probes); err != nil {
+		c.log.Error("coordinator: storing observations failed; they will be delivered again", "probes", len(b.probes), "err", err)
+		for _, m := range b.msgs {
+			m.NakWithDelay(5 * time.Second)
+		}
+		return
+	}
+	for _, m := range b.msgs {
+		m.Ack()
+	}
+	c.stored.Add(int64(len(b.msgs)))
+	c.batches.Add(1)
+	if c.cfg.OnStored != nil {
+		c.cfg.OnStored(b.ids)
+	}
+	if err := c.store.SetNextDue(c.nextDue(b.probes)); err != nil {
+		c.log.Warn("coordinator: setting next-due times", "err", err)
+	}
+}
+
+// checkDomain fails for a domain the store does not know: WriteProbes
+// would fail the whole batch for it.
+func (c *Coordinator) checkDomain(name string) error {
+	if _, ok := c.known.Load(name); ok {
+		return nil
+	}
+	_, ok, err := c.store.Domain(name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w %q", storage.ErrUnknownDomain, name)
+	}
+	c.known.Store(name, true)
+	return nil
+}
+
+// nextDue gives each domain of the batch its next measurement: just past
+// the smallest TTL its addresses were answered with, clamped, as the
+// local scheduler does.
+func (c *Coordinator) nextDue(probes []obs.Probe) map[string]time.Time {
+	ttls := map[string]uint32{}
+	for _, p := range probes {
+		ttl, ok := scheduler.AddressTTL(p)
+		old, seen := ttls[p.Domain]
+		switch {
+		case ok && (!seen || old == 0 || ttl < old):
+			ttls[p.Domain] = ttl
+		case !seen:
+			ttls[p.Domain] = 0
+		}
+	}
+	now := c.cfg.Now()
+	due := make(map[string]time.Time, len(ttls))
+	for d, ttl := range ttls {
+		due[d] = now.Add(scheduler.NextInterval(ttl, c.cfg.MinInterval, c.cfg.MaxInterval))
+	}
+	return due
+}
+
+// LoadAgents reads the last heartbeat of every agent from the heartbeat
+// stream: what `fluxwatch status` shows, without a coordinator.
+func LoadAgents(ctx context.Context, js jetstream.JetStream, prefix string) ([]AgentStatus, error) {
+	n := names{cmpOr(prefix, DefaultPrefix)}
+	s, err := js.Stream(ctx, n.heartbeatStream())
+	if err != nil {
+		return nil, fmt.Errorf("reading heartbeats: %w", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(n.heartbeatAll()))
+	if err != nil {
+		return nil, fmt.Errorf("reading heartbeats: %w", err)
+	}
+	var out []AgentStatus
+	for subject := range info.State.Subjects {
+		m, err := s.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			continue // expired meanwhile
+		}
+		h, err := decodeHeartbeat(m.Data)
+		if err != nil {
+			continue
+		}
+		out = append(out, AgentStatus{Heartbeat: h, Received: m.Time})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent < out[j].Agent })
+	return out, nil
+}
+
+// ConnectAndLoadAgents connects with conn, reads the agents' last
+// heartbeats (LoadAgents) and disconnects.
+func ConnectAndLoadAgents(ctx context.Context, conn ConnConfig, prefix string, log *slog.Logger) ([]AgentStatus, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	conn.Name = cmpOr(conn.Name, "fluxwatch-status")
+	nc, err := connect(conn, log)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return LoadAgents(ctx, js, prefix)
+}

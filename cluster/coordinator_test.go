@@ -1,0 +1,248 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
+)
+
+// fakeQuerier answers every A query with 192.0.2.1 (TTL 60) and every
+// other type with an empty NOERROR.
+type fakeQuerier struct{}
+
+var _ crawler.Querier = fakeQuerier{}
+
+func (fakeQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.Response, m.RecursionAvailable = true, true
+	if qtype == dns.TypeA {
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+	}
+	return m, time.Millisecond, nil
+}
+
+// testProbe is a probe of domain through vantage at start.
+func testProbe(domain, vantage string, start time.Time, addr string) obs.Probe {
+	return obs.Probe{Domain: domain, Vantage: vantage, Start: start, Observations: []obs.Observation{{
+		Time: start.Add(time.Millisecond), Vantage: vantage, Name: domain, QType: dns.TypeA, Flags: obs.FlagRA, RTT: 1500 * time.Microsecond,
+		Answer: []obs.Record{{Name: domain, Type: dns.TypeA, TTL: 300, Data: addr}},
+	}}}
+}
+
+// startCoordinator runs a coordinator over store against url until the
+// test ends, and returns it once its streams exist.
+func startCoordinator(t *testing.T, store *storage.Store, cfg CoordinatorConfig) *Coordinator {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger, _ = testLogger(t, slog.LevelWarn)
+	}
+	c, err := NewCoordinator(store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func jsClient(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func publishObservation(t *testing.T, js jetstream.JetStream, p obs.Probe, msgID string) *jetstream.PubAck {
+	t.Helper()
+	m, id, err := encodeObservation("fluxwatch.obs.test", "test", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgID == "" {
+		msgID = id
+	}
+	m.Header.Set(nats.MsgIdHdr, msgID)
+	ack, err := js.PublishMsg(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// TestIngestStoresEachObservationOnce publishes observations, then the
+// same ones again: with the same Nats-Msg-Id JetStream drops them; with
+// another (a resend after the duplicate window) they reach the
+// coordinator, and storage keeps one copy. Malformed observations and
+// unknown domains are dropped without holding up the rest.
+func TestIngestStoresEachObservationOnce(t *testing.T) {
+	srv := startNATS(t)
+	store := openStore(t, "c.db")
+	now := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	if _, err := store.AddDomains([]string{"a.example", "b.example"}, "t", now); err != nil {
+		t.Fatal(err)
+	}
+	stored := &idSet{}
+	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: srv.ClientURL()}, Now: func() time.Time { return now },
+		OnStored: func(ids []string) { stored.add(ids...) }})
+	js := jsClient(t, srv.ClientURL())
+
+	probes := []obs.Probe{
+		testProbe("a.example", "eu/192.0.2.53:53", now, "198.51.100.1"),
+		testProbe("a.example", "eu/192.0.2.54:53", now, "198.51.100.2"),
+		testProbe("b.example", "eu/192.0.2.53:53", now.Add(time.Second), "198.51.100.3"),
+	}
+	for _, p := range probes {
+		if ack := publishObservation(t, js, p, ""); ack.Duplicate {
+			t.Fatal("first publish taken for a duplicate")
+		}
+	}
+	waitFor(t, 10*time.Second, "three observations stored", func() bool { return c.Stats().Stored == 3 })
+
+	// Same IDs: JetStream drops them.
+	for _, p := range probes {
+		if ack := publishObservation(t, js, p, ""); !ack.Duplicate {
+			t.Error("a resend with the same Nats-Msg-Id was not taken for a duplicate")
+		}
+	}
+	// Other IDs: delivered, stored over themselves.
+	for i, p := range probes {
+		publishObservation(t, js, p, "after-the-window-"+string(rune('a'+i)))
+	}
+	// Never storable: not an observation; a domain the store does not know.
+	bad := nats.NewMsg("fluxwatch.obs.test")
+	bad.Data = []byte(`{"domain":`)
+	if _, err := js.PublishMsg(t.Context(), bad); err != nil {
+		t.Fatal(err)
+	}
+	publishObservation(t, js, testProbe("unknown.example", "eu/192.0.2.53:53", now, "198.51.100.9"), "")
+	waitFor(t, 10*time.Second, "the resends and the bad ones handled", func() bool {
+		st := c.Stats()
+		return st.Received == 8 && st.Rejected == 2 && st.Stored == 6
+	})
+	st, err := store.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Probes != 3 {
+		t.Errorf("database holds %d probes, want 3 (each stored once)", st.Probes)
+	}
+	if cs := c.Stats(); cs.Stored != 6 {
+		t.Errorf("coordinator stats %+v, want 6 stored (3 twice)", cs)
+	}
+	// Stored as sent: the history reads back what was published.
+	var got []obs.Probe
+	store.History("a.example", time.Time{}, time.Time{}, func(p obs.Probe) error { got = append(got, p); return nil })
+	if len(got) != 2 || got[0].Vantage != probes[0].Vantage || !got[0].Start.Equal(probes[0].Start) ||
+		got[0].Observations[0].Answer[0].Data != "198.51.100.1" || got[0].Observations[0].RTT != 1500*time.Microsecond {
+		t.Errorf("history %+v", got)
+	}
+	// Each domain is due again just past its TTL.
+	d, _, _ := store.Domain("a.example")
+	if want := now.Add(time.Minute); !d.NextDue.Equal(want.Truncate(time.Millisecond)) && !d.NextDue.Equal(now.Add(301*time.Second).Truncate(time.Millisecond)) {
+		t.Errorf("next due %v", d.NextDue)
+	}
+	// Acknowledged: nothing waits in the stream.
+	waitFor(t, 5*time.Second, "the stream to empty", func() bool {
+		s, err := js.Stream(t.Context(), "FLUXWATCH_OBS")
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	})
+}
+
+// TestDispatchLeasesDueDomains checks the work a dispatch publishes: one
+// item per domain and target, the domains leased so that the next
+// dispatch sends nothing, and items whose lease ran out dropped by the
+// agent unmeasured.
+func TestDispatchLeasesDueDomains(t *testing.T) {
+	srv := startNATS(t)
+	store := openStore(t, "c.db")
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := newTestClock(start)
+	now := clock.Now
+	if _, err := store.AddDomains([]string{"a.example", "b.example", "c.example"}, "t", start); err != nil {
+		t.Fatal(err)
+	}
+	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: srv.ClientURL()},
+		Targets: []string{"region:eu", "agent:tokyo-1"}, Lease: 5 * time.Minute, Now: now})
+	st, err := c.Dispatch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Domains != 3 || st.Published != 6 || st.Failed != 0 || st.Round != start.UnixNano() {
+		t.Errorf("dispatch %+v", st)
+	}
+	if st, err := c.Dispatch(t.Context()); err != nil || st.Domains != 0 {
+		t.Errorf("second dispatch %+v, %v: leased domains sent again", st, err)
+	}
+	d, _, _ := store.Domain("b.example")
+	if !d.NextDue.Equal(start.Add(5 * time.Minute)) {
+		t.Errorf("lease until %v", d.NextDue)
+	}
+
+	js := jsClient(t, srv.ClientURL())
+	s, err := js.Stream(t.Context(), "FLUXWATCH_WORK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects["fluxwatch.work.region.eu"]; n != 3 {
+		t.Errorf("%d items for region eu, want 3", n)
+	}
+	if n := info.State.Subjects["fluxwatch.work.agent.tokyo-1"]; n != 3 {
+		t.Errorf("%d items for agent tokyo-1, want 3", n)
+	}
+	m, err := s.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w Work
+	if err := json.Unmarshal(m.Data, &w); err != nil || w.Domain != "a.example" || w.Round != start.UnixNano() || !w.Expires.Equal(start.Add(5*time.Minute)) {
+		t.Errorf("work item %s: %+v, %v", m.Data, w, err)
+	}
+
+	// After the lease the agent drops its items unmeasured.
+	clock.Add(10 * time.Minute)
+	log, _ := testLogger(t, slog.LevelWarn)
+	a, err := NewAgent(fakeQuerier{}, crawler.Crawler{}, AgentConfig{Conn: ConnConfig{URL: srv.ClientURL()}, Name: "tokyo-1", Region: "jp",
+		Vantages: vantagesOf("192.0.2.53:53"), Outbox: t.TempDir() + "/outbox", Now: now, HeartbeatInterval: time.Hour, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the expired items dropped", func() bool { return a.Heartbeat().WorkExpired == 3 })
+	cancel()
+	<-done
+	if h := a.Heartbeat(); h.WorkDone != 0 || h.Queries != 0 {
+		t.Errorf("expired items measured: %+v", h)
+	}
+}
