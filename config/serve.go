@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -44,7 +43,7 @@ func (s Serve) APIToken() (string, error) {
 	if s.APITokenFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(s.APITokenFile)
+	b, err := feed.ReadSmallFile(s.APITokenFile, 4096)
 	if err != nil {
 		return "", err
 	}

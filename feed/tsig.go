@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"hash"
 	"log/slog"
 	"os"
@@ -96,7 +97,7 @@ var (
 // the base64 secret alone (the Key gets only the secret). Errors name the
 // file, never its content.
 func ReadKeyFile(path string) (Key, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadSmallFile(path, 64<<10)
 	if err != nil {
 		return Key{}, fmt.Errorf("reading TSIG key: %w", err)
 	}
@@ -198,4 +199,26 @@ func tsigError(err error) (code uint16, reason string) {
 	default:
 		return dns.RcodeBadSig, "bad signature"
 	}
+}
+
+// ReadSmallFile reads a regular file of at most limit bytes: a key or
+// token file that is a device, a FIFO or huge is an error, not a read
+// that never ends.
+func ReadSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d", path, fi.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
 }

@@ -43,3 +43,16 @@ func TestReadKeyFile(t *testing.T) {
 		t.Fatal("a missing file was read")
 	}
 }
+
+// A key file that is a device or far too big is refused, not read until
+// memory runs out.
+func TestReadKeyFileRefusesDevicesAndHugeFiles(t *testing.T) {
+	if _, err := ReadKeyFile("/dev/zero"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("/dev/zero: %v", err)
+	}
+	big := filepath.Join(t.TempDir(), "big.key")
+	os.WriteFile(big, make([]byte, 1<<20), 0o600)
+	if _, err := ReadKeyFile(big); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("a 1 MiB key file: %v", err)
+	}
+}
