@@ -188,62 +188,51 @@ func (s *Store) Domains(fn func(Domain) error) error {
 // Scan calls fn for every active domain together with its history since
 // from, all in one read transaction.
 func (s *Store) Scan(from time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) error {
-	_, err := s.ScanBatch("", 0, from, fn)
+	_, err := s.scanActive("", 0, func(tx *bolt.Tx, d Domain) error {
+		return fn(d, func(each func(obs.Probe) error) error {
+			return s.history(tx, d, from, time.Time{}, each)
+		})
+	})
 	return err
 }
 
-// ScanBatch is Scan over at most limit active domains (0: all) whose names
-// sort after the name after, in one read transaction. It returns the last
-// name it passed to fn, "" when it passed none: the next batch starts
-// there. Callers that write between batches keep no read transaction open
-// while they do.
-func (s *Store) ScanBatch(after string, limit int, from time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) (last string, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDomains).Cursor()
-		k, v := c.First()
-		if after != "" {
-			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
-				k, v = c.Next()
-			}
-		}
-		n := 0
-		for ; k != nil && (limit == 0 || n < limit); k, v = c.Next() {
-			d, err := decodeDomain(string(k), v)
-			if err != nil {
-				return err
-			}
-			if !d.Active {
-				continue
-			}
-			n++
-			last = d.Name
-			if err := fn(d, func(each func(obs.Probe) error) error {
-				return s.history(tx, d, from, time.Time{}, each)
-			}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return last, err
-}
-
-// ScanWindows is ScanBatch with a window per domain: the window of each
-// domain ends at its last probe not after now, so measurements imported
-// from years ago are judged on their own time like a fresh crawl.
+// ScanWindows calls fn for at most limit active domains (0: all) whose
+// names sort after the name after, with each domain's history over the
+// window that ends at its last probe not after now (so measurements
+// imported from years ago are judged on their own time, like a fresh
+// crawl), in one read transaction. It returns the last name it passed to
+// fn, "" when it passed none: the next batch starts there. Callers that
+// write between batches keep no read transaction open while they do.
 func (s *Store) ScanWindows(after string, limit int, window time.Duration, now time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) (last string, err error) {
 	end := now.Add(time.Nanosecond) // history's end is exclusive
+	var probes *bolt.Cursor // one for the whole scan, which is one transaction
+	return s.scanActive(after, limit, func(tx *bolt.Tx, d Domain) error {
+		if probes == nil {
+			probes = tx.Bucket(bucketProbes).Cursor()
+		}
+		anchor, ok := lastProbe(probes, d.ID, end)
+		return fn(d, func(each func(obs.Probe) error) error {
+			if !ok {
+				return nil
+			}
+			return s.history(tx, d, anchor.Add(-window), end, each)
+		})
+	})
+}
+
+// scanActive calls fn for at most limit active domains (0: all) after the
+// name after, in name order, in one read transaction, and returns the last
+// name it passed.
+func (s *Store) scanActive(after string, limit int, fn func(tx *bolt.Tx, d Domain) error) (last string, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDomains).Cursor()
-		probes := tx.Bucket(bucketProbes).Cursor()
 		k, v := c.First()
 		if after != "" {
 			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
 				k, v = c.Next()
 			}
 		}
-		n := 0
-		for ; k != nil && (limit == 0 || n < limit); k, v = c.Next() {
+		for n := 0; k != nil && (limit == 0 || n < limit); k, v = c.Next() {
 			d, err := decodeDomain(string(k), v)
 			if err != nil {
 				return err
@@ -253,13 +242,7 @@ func (s *Store) ScanWindows(after string, limit int, window time.Duration, now t
 			}
 			n++
 			last = d.Name
-			anchor, ok := lastProbe(probes, d.ID, end)
-			if err := fn(d, func(each func(obs.Probe) error) error {
-				if !ok {
-					return nil
-				}
-				return s.history(tx, d, anchor.Add(-window), end, each)
-			}); err != nil {
+			if err := fn(tx, d); err != nil {
 				return err
 			}
 		}
