@@ -205,7 +205,7 @@ func (s *Store) Scan(from time.Time, fn func(d Domain, history func(func(obs.Pro
 // write between batches keep no read transaction open while they do.
 func (s *Store) ScanWindows(after string, limit int, window time.Duration, now time.Time, fn func(d Domain, history func(func(obs.Probe) error) error) error) (last string, err error) {
 	end := now.Add(time.Nanosecond) // history's end is exclusive
-	var probes *bolt.Cursor // one for the whole scan, which is one transaction
+	var probes *bolt.Cursor         // one for the whole scan, which is one transaction
 	return s.scanActive(after, limit, func(tx *bolt.Tx, d Domain) error {
 		if probes == nil {
 			probes = tx.Bucket(bucketProbes).Cursor()
