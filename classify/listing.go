@@ -32,6 +32,15 @@ const (
 	EventRelisted    = "relisted"    // an operator let the classifier list it again
 )
 
+// Keys of the counts Run returns besides the verdict names: the listing
+// changes of the run, and how many domains are listed after it.
+const (
+	CountListed  = "listed"           // on the list after the run (a listing that has not expired included)
+	CountAdded   = "listings_added"   // newly listed
+	CountExpired = "listings_expired" // off the list: expired
+	CountRemoved = "listings_removed" // off the list: allowlisted or delisted by hand
+)
+
 // ListingEvent is one change of a domain's listing.
 type ListingEvent struct {
 	Time       time.Time `json:"time"`
@@ -82,7 +91,7 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 				if allowed {
 					event.Event = EventAllowlisted
 				}
-				counts["listings_removed"]++
+				counts[CountRemoved]++
 			}
 		case Listed(v.Verdict) && evidence(v, now).Add(expiry).After(now):
 			// The listing lasts from the evidence: the last probe judged,
@@ -92,7 +101,7 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 			switch {
 			case prev == nil:
 				event = &ListingEvent{Event: EventListed}
-				counts["listings_added"]++
+				counts[CountAdded]++
 			case prev.Verdict != v.Verdict:
 				event = &ListingEvent{Event: EventChanged}
 			}
@@ -109,13 +118,14 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 			short = prev
 		case prev != nil:
 			event = &ListingEvent{Event: EventExpired}
-			counts["listings_expired"]++
+			counts[CountExpired]++
 		}
 		r := storage.VerdictRecord{Domain: v.Domain}
 		if r.Full, err = json.Marshal(v); err != nil {
 			return nil, err
 		}
 		if short != nil {
+			counts[CountListed]++
 			if r.Listed, err = json.Marshal(short); err != nil {
 				return nil, err
 			}

@@ -60,7 +60,7 @@ func TestListingLifecycle(t *testing.T) {
 
 	flux(t0)
 	t1 := t0.Add(30 * time.Minute)
-	if counts := run(t1); counts[SingleFlux] != 1 || counts["listings_added"] != 1 {
+	if counts := run(t1); counts[SingleFlux] != 1 || counts[CountAdded] != 1 || counts[CountListed] != 1 {
 		t.Fatalf("first run: %v", counts)
 	}
 	l := listed()
@@ -82,7 +82,7 @@ func TestListingLifecycle(t *testing.T) {
 	if _, err := store.WriteProbes(stable); err != nil {
 		t.Fatal(err)
 	}
-	if counts := run(t2); counts[SingleFlux] != 0 || counts["listings_expired"] != 0 {
+	if counts := run(t2); counts[SingleFlux] != 0 || counts[CountExpired] != 0 || counts[CountListed] != 1 {
 		t.Fatalf("second run: %v", counts)
 	}
 	if l := listed(); len(l) != 1 || l[0].Verdict != SingleFlux || !l[0].Listing.LastConfirmed.Equal(lastProbe) {
@@ -97,7 +97,7 @@ func TestListingLifecycle(t *testing.T) {
 
 	// Past the expiry it leaves the list.
 	t3 := t1.Add(2*time.Hour + time.Minute)
-	if counts := run(t3); counts["listings_expired"] != 1 {
+	if counts := run(t3); counts[CountExpired] != 1 || counts[CountListed] != 0 {
 		t.Fatalf("third run: %v", counts)
 	}
 	if l := listed(); len(l) != 0 {

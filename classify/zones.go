@@ -2,6 +2,7 @@ package classify
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -66,6 +67,23 @@ func (g zoneGroups) add(name, verdict string) {
 	}
 }
 
+// uncount takes a stored verdict of domain out of counts.
+func uncount(store *storage.Store, domain string, counts map[string]int) error {
+	b, err := store.Verdict(domain)
+	if err != nil || b == nil {
+		return err
+	}
+	var v Verdict
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("verdict of %s: %w", domain, err)
+	}
+	counts[v.Verdict]--
+	if v.Listing != nil {
+		counts[CountListed]--
+	}
+	return nil
+}
+
 // classifyZones classifies the registrable domains of groups that hold at
 // least two measured names (the domain itself counts when it is seeded),
 // and stores their verdicts like Run's.
@@ -102,10 +120,14 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 	for _, zone := range zones {
 		group := groups[zone]
 		names, total := group.names, group.total
-		if _, seeded, err := store.Domain(zone); err != nil {
+		if d, seeded, err := store.Domain(zone); err != nil {
 			return err
-		} else if seeded {
+		} else if seeded && d.Active { // measured, and judged on its own by the first pass
 			names, total = append(names, zone), total+1
+			// Its own verdict of the first pass is replaced: count it out.
+			if err := uncount(store, zone, counts); err != nil {
+				return err
+			}
 		}
 		if total < 2 {
 			continue

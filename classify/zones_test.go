@@ -43,6 +43,9 @@ func TestZonesClassifiedFromTheirNames(t *testing.T) {
 		add(fmt.Sprintf("www%d.fine.test", i), at, []string{"10.1.2.3"})
 	}
 	add("only.lonely.test", t0, spread(rng, 40, 5))
+	// A seeded zone with a name under it: judged once, as a zone.
+	add("seeded.test", t0, spread(rng, 40, 5))
+	add("www.seeded.test", t0.Add(3*time.Minute), spread(rng, 40, 5))
 	// A zone with flux names under it but also a name that is stably
 	// benign on its own: a legitimate zone with hijacked names.
 	for i := range 8 {
@@ -63,8 +66,17 @@ func TestZonesClassifiedFromTheirNames(t *testing.T) {
 	}
 	c := Classifier{Meta: asnTable(t)}
 	got := map[string]Verdict{}
-	if _, err := c.Run(context.Background(), store, time.Hour, t0.Add(time.Hour), func(v Verdict) error { got[v.Domain] = v; return nil }); err != nil {
+	counts, err := c.Run(context.Background(), store, time.Hour, t0.Add(time.Hour), func(v Verdict) error { got[v.Domain] = v; return nil })
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Every domain counted once, the seeded zone by its zone verdict.
+	total := 0
+	for _, v := range Verdicts {
+		total += counts[v]
+	}
+	if total != len(got) || got["seeded.test"].Names != 2 {
+		t.Fatalf("counts %v for %d domains; seeded.test %+v", counts, len(got), got["seeded.test"])
 	}
 	if v := got["x3.evil.test"]; v.Verdict != InsufficientData {
 		t.Fatalf("one lookup of one name: %s (%s)", v.Verdict, v.Evidence)
@@ -86,7 +98,7 @@ func TestZonesClassifiedFromTheirNames(t *testing.T) {
 	}
 	var listed []string
 	Each(store, true, func(v Verdict) error { listed = append(listed, v.Domain); return nil })
-	if len(listed) != 2 || listed[0] != "big.test" || listed[1] != "evil.test" {
+	if len(listed) != 3 || listed[0] != "big.test" || listed[1] != "evil.test" || listed[2] != "seeded.test" {
 		t.Fatalf("listed %v; want the flux zone", listed)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
@@ -134,14 +135,13 @@ func qtypeName(t uint16) string {
 	return "other"
 }
 
-// Classified records the counts of one classification: verdict counts and
-// the listing changes (keys listings_added, listings_expired,
-// listings_removed, as classify.Run returns them).
-func (m *Metrics) Classified(counts map[string]int, verdicts []string) {
-	for _, v := range verdicts {
+// Classified records the counts of one classification, as classify.Run
+// returns them: the verdicts and the listing changes.
+func (m *Metrics) Classified(counts map[string]int) {
+	for _, v := range classify.Verdicts {
 		m.domains.WithLabelValues(v).Set(float64(counts[v]))
 	}
-	for key, change := range map[string]string{"listings_added": "added", "listings_expired": "expired", "listings_removed": "removed"} {
+	for key, change := range map[string]string{classify.CountAdded: "added", classify.CountExpired: "expired", classify.CountRemoved: "removed"} {
 		m.listings.WithLabelValues(change).Add(float64(counts[key]))
 	}
 }

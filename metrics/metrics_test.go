@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
@@ -74,7 +75,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	m.Query(v, dns.TypeNS, obs.Timeout, 0, 0)
 	m.InFlight(v, 1)
 	m.InFlight(v, -1)
-	m.Classified(map[string]int{"single-flux": 3, "benign": 7, "listings_added": 2, "listings_expired": 1}, []string{"single-flux", "benign"})
+	m.Classified(map[string]int{classify.SingleFlux: 3, classify.Benign: 7, classify.CountAdded: 2, classify.CountExpired: 1})
 	m.Job("crawl", time.Second, nil)
 	m.Job("crawl", time.Second, errors.New("boom"))
 	m.Transaction(5 * time.Millisecond)
@@ -123,7 +124,7 @@ func TestMetricsAreDocumented(t *testing.T) {
 	m := New(filepath.Join(t.TempDir(), "x.db"))
 	m.Query("v", dns.TypeA, obs.OK, time.Millisecond, time.Millisecond)
 	m.InFlight("v", 0)
-	m.Classified(map[string]int{}, []string{"benign"})
+	m.Classified(map[string]int{})
 	m.Job("j", 0, errors.New("x"))
 	m.Transaction(0)
 	m.Committed(0, 0)

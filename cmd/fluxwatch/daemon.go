@@ -298,9 +298,10 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 			counts, err := st.classifier.Run(ctx, d.store, cfg.Window, d.now(), nil)
 			d.log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
 				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
-				"listed", counts["listings_added"], "expired", counts["listings_expired"], "delisted", counts["listings_removed"])
+				"listed", counts[classify.CountListed], "newly_listed", counts[classify.CountAdded],
+				"expired", counts[classify.CountExpired], "delisted", counts[classify.CountRemoved])
 			if err == nil {
-				d.metrics.Classified(counts, classify.Verdicts)
+				d.metrics.Classified(counts)
 				d.status.classified(counts)
 			}
 			return err

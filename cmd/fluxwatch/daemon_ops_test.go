@@ -117,7 +117,8 @@ func TestDaemonOperations(t *testing.T) {
 		json.Unmarshal([]byte(get("/status")), &st)
 		return st.Verdicts["single-flux"] > 0
 	})
-	if len(st.Jobs) != 5 || st.Jobs[0].Runs == 0 || st.Jobs[0].NextRun.IsZero() || len(st.Vantages) != 4 {
+	if len(st.Jobs) != 5 || st.Jobs[0].Runs == 0 || st.Jobs[0].NextRun.IsZero() || len(st.Vantages) != 4 ||
+		st.Listed < st.Verdicts["single-flux"]+st.Verdicts["double-flux"] {
 		t.Fatalf("/status: %+v", st)
 	}
 

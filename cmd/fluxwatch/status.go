@@ -115,7 +115,7 @@ func (d *daemonStatus) classified(counts map[string]int) {
 	for _, v := range classify.Verdicts {
 		d.s.Verdicts[v] = counts[v]
 	}
-	d.s.Listed = counts[classify.SingleFlux] + counts[classify.DoubleFlux]
+	d.s.Listed = counts[classify.CountListed]
 }
 
 func (d *daemonStatus) stopped(now time.Time) {
