@@ -32,7 +32,6 @@ type Metrics struct {
 	jobFailures *prometheus.CounterVec
 	jobDuration *prometheus.HistogramVec
 	txDuration  prometheus.Histogram
-	committed   *prometheus.CounterVec
 }
 
 // New returns the metrics, registered in a new registry together with the
@@ -84,13 +83,9 @@ func New(dbPath string) *Metrics {
 			Help:    "Duration of the database write transactions that store observations.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1 ms to 16 s
 		}),
-		committed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fluxwatch_committed_total",
-			Help: "Probes and observations committed to the database.",
-		}, []string{"kind"}),
 	}
 	m.Registry.MustRegister(m.queries, m.rtt, m.wait, m.inFlight, m.domains, m.listings,
-		m.jobRuns, m.jobFailures, m.jobDuration, m.txDuration, m.committed,
+		m.jobRuns, m.jobFailures, m.jobDuration, m.txDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if dbPath != "" {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -158,8 +153,18 @@ func (m *Metrics) Job(name string, took time.Duration, err error) {
 // Transaction records one database write transaction.
 func (m *Metrics) Transaction(took time.Duration) { m.txDuration.Observe(took.Seconds()) }
 
-// Committed adds committed probes and observations.
-func (m *Metrics) Committed(probes, observations int64) {
-	m.committed.WithLabelValues("probes").Add(float64(probes))
-	m.committed.WithLabelValues("observations").Add(float64(observations))
+// CommittedFrom reports, as fluxwatch_committed_total, the running totals
+// of probes and observations that committed returns (a storage.Writer's
+// Committed).
+func (m *Metrics) CommittedFrom(committed func() (probes, observations int64)) {
+	for kind, pick := range map[string]func() float64{
+		"probes":       func() float64 { p, _ := committed(); return float64(p) },
+		"observations": func() float64 { _, o := committed(); return float64(o) },
+	} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "fluxwatch_committed_total",
+			Help:        "Probes and observations the daemon's crawls committed to the database.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, pick))
+	}
 }

@@ -79,7 +79,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	m.Job("crawl", time.Second, nil)
 	m.Job("crawl", time.Second, errors.New("boom"))
 	m.Transaction(5 * time.Millisecond)
-	m.Committed(10, 30)
+	m.CommittedFrom(func() (int64, int64) { return 10, 30 })
 
 	f := gather(t, m)
 	for _, c := range []struct {
@@ -127,7 +127,7 @@ func TestMetricsAreDocumented(t *testing.T) {
 	m.Classified(map[string]int{})
 	m.Job("j", 0, errors.New("x"))
 	m.Transaction(0)
-	m.Committed(0, 0)
+	m.CommittedFrom(func() (int64, int64) { return 0, 0 })
 	var have []string
 	for name := range gather(t, m) {
 		if strings.HasPrefix(name, "fluxwatch_") {

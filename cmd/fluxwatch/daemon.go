@@ -83,12 +83,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		defer d.coord.Close()
 		d.status.agents = d.coord.Agents
 	}
-	var committed [2]int64
-	d.writerCommitted = func() {
-		p, o := d.writer.Committed()
-		d.metrics.Committed(p-committed[0], o-committed[1])
-		committed = [2]int64{p, o}
-	}
+	d.metrics.CommittedFrom(d.writer.Committed)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -144,18 +139,17 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 // the writer, the listeners, metrics, status) and the state one
 // configuration builds.
 type daemon struct {
-	store           *storage.Store
-	writer          *storage.Writer
-	writerCommitted func() // adds what the writer committed since the last call to the metrics
-	log             *slog.Logger
-	std             *stdio
-	now             func() time.Time
-	metrics         *metrics.Metrics
-	status          *daemonStatus
-	serving         *feedServers
-	coord           *cluster.Coordinator // nil: measure locally
-	current         atomic.Pointer[daemonState]
-	web             atomic.Pointer[http.Handler]
+	store   *storage.Store
+	writer  *storage.Writer
+	log     *slog.Logger
+	std     *stdio
+	now     func() time.Time
+	metrics *metrics.Metrics
+	status  *daemonStatus
+	serving *feedServers
+	coord   *cluster.Coordinator // nil: measure locally
+	current atomic.Pointer[daemonState]
+	web     atomic.Pointer[http.Handler]
 }
 
 // daemonState is what one configuration builds.
@@ -291,7 +285,6 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 			rs, err := st.sched.Round(ctx, due, d.writer)
 			d.log.Info("job crawl", "domains", len(due), "probes", rs.Probes, "queries", rs.QueriesSent,
 				"answered", rs.Answered, "elapsed", rs.Elapsed.Round(time.Millisecond))
-			d.writerCommitted()
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
@@ -356,7 +349,7 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 		d.status.schedule(j.name, j.spec, func() time.Time { return c.Entry(id).Next })
 	}
 	c.Start()
-	d.status.started(d.now(), st.vantages)
+	d.status.started(d.now())
 	return c, nil
 }
 

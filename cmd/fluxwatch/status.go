@@ -83,7 +83,7 @@ func (d *daemonStatus) schedule(name, spec string, next func() time.Time) {
 	d.s.Jobs[i].Schedule = spec
 }
 
-func (d *daemonStatus) started(now time.Time, vantages []scheduler.Vantage) {
+func (d *daemonStatus) started(now time.Time) {
 	d.mu.Lock()
 	if d.s.Started.IsZero() {
 		d.s.Started = now.UTC()
