@@ -172,6 +172,16 @@ func (s *Store) Domain(name string) (Domain, bool, error) {
 	return d, ok, err
 }
 
+// knownDomain reads the record of a seeded domain, or fails with
+// ErrUnknownDomain.
+func knownDomain(tx *bolt.Tx, name string) (Domain, error) {
+	rec := tx.Bucket(bucketDomains).Get([]byte(name))
+	if rec == nil {
+		return Domain{}, fmt.Errorf("%w %q", ErrUnknownDomain, name)
+	}
+	return decodeDomain(name, rec)
+}
+
 // Domains calls fn for every domain, active or not, in name order.
 func (s *Store) Domains(fn func(Domain) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
@@ -254,11 +264,7 @@ func (s *Store) scanActive(after string, limit int, fn func(tx *bolt.Tx, d Domai
 // LastProbe returns the start of domain's last probe before end.
 func (s *Store) LastProbe(domain string, end time.Time) (last time.Time, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		rec := tx.Bucket(bucketDomains).Get([]byte(domain))
-		if rec == nil {
-			return fmt.Errorf("%w %q", ErrUnknownDomain, domain)
-		}
-		d, err := decodeDomain(domain, rec)
+		d, err := knownDomain(tx, domain)
 		if err != nil {
 			return err
 		}

@@ -396,11 +396,7 @@ func rrsetTTLs(rs []obs.Record) []uint32 {
 // in time order. A zero to means no upper bound.
 func (s *Store) History(domain string, from, to time.Time, fn func(obs.Probe) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		rec := tx.Bucket(bucketDomains).Get([]byte(domain))
-		if rec == nil {
-			return fmt.Errorf("%w %q", ErrUnknownDomain, domain)
-		}
-		d, err := decodeDomain(domain, rec)
+		d, err := knownDomain(tx, domain)
 		if err != nil {
 			return err
 		}
