@@ -162,9 +162,9 @@ func NewAgent(q crawler.Querier, c crawler.Crawler, cfg AgentConfig) (*Agent, er
 	}
 	cfg.setDefaults()
 	a := &Agent{cfg: cfg, names: names{cfg.Prefix}, log: cfg.Logger.With("agent", cfg.Name), counts: &queryCounts{}}
-	c.Querier = newLimited(q, cfg.Vantages, cfg.QPS, cfg.Burst, cfg.GlobalQPS, a.counts)
+	c.Querier = scheduler.LimitQuerier(counted{q, a.counts}, cfg.Vantages, cfg.QPS, cfg.Burst, cfg.GlobalQPS)
 	if c.Direct != nil {
-		c.Direct = &direct{q: c.Direct, lim: newLimiter(cfg.QPS, cfg.Burst), counts: a.counts}
+		c.Direct = scheduler.LimitDirect(counted{c.Direct, a.counts}, cfg.QPS, cfg.Burst)
 	}
 	if c.Now == nil {
 		c.Now = cfg.Now

@@ -90,6 +90,35 @@ func (t *tally) snapshot() Stats {
 
 var _ crawler.Querier = (*limitedQuerier)(nil)
 
+// newLimitedQuerier makes a bucket per vantage, of its own rate or qps
+// (0 or less: unlimited), and the global one.
+func newLimitedQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, t *tally, o Observer) *limitedQuerier {
+	lq := &limitedQuerier{q: q, vantages: make(map[string]*rate.Limiter, len(vantages)), global: newLimiter(globalQPS, burst), tally: t, observer: o}
+	for _, v := range vantages {
+		vq := v.QPS
+		if vq == 0 {
+			vq = qps
+		}
+		lq.vantages[v.Addr] = newLimiter(vq, burst)
+	}
+	return lq
+}
+
+// LimitQuerier holds every query through q to its vantage's token bucket
+// (the vantage's own rate, else qps; 0 or less lifts it) and to a global
+// bucket (globalQPS; 0: none), exactly as a Scheduler's crawls are held:
+// for measuring outside a Scheduler, as remote agents do. Queries to a
+// vantage not in vantages fail.
+func LimitQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64) crawler.Querier {
+	return newLimitedQuerier(q, vantages, qps, burst, globalQPS, &tally{}, nil)
+}
+
+// LimitDirect holds queries to parent zone servers to one shared bucket of
+// qps, as a Scheduler does.
+func LimitDirect(q crawler.Querier, qps float64, burst int) crawler.Querier {
+	return &directQuerier{q: q, lim: newLimiter(qps, burst), tally: &tally{}}
+}
+
 func newLimiter(qps float64, burst int) *rate.Limiter {
 	if qps <= 0 {
 		return nil

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/time/rate"
 
 	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/obs"
@@ -78,15 +77,7 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 		opts.Logger = slog.Default()
 	}
 	t := &tally{}
-	lq := &limitedQuerier{q: q, vantages: map[string]*rate.Limiter{}, global: newLimiter(opts.GlobalQPS, opts.Burst), tally: t, observer: opts.Observer}
-	for _, v := range opts.Vantages {
-		qps := v.QPS
-		if qps == 0 {
-			qps = opts.QPS
-		}
-		lq.vantages[v.Addr] = newLimiter(qps, opts.Burst)
-	}
-	c.Querier = lq
+	c.Querier = newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, t, opts.Observer)
 	if c.Direct != nil {
 		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t, observer: opts.Observer}
 	}
