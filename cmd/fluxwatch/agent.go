@@ -60,7 +60,7 @@ func cmdAgent(ctx context.Context, args []string, std *stdio) error {
 		ac.Conn.Token = os.Getenv(envNATSToken)
 	}
 	log := logger(cfg, std)
-	q, c, release, err := agentCrawler(cfg)
+	q, c, release, err := newCrawler(cfg)
 	if err != nil {
 		return err
 	}
@@ -106,32 +106,4 @@ func agentVantages(cfg *config.Config, resolvConf string) ([]scheduler.Vantage, 
 		return nil, errors.New("no --resolver given, and " + resolvConf + " names no name server")
 	}
 	return out, nil
-}
-
-// agentCrawler builds the query path and crawler that cfg describes, as
-// newScheduler does for a local crawl. The returned function releases the
-// query engine's sockets.
-func agentCrawler(cfg *config.Config) (crawler.Querier, crawler.Crawler, func(), error) {
-	qtypes, err := config.ParseQTypes(cfg.QTypes)
-	if err != nil {
-		return nil, crawler.Crawler{}, nil, err
-	}
-	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
-	var q crawler.Querier
-	release := func() {}
-	if cfg.Engine == "naive" {
-		q = crawler.NewClient(opts)
-	} else {
-		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
-		if err != nil {
-			return nil, crawler.Crawler{}, nil, err
-		}
-		q, release = e, func() { e.Close() }
-	}
-	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts, MaxRecords: cfg.MaxRecords}
-	if cfg.Delegation {
-		opts.NoRecursion = true
-		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
-	}
-	return q, c, release, nil
 }

@@ -236,27 +236,9 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	qtypes, err := config.ParseQTypes(cfg.QTypes)
+	q, c, release, err := newCrawler(cfg)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
-	var q crawler.Querier
-	release := func() {}
-	switch cfg.Engine {
-	case "naive":
-		q = crawler.NewClient(opts)
-	default:
-		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		q, release = e, func() { e.Close() }
-	}
-	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts, MaxRecords: cfg.MaxRecords}
-	if cfg.Delegation {
-		opts.NoRecursion = true
-		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
 	}
 	s := scheduler.New(q, c, store, scheduler.Options{
 		Vantages:    vantages,
@@ -271,6 +253,34 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		Observer:    observer,
 	})
 	return s, vantages, release, nil
+}
+
+// newCrawler returns the configured query path (release closes it) and
+// crawler, before any rate limit: the scheduler's and the agent's own
+// limits wrap them.
+func newCrawler(cfg *config.Config) (crawler.Querier, crawler.Crawler, func(), error) {
+	qtypes, err := config.ParseQTypes(cfg.QTypes)
+	if err != nil {
+		return nil, crawler.Crawler{}, nil, err
+	}
+	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
+	var q crawler.Querier
+	release := func() {}
+	if cfg.Engine == "naive" {
+		q = crawler.NewClient(opts)
+	} else {
+		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
+		if err != nil {
+			return nil, crawler.Crawler{}, nil, err
+		}
+		q, release = e, func() { e.Close() }
+	}
+	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts, MaxRecords: cfg.MaxRecords}
+	if cfg.Delegation {
+		opts.NoRecursion = true
+		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
+	}
+	return q, c, release, nil
 }
 
 // retries maps the config's count (0 = none) to ClientOptions (0 = default).
