@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -283,14 +284,7 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 		tw.Flush()
 	}
 	if len(st.Vantages) > 0 {
-		names := slices.Sorted(func(yield func(string) bool) {
-			for k := range st.Vantages {
-				if !yield(k) {
-					return
-				}
-			}
-		})
-		for _, v := range names {
+		for _, v := range slices.Sorted(maps.Keys(st.Vantages)) {
 			h := st.Vantages[v]
 			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped)
 		}
