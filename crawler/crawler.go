@@ -144,26 +144,30 @@ func Normalize(qname string, qtype uint16, r *dns.Msg) []obs.Record {
 // names, drops trailing dots and sorts the result. Records for names outside
 // the chain are ignored: a resolver has no business sending them.
 func NormalizeAnswer(qname string, qtype uint16, answer []dns.RR) []obs.Record {
-	chain := map[string]bool{qname: true}
+	// The chain's names; answers are short, so a slice beats a map.
+	chain := make([]string, 1, 4)
+	chain[0] = qname
 	// Follow CNAMEs in any order; a chain longer than the answer is a loop.
 	// Only IN records are kept, so only IN CNAMEs extend the chain.
 	for range len(answer) {
 		grew := false
 		for _, rr := range answer {
-			if cn, ok := rr.(*dns.CNAME); ok && cn.Hdr.Class == dns.ClassINET && chain[canon(cn.Hdr.Name)] && !chain[canon(cn.Target)] {
-				chain[canon(cn.Target)] = true
-				grew = true
+			if cn, ok := rr.(*dns.CNAME); ok && cn.Hdr.Class == dns.ClassINET && slices.Contains(chain, canon(cn.Hdr.Name)) {
+				if target := canon(cn.Target); !slices.Contains(chain, target) {
+					chain = append(chain, target)
+					grew = true
+				}
 			}
 		}
 		if !grew {
 			break
 		}
 	}
-	var out []obs.Record
+	out := make([]obs.Record, 0, len(answer))
 	for _, rr := range answer {
 		h := rr.Header()
 		owner := canon(h.Name)
-		if !chain[owner] || h.Class != dns.ClassINET {
+		if !slices.Contains(chain, owner) || h.Class != dns.ClassINET {
 			continue
 		}
 		rec := obs.Record{Name: owner, Type: h.Rrtype, TTL: h.Ttl}
@@ -190,6 +194,9 @@ func NormalizeAnswer(qname string, qtype uint16, answer []dns.RR) []obs.Record {
 		}
 		rec.TTL = clampTTL(rec.TTL)
 		out = append(out, rec)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	obs.Sort(out)
 	return slices.CompactFunc(out, func(a, b obs.Record) bool {

@@ -8,12 +8,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // EngineOptions configure an Engine. The zero value is usable.
@@ -40,30 +43,74 @@ type EngineStats struct {
 	// query's ID but another question. Both are dropped.
 	Unmatched, Mismatched, Malformed uint64
 	TCP                              uint64
+	// SendCalls and ReceiveCalls count the system calls that carried the
+	// UDP queries and responses: each carries a batch of packets.
+	SendCalls, ReceiveCalls uint64
 }
 
 // Engine is a Querier that multiplexes queries over a few long-lived
-// unconnected UDP sockets. Responses are matched to queries by source
-// address, ID and question; anything else is counted and dropped while the
-// query keeps waiting for its real answer. No goroutine is started per
-// query: the caller's goroutine waits on a channel and a runtime timer.
-// Safe for concurrent use; Close releases the sockets.
+// unconnected UDP sockets. Queries waiting on a socket leave together in
+// one sendmmsg call, and responses are read up to batchSize at a time with
+// recvmmsg. Responses are matched to queries by source address, ID and
+// question; anything else is counted and dropped while the query keeps
+// waiting for its real answer. No goroutine is started per query: the
+// caller's goroutine waits on a channel and a runtime timer. Safe for
+// concurrent use; Close releases the sockets.
 type Engine struct {
-	opts  EngineOptions
-	socks []*socket
-	tcp   *tcpPool
+	opts EngineOptions
+	v4   []*socket
+	tcp  *tcpPool
+
+	v6once sync.Once
+	v6     []*socket
+	v6err  error
 
 	sent, received, retried, unmatched, mismatched, malformed, tcpCount atomic.Uint64
+	sendCalls, recvCalls                                                atomic.Uint64
 
-	bufs sync.Pool
+	seq   atomic.Uint64
+	bufs  sync.Pool
+	addrs sync.Map // netip.AddrPort -> *net.UDPAddr, for sendmmsg
+	calls sync.Pool
+
+	closeMu sync.Mutex
+	closed  bool
 }
 
 var _ Querier = (*Engine)(nil)
 
+// batchSize is the most packets one system call sends or receives.
+const batchSize = 64
+
+// batchConn is a UDP socket that sends and receives many packets per system
+// call (ipv4.PacketConn and ipv6.PacketConn both are).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
 type socket struct {
-	conn    *net.UDPConn
+	conn  *net.UDPConn
+	batch batchConn
+
 	mu      sync.Mutex
 	pending map[pendingKey]*call
+
+	// The send queue: the first goroutine to queue a packet while nobody
+	// is sending becomes the sender and sends until the queue is empty, so
+	// packets queued meanwhile leave in one system call.
+	sendMu  sync.Mutex
+	queue   []outPacket
+	spare   []outPacket
+	sending bool
+	msgs    []ipv4.Message
+}
+
+type outPacket struct {
+	buf  *[]byte
+	addr *net.UDPAddr
+	key  pendingKey
+	call *call
 }
 
 type pendingKey struct {
@@ -74,13 +121,22 @@ type pendingKey struct {
 type call struct {
 	name  string // FQDN as sent
 	qtype uint16
-	done  chan *dns.Msg // buffered 1
+	// seq tells one use of a pooled call from the next, so that a response
+	// checked against one query is never handed to a later one.
+	seq  uint64
+	done chan result // buffered 1
 	// What arrived for this ID that was not its answer; guarded by the
 	// socket's mutex. Reported if the real answer never comes.
 	malformed, mismatched bool
 }
 
-// NewEngine opens the sockets and starts one reader for each.
+type result struct {
+	msg *dns.Msg
+	err error
+}
+
+// NewEngine opens the IPv4 sockets and starts one reader for each; IPv6
+// sockets are opened with the first IPv6 server asked.
 func NewEngine(opts EngineOptions) (*Engine, error) {
 	c := NewClient(opts.ClientOptions) // fills defaults
 	opts.ClientOptions = c.opts
@@ -92,23 +148,68 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, tcp: newTCPPool(opts.TCPConns, opts.Timeout)}
 	e.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
-	for range opts.Sockets {
-		conn, err := net.ListenUDP("udp", nil)
+	e.calls.New = func() any { return &call{done: make(chan result, 1)} }
+	socks, err := e.open("udp4")
+	if err != nil {
+		return nil, err
+	}
+	e.v4 = socks
+	return e, nil
+}
+
+// open opens the sockets of one address family and starts their readers.
+func (e *Engine) open(network string) ([]*socket, error) {
+	var socks []*socket
+	for range e.opts.Sockets {
+		conn, err := net.ListenUDP(network, nil)
 		if err != nil {
-			e.Close()
+			for _, s := range socks {
+				s.conn.Close()
+			}
 			return nil, fmt.Errorf("opening query socket: %w", err)
 		}
-		s := &socket{conn: conn, pending: map[pendingKey]*call{}}
-		e.socks = append(e.socks, s)
+		s := &socket{conn: conn, pending: map[pendingKey]*call{}, msgs: make([]ipv4.Message, batchSize)}
+		if network == "udp4" {
+			s.batch = ipv4.NewPacketConn(conn)
+		} else {
+			s.batch = ipv6.NewPacketConn(conn)
+		}
+		for i := range s.msgs {
+			s.msgs[i].Buffers = make([][]byte, 1)
+		}
+		socks = append(socks, s)
+	}
+	for _, s := range socks {
 		go e.read(s)
 	}
-	return e, nil
+	return socks, nil
+}
+
+// sockets returns the sockets that reach server's address family.
+func (e *Engine) sockets(server netip.AddrPort) ([]*socket, error) {
+	if server.Addr().Is4() {
+		return e.v4, nil
+	}
+	e.v6once.Do(func() {
+		e.closeMu.Lock()
+		defer e.closeMu.Unlock()
+		if e.closed {
+			e.v6err = net.ErrClosed
+			return
+		}
+		e.v6, e.v6err = e.open("udp6")
+	})
+	return e.v6, e.v6err
 }
 
 // Close closes the sockets; queries in flight fail.
 func (e *Engine) Close() error {
+	e.closeMu.Lock()
+	e.closed = true
+	e.closeMu.Unlock()
+	e.v6once.Do(func() {}) // no IPv6 sockets from now on
 	var errs []error
-	for _, s := range e.socks {
+	for _, s := range append(e.v4, e.v6...) {
 		errs = append(errs, s.conn.Close())
 	}
 	e.tcp.close()
@@ -118,7 +219,8 @@ func (e *Engine) Close() error {
 // Stats returns the counters.
 func (e *Engine) Stats() EngineStats {
 	return EngineStats{Sent: e.sent.Load(), Received: e.received.Load(), Retried: e.retried.Load(),
-		Unmatched: e.unmatched.Load(), Mismatched: e.mismatched.Load(), Malformed: e.malformed.Load(), TCP: e.tcpCount.Load()}
+		Unmatched: e.unmatched.Load(), Mismatched: e.mismatched.Load(), Malformed: e.malformed.Load(), TCP: e.tcpCount.Load(),
+		SendCalls: e.sendCalls.Load(), ReceiveCalls: e.recvCalls.Load()}
 }
 
 // Query implements Querier.
@@ -128,6 +230,10 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 		return nil, 0, fmt.Errorf("resolver %q: %w", vantage, err)
 	}
 	server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
+	socks, err := e.sockets(server)
+	if err != nil {
+		return nil, 0, err
+	}
 	fqdn := dns.Fqdn(name)
 	var lastErr error
 	for attempt := 0; attempt <= e.opts.Retries; attempt++ {
@@ -138,7 +244,7 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 		if e.opts.RandomizeCase {
 			asked = randomCase(fqdn)
 		}
-		r, rtt, err := e.exchange(ctx, server, asked, qtype)
+		r, rtt, err := e.exchange(ctx, socks, server, asked, qtype)
 		if err == nil && r.Truncated {
 			e.tcpCount.Add(1)
 			r, rtt, err = e.tcp.exchange(ctx, server, fqdn, qtype, e.opts)
@@ -154,10 +260,19 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 	return nil, 0, lastErr
 }
 
+// udpAddr returns server as a *net.UDPAddr, made once per server.
+func (e *Engine) udpAddr(server netip.AddrPort) *net.UDPAddr {
+	if a, ok := e.addrs.Load(server); ok {
+		return a.(*net.UDPAddr)
+	}
+	a, _ := e.addrs.LoadOrStore(server, net.UDPAddrFromAddrPort(server))
+	return a.(*net.UDPAddr)
+}
+
 // exchange sends one UDP query and waits for its answer or the timeout.
-func (e *Engine) exchange(ctx context.Context, server netip.AddrPort, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
-	s := e.socks[rand.IntN(len(e.socks))]
-	c := &call{name: fqdn, qtype: qtype, done: make(chan *dns.Msg, 1)}
+func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.AddrPort, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	s := socks[rand.IntN(len(socks))]
+	bp := e.bufs.Get().(*[]byte)
 	var id uint16
 	s.mu.Lock()
 	for {
@@ -166,47 +281,116 @@ func (e *Engine) exchange(ctx context.Context, server netip.AddrPort, fqdn strin
 			break
 		}
 	}
-	k := pendingKey{server, id}
-	s.pending[k] = c
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, k)
-		s.mu.Unlock()
-	}()
-
-	bp := e.bufs.Get().(*[]byte)
 	buf, err := packQuery((*bp)[:0], id, fqdn, qtype, !e.opts.NoRecursion, e.opts.UDPSize)
 	if err != nil {
+		s.mu.Unlock()
 		e.bufs.Put(bp)
 		return nil, 0, err
 	}
-	start := time.Now()
-	_, err = s.conn.WriteToUDPAddrPort(buf, server)
 	*bp = buf
-	e.bufs.Put(bp)
-	if err != nil {
-		return nil, 0, err
-	}
-	e.sent.Add(1)
+	c := e.calls.Get().(*call)
+	c.name, c.qtype, c.seq = fqdn, qtype, e.seq.Add(1)
+	k := pendingKey{server, id}
+	s.pending[k] = c
+	s.mu.Unlock()
+
 	timer := time.NewTimer(e.opts.Timeout)
 	defer timer.Stop()
+	start := time.Now()
+	e.send(s, outPacket{buf: bp, addr: e.udpAddr(server), key: k, call: c})
+	var res result
+	received := false
 	select {
-	case r := <-c.done:
-		return r, time.Since(start), nil
+	case res = <-c.done:
+		received = true
 	case <-timer.C:
-		s.mu.Lock()
-		malformed, mismatched := c.malformed, c.mismatched
-		s.mu.Unlock()
+		res.err = errTimeout
+	case <-ctx.Done():
+		res.err = ctx.Err()
+	}
+	s.mu.Lock()
+	if s.pending[k] == c {
+		delete(s.pending, k)
+	} else if !received {
+		// Answered (or failed) just as the wait ended: whoever took c
+		// out of pending has sent on c.done. Take that instead.
+		res = <-c.done
+	}
+	malformed, mismatched := c.malformed, c.mismatched
+	s.mu.Unlock()
+	if errors.Is(res.err, errTimeout) {
 		switch {
 		case malformed:
-			return nil, 0, ErrMalformed
+			res.err = ErrMalformed
 		case mismatched:
-			return nil, 0, ErrMismatch
+			res.err = ErrMismatch
 		}
-		return nil, 0, errTimeout
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+	}
+	*c = call{done: c.done} // the channel is empty: whoever removed c from pending sent on it, and it was read
+	e.calls.Put(c)
+	if res.err != nil {
+		return nil, 0, res.err
+	}
+	return res.msg, time.Since(start), nil
+}
+
+// send queues a packet on s and, unless another goroutine is sending on s
+// already, sends everything queued.
+func (e *Engine) send(s *socket, p outPacket) {
+	s.sendMu.Lock()
+	s.queue = append(s.queue, p)
+	if s.sending {
+		s.sendMu.Unlock()
+		return
+	}
+	s.sending = true
+	s.sendMu.Unlock()
+	runtime.Gosched()
+	s.sendMu.Lock()
+	for len(s.queue) > 0 {
+		batch := s.queue
+		s.queue = s.spare[:0]
+		s.sendMu.Unlock()
+		e.sendBatch(s, batch)
+		s.sendMu.Lock()
+		clear(batch)
+		s.spare = batch[:0]
+	}
+	s.sending = false
+	s.sendMu.Unlock()
+}
+
+// sendBatch sends packets with as few system calls as it can. A packet
+// the kernel refuses fails its query at once. Only the sender (see send)
+// calls it, so s.msgs is its own.
+func (e *Engine) sendBatch(s *socket, packets []outPacket) {
+	for len(packets) > 0 {
+		n := min(len(packets), len(s.msgs))
+		ms := s.msgs[:n]
+		for i := range ms {
+			ms[i].Buffers[0] = *packets[i].buf
+			ms[i].Addr = packets[i].addr
+		}
+		sent, err := s.batch.WriteBatch(ms, 0)
+		e.sendCalls.Add(1)
+		sent = max(sent, 0)
+		e.sent.Add(uint64(sent))
+		if err != nil {
+			// The first packet not sent is the one refused.
+			p := packets[sent]
+			s.mu.Lock()
+			if s.pending[p.key] == p.call {
+				delete(s.pending, p.key)
+				p.call.done <- result{err: err}
+			}
+			s.mu.Unlock()
+			sent++
+		}
+		for i := range sent {
+			e.bufs.Put(packets[i].buf)
+			ms[i].Buffers[0], ms[i].Addr = nil, nil
+		}
+		packets = packets[sent:]
 	}
 }
 
@@ -221,53 +405,87 @@ func (timeoutError) Temporary() bool { return true }
 
 // read delivers the responses arriving on one socket.
 func (e *Engine) read(s *socket) {
-	buf := make([]byte, 65535)
+	size := max(int(e.opts.UDPSize), 512) + 1 // one more: a longer datagram shows as MSG_TRUNC
+	ms := make([]ipv4.Message, batchSize)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, size)}
+	}
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, err := s.batch.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		e.received.Add(1)
-		if n < 12 {
-			e.malformed.Add(1)
-			continue
+		e.recvCalls.Add(1)
+		for i := range ms[:n] {
+			m := &ms[i]
+			from, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			truncated := m.Flags&msgTrunc != 0
+			e.deliver(s, m.Buffers[0][:m.N], from.AddrPort(), truncated)
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		k := pendingKey{from, binary.BigEndian.Uint16(buf[:2])}
-		s.mu.Lock()
-		c := s.pending[k]
-		s.mu.Unlock()
-		if c == nil {
-			e.unmatched.Add(1)
-			continue
-		}
-		r := new(dns.Msg)
-		if err := r.Unpack(buf[:n]); err != nil {
-			// Garbage with a pending ID: keep waiting for the real answer.
-			e.malformed.Add(1)
-			s.mu.Lock()
-			c.malformed = true
-			s.mu.Unlock()
-			continue
-		}
-		if !r.Response || len(r.Question) != 1 || r.Question[0].Qtype != c.qtype ||
-			r.Question[0].Qclass != dns.ClassINET || !e.sameName(r.Question[0].Name, c.name) {
-			e.mismatched.Add(1)
-			s.mu.Lock()
-			c.mismatched = true
-			s.mu.Unlock()
-			continue
-		}
-		s.mu.Lock()
-		if s.pending[k] == c {
-			delete(s.pending, k) // the first matching answer wins
-			c.done <- r
-		}
-		s.mu.Unlock()
 	}
+}
+
+// deliver matches one datagram with its pending query.
+func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated bool) {
+	e.received.Add(1)
+	if len(pkt) < 12 {
+		e.malformed.Add(1)
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	k := pendingKey{from, binary.BigEndian.Uint16(pkt[:2])}
+	s.mu.Lock()
+	c := s.pending[k]
+	var (
+		name  string
+		qtype uint16
+		seq   uint64
+	)
+	if c != nil {
+		name, qtype, seq = c.name, c.qtype, c.seq
+	}
+	s.mu.Unlock()
+	if c == nil {
+		e.unmatched.Add(1)
+		return
+	}
+	// still says whether c is still waiting for this very query; call it
+	// with s.mu held.
+	still := func() bool { return s.pending[k] == c && c.seq == seq }
+	r := new(dns.Msg)
+	if truncated || r.Unpack(pkt) != nil {
+		// Garbage, or longer than the buffer we offered, with a pending
+		// ID: keep waiting for the real answer.
+		e.malformed.Add(1)
+		s.mu.Lock()
+		if still() {
+			c.malformed = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	if !r.Response || len(r.Question) != 1 || r.Question[0].Qtype != qtype ||
+		r.Question[0].Qclass != dns.ClassINET || !e.sameName(r.Question[0].Name, name) {
+		e.mismatched.Add(1)
+		s.mu.Lock()
+		if still() {
+			c.mismatched = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	if still() {
+		delete(s.pending, k) // the first matching answer wins
+		c.done <- result{msg: r}
+	}
+	s.mu.Unlock()
 }
 
 // sameName compares a response's question name with the one asked: exactly

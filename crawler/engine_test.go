@@ -1,0 +1,183 @@
+package crawler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// addrOf is the address a test server answers for name: each name its own.
+func addrOf(name string) net.IP {
+	h := fnv.New32a()
+	h.Write([]byte(dns.CanonicalName(name)))
+	v := h.Sum32()
+	return net.IPv4(10, byte(v>>16), byte(v>>8), byte(v))
+}
+
+func answerByName(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: addrOf(q.Name)}}
+	w.WriteMsg(m)
+}
+
+// Many goroutines share two sockets, so queries leave and answers arrive
+// in batches: every query must get its own answer.
+func TestEngineBatchesKeepAnswersApart(t *testing.T) {
+	addr := serve(t, answerByName)
+	e, err := NewEngine(EngineOptions{Sockets: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const workers, each = 64, 100
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				name := fmt.Sprintf("w%d-%d.test", w, i)
+				r, _, err := e.Query(context.Background(), addr, name, dns.TypeA)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+				if a, ok := r.Answer[0].(*dns.A); !ok || !a.A.Equal(addrOf(name)) {
+					errs <- fmt.Errorf("%s: got the answer %v", name, r.Answer[0])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := e.Stats()
+	if st.Sent != workers*each || st.Received != workers*each || st.Unmatched+st.Mismatched+st.Malformed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if st.SendCalls == 0 || st.SendCalls > st.Sent || st.ReceiveCalls == 0 || st.ReceiveCalls > st.Received {
+		t.Fatalf("system calls %+v", st)
+	}
+}
+
+func TestEngineIPv6Loopback(t *testing.T) {
+	pc, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(answerByName)}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	defer srv.Shutdown()
+	e, err := NewEngine(EngineOptions{Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, name := range []string{"a.test", "b.test"} {
+		r, _, err := e.Query(context.Background(), pc.LocalAddr().String(), name, dns.TypeA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := r.Answer[0].(*dns.A); !a.A.Equal(addrOf(name)) {
+			t.Fatalf("%s: %v", name, a)
+		}
+	}
+}
+
+// A datagram longer than the buffer offered for it (the EDNS size) is cut
+// by the kernel: it must count as malformed, not be parsed as what is left.
+func TestEngineOversizedDatagramIsMalformed(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			m := new(dns.Msg)
+			m.SetReply(q)
+			for i := range 100 { // about 1,600 bytes, with no TC bit
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+					A: net.IPv4(10, 0, 0, byte(i))})
+			}
+			b, _ := m.Pack()
+			pc.WriteTo(b, from)
+		}
+	}()
+	e, err := NewEngine(EngineOptions{ClientOptions: ClientOptions{UDPSize: 512, Timeout: 200 * time.Millisecond, Retries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, _, err := e.Query(context.Background(), pc.LocalAddr().String(), "big.test", dns.TypeA); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("oversized datagram: %v; want ErrMalformed", err)
+	}
+}
+
+// A packet the kernel refuses (UDP port 0 is never valid) fails its own
+// query at once; queries sent in the same batch are answered.
+func TestEngineSendErrorFailsOnlyItsQuery(t *testing.T) {
+	addr := serve(t, answerByName)
+	e, err := NewEngine(EngineOptions{Sockets: 1, ClientOptions: ClientOptions{Timeout: 5 * time.Second, Retries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad, good int
+	start := time.Now()
+	for i := range 40 {
+		wg.Go(func() {
+			server := addr
+			if i%2 == 0 {
+				server = "127.0.0.1:0"
+			}
+			_, _, err := e.Query(context.Background(), server, fmt.Sprintf("n%d.test", i), dns.TypeA)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case server != addr && err != nil:
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Errorf("refused packet timed out instead of failing")
+				}
+				bad++
+			case server == addr && err == nil:
+				good++
+			default:
+				t.Errorf("query to %s: %v", server, err)
+			}
+		})
+	}
+	wg.Wait()
+	if bad != 20 || good != 20 {
+		t.Fatalf("%d refused, %d answered; want 20 and 20", bad, good)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v: refused packets waited for the timeout", d)
+	}
+}
