@@ -304,9 +304,9 @@ func (c *Coordinator) DispatchDomains(ctx context.Context, domains []string) (Di
 	// Lease first: observations that come back before the lease is
 	// written would otherwise have their next-due time overwritten.
 	expires := now.Add(c.cfg.Lease)
-	lease := make(map[string]time.Time, len(domains))
-	for _, d := range domains {
-		lease[d] = expires
+	lease := make([]storage.Due, len(domains))
+	for i, d := range domains {
+		lease[i] = storage.Due{Domain: d, At: expires}
 	}
 	if err := c.store.SetNextDue(lease); err != nil {
 		return st, fmt.Errorf("dispatch: leasing: %w", err)
@@ -360,9 +360,9 @@ wait:
 	if len(failed) > 0 {
 		st.Failed = len(failed)
 		// Due again at once: the next dispatch tries them again.
-		back := make(map[string]time.Time, len(failed))
+		back := make([]storage.Due, 0, len(failed))
 		for d := range failed {
-			back[d] = now
+			back = append(back, storage.Due{Domain: d, At: now})
 		}
 		if err := c.store.SetNextDue(back); err != nil {
 			return st, errors.Join(perr, fmt.Errorf("dispatch: releasing leases: %w", err))
@@ -541,22 +541,30 @@ func (c *Coordinator) checkDomain(name string) error {
 // nextDue gives each domain of the batch its next measurement: just past
 // the smallest TTL its addresses were answered with, clamped, as the
 // local scheduler does.
-func (c *Coordinator) nextDue(probes []obs.Probe) map[string]time.Time {
-	ttls := map[string]uint32{}
+func (c *Coordinator) nextDue(probes []obs.Probe) []storage.Due {
+	type seen struct {
+		ttl     uint32
+		address bool // some vantage answered with an address
+	}
+	ttls := map[string]seen{}
 	for _, p := range probes {
 		ttl, ok := scheduler.AddressTTL(p)
-		old, seen := ttls[p.Domain]
+		old, known := ttls[p.Domain]
 		switch {
-		case ok && (!seen || old == 0 || ttl < old):
-			ttls[p.Domain] = ttl
-		case !seen:
-			ttls[p.Domain] = 0
+		case ok && (!old.address || ttl < old.ttl):
+			ttls[p.Domain] = seen{ttl, true}
+		case !known:
+			ttls[p.Domain] = seen{}
 		}
 	}
 	now := c.cfg.Now()
-	due := make(map[string]time.Time, len(ttls))
-	for d, ttl := range ttls {
-		due[d] = now.Add(scheduler.NextInterval(ttl, c.cfg.MinInterval, c.cfg.MaxInterval))
+	due := make([]storage.Due, 0, len(ttls))
+	for d, s := range ttls {
+		wait := c.cfg.MaxInterval
+		if s.address {
+			wait = scheduler.NextInterval(s.ttl, c.cfg.MinInterval, c.cfg.MaxInterval)
+		}
+		due = append(due, storage.Due{Domain: d, At: now.Add(wait)})
 	}
 	return due
 }

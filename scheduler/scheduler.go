@@ -9,6 +9,7 @@ package scheduler
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -136,22 +137,29 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 	sent := s.tally.snapshot() // rounds that overlap share these counts
 	round := crawler.NewRound()
 	work := context.WithoutCancel(ctx)
+	// ttls[i] is the smallest address TTL any vantage saw for domains[i]:
+	// unmeasured until a probe is stored, noTTL (more than any TTL) while
+	// no vantage had an address answer.
+	const unmeasured, noTTL = math.MaxUint64, math.MaxUint32 + 1
+	ttls := make([]uint64, len(domains))
+	for i := range ttls {
+		ttls[i] = unmeasured
+	}
 	var (
 		mu    sync.Mutex
 		st    Stats
-		ttls  = make(map[string]uint32, len(domains))
 		wg    sync.WaitGroup
 		wrErr error
 	)
 	for _, v := range s.opts.Vantages {
-		queue := make(chan string)
+		queue := make(chan int, s.opts.Workers)
 		wg.Add(1)
 		go func() { // feeds this vantage's workers until done or stopped
 			defer wg.Done()
 			defer close(queue)
-			for _, d := range domains {
+			for i := range domains {
 				select {
-				case queue <- d:
+				case queue <- i:
 				case <-ctx.Done():
 					return
 				}
@@ -162,23 +170,20 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 			go func() {
 				defer wg.Done()
 				h := s.health[v.Addr]
-				for d := range queue {
+				for i := range queue {
 					if !h.allow(s.opts.Now()) {
 						continue // resting: the domain stays due
 					}
-					p := s.crawler.Probe(work, d, v.Addr, round)
+					p := s.crawler.Probe(work, domains[i], v.Addr, round)
 					h.record(p, s.opts.Now())
-					ttl, hasTTL := AddressTTL(p)
+					ttl := uint64(noTTL)
+					if t, ok := AddressTTL(p); ok {
+						ttl = uint64(t)
+					}
 					err := w.Write(work, p)
 					mu.Lock()
 					st.Probes++
-					if hasTTL {
-						if old, ok := ttls[d]; !ok || ttl < old {
-							ttls[d] = ttl
-						}
-					} else if _, ok := ttls[d]; !ok {
-						ttls[d] = 0
-					}
+					ttls[i] = min(ttls[i], ttl)
 					if err != nil && wrErr == nil {
 						wrErr = err
 					}
@@ -195,9 +200,15 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		return st, wrErr
 	}
 	now := s.opts.Now()
-	due := make(map[string]time.Time, len(ttls))
-	for d, ttl := range ttls {
-		due[d] = now.Add(s.interval(ttl))
+	due := make([]storage.Due, 0, len(domains))
+	for i, ttl := range ttls {
+		switch ttl {
+		case unmeasured:
+		case noTTL:
+			due = append(due, storage.Due{Domain: domains[i], At: now.Add(s.opts.MaxInterval)})
+		default:
+			due = append(due, storage.Due{Domain: domains[i], At: now.Add(s.interval(uint32(ttl)))})
+		}
 	}
 	return st, s.store.SetNextDue(due)
 }
@@ -209,12 +220,9 @@ func (s *Scheduler) interval(ttl uint32) time.Duration {
 }
 
 // NextInterval is the wait before the next measurement of a domain
-// answered with ttl (0: no address answer): just past the TTL, so the next
-// answer is fresh, clamped to [lo, hi].
+// answered with ttl: just past the TTL, so the next answer is fresh,
+// clamped to [lo, hi]. A domain without an address answer waits hi.
 func NextInterval(ttl uint32, lo, hi time.Duration) time.Duration {
-	if ttl == 0 {
-		return hi
-	}
 	return min(max(time.Duration(ttl)*time.Second+time.Second, lo), hi)
 }
 

@@ -178,8 +178,42 @@ func TestNextDueFollowsTTL(t *testing.T) {
 	if want := now.Add(91 * time.Second); !d.NextDue.Equal(want) {
 		t.Fatalf("next due %v; want %v (TTL 90s + 1s)", d.NextDue, want)
 	}
-	if s.interval(5) != 30*time.Second || s.interval(86400) != time.Hour || s.interval(0) != time.Hour {
+	// A TTL of 0 is due again as soon as the minimum allows.
+	if s.interval(5) != 30*time.Second || s.interval(86400) != time.Hour || s.interval(0) != 30*time.Second {
 		t.Fatal("interval not clamped")
+	}
+}
+
+func TestNextDueWithoutAddress(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	round := func(vantages ...string) time.Time {
+		t.Helper()
+		store := testStore(t, []string{"a.test"})
+		f := newFake("127.0.0.1:2") // times out at once
+		close(f.release)
+		var vs []Vantage
+		for _, v := range vantages {
+			vs = append(vs, Vantage{Addr: v})
+		}
+		s := New(f, crawler.Crawler{}, store, Options{Vantages: vs, MinInterval: 30 * time.Second, MaxInterval: time.Hour,
+			Now: func() time.Time { return now }})
+		w := store.NewWriter(storage.WriterOptions{})
+		if _, err := s.Round(context.Background(), []string{"a.test"}, w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		d, _, _ := store.Domain("a.test")
+		return d.NextDue
+	}
+	// No vantage had an address: the longest wait.
+	if got, want := round("127.0.0.1:2"), now.Add(time.Hour); !got.Equal(want) {
+		t.Errorf("next due without an answer %v; want %v", got, want)
+	}
+	// One vantage failing does not hide the other's TTL, whatever the order.
+	for range 5 {
+		if got, want := round("127.0.0.1:2", "127.0.0.1:1"), now.Add(91*time.Second); !got.Equal(want) {
+			t.Fatalf("next due %v; want %v (TTL 90s + 1s from the vantage that answered)", got, want)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -288,34 +289,64 @@ func lastProbe(c *bolt.Cursor, id uint32, end time.Time) (time.Time, bool) {
 	return start, true
 }
 
-// SetNextDue records when each domain should be measured next.
-func (s *Store) SetNextDue(due map[string]time.Time) error {
+// Due is when one domain should be measured next.
+type Due struct {
+	Domain string
+	At     time.Time
+}
+
+// SetNextDue records when each domain should be measured next, in one
+// transaction. Unknown domains are skipped. The records are patched where
+// the time sits rather than decoded and encoded again: a round sets the
+// time of every domain it measured.
+func (s *Store) SetNextDue(due []Due) error {
 	if len(due) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(due))
-	for n := range due {
-		names = append(names, n)
+	byName := func(a, b Due) int { return strings.Compare(a.Domain, b.Domain) }
+	if !slices.IsSortedFunc(due, byName) {
+		due = slices.Clone(due)
+		slices.SortFunc(due, byName)
 	}
-	slices.Sort(names)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDomains)
-		for _, name := range names {
-			v := b.Get([]byte(name))
+		var arena []byte // the new records, one allocation for many
+		for _, d := range due {
+			key := []byte(d.Domain)
+			v := b.Get(key)
 			if v == nil {
 				continue
 			}
-			d, err := decodeDomain(name, v)
-			if err != nil {
-				return err
+			if cap(arena)-len(arena) < len(v)+binary.MaxVarintLen64 {
+				arena = make([]byte, 0, max(64<<10, len(v)+binary.MaxVarintLen64))
 			}
-			d.NextDue = due[name]
-			if err := b.Put([]byte(name), encodeDomain(d)); err != nil {
+			start := len(arena)
+			var err error
+			if arena, err = patchNextDue(arena, v, d.At); err != nil {
+				return fmt.Errorf("domain %q: %w", d.Domain, err)
+			}
+			if err := b.Put(key, arena[start:len(arena):len(arena)]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// patchNextDue appends to dst the domain record rec with its next-due time
+// replaced by at (see encodeDomain for the layout).
+func patchNextDue(dst, rec []byte, at time.Time) ([]byte, error) {
+	d := decoder{b: rec}
+	d.uvarint("domain id")
+	d.uvarint("first seen")
+	head := rec[:len(rec)-len(d.b)]
+	d.uvarint("next due")
+	if d.err != nil {
+		return nil, d.err
+	}
+	dst = append(dst, head...)
+	dst = binary.AppendUvarint(dst, uint64(max(at.UnixMilli(), 0)))
+	return append(dst, d.b...), nil
 }
 
 // VerdictRecord is one domain's verdict as storage keeps it: the full

@@ -163,6 +163,31 @@ func TestAddRemoveDomains(t *testing.T) {
 	}
 }
 
+func TestSetNextDueKeepsTheRestOfTheRecord(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"a.test", "b.test", "c.test"}, "feed1", t0)
+	s.AddDomains([]string{"b.test"}, "feed2", t0)
+	before, _, _ := s.Domain("b.test")
+	// Unsorted, with a name that is not seeded: that one is skipped.
+	if err := s.SetNextDue([]Due{{"c.test", t0.Add(time.Hour)}, {"nope.test", t0}, {"b.test", t0.Add(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := s.Domain("b.test")
+	want := before
+	want.NextDue = t0.Add(time.Minute)
+	if !reflect.DeepEqual(after, want) {
+		t.Fatalf("b.test = %+v; want %+v", after, want)
+	}
+	// Twice: the patched record patches again.
+	s.SetNextDue([]Due{{"b.test", t0.Add(2 * time.Hour)}})
+	if due, _ := s.Due(t0.Add(30 * time.Minute)); !reflect.DeepEqual(due, []string{"a.test"}) {
+		t.Fatalf("due at +30m: %v", due)
+	}
+	if due, _ := s.Due(t0.Add(2 * time.Hour)); !reflect.DeepEqual(due, []string{"a.test", "b.test", "c.test"}) {
+		t.Fatalf("due at +2h: %v", due)
+	}
+}
+
 func TestSerialMonotonic(t *testing.T) {
 	s := openTest(t)
 	a, _ := s.NextSerial(t0)
