@@ -53,8 +53,10 @@ type EngineStats struct {
 // one sendmmsg call, and responses are read up to batchSize at a time with
 // recvmmsg. Responses are matched to queries by source address, ID and
 // question; anything else is counted and dropped while the query keeps
-// waiting for its real answer. No goroutine is started per query: the
-// caller's goroutine waits on a channel and a runtime timer. Safe for
+// waiting for its real answer. No goroutine or timer is started per query:
+// the caller's goroutine waits on a channel, and one sweeper fails the
+// queries past their deadline, checking every sixteenth of the timeout
+// (so a query times out after Timeout plus at most that). Safe for
 // concurrent use; Close releases the sockets.
 type Engine struct {
 	opts EngineOptions
@@ -73,8 +75,10 @@ type Engine struct {
 	addrs sync.Map // netip.AddrPort -> *net.UDPAddr, for sendmmsg
 	calls sync.Pool
 
-	closeMu sync.Mutex
-	closed  bool
+	mu     sync.Mutex // guards all and closed
+	all    []*socket  // every socket opened, for the sweeper
+	closed bool
+	stop   chan struct{} // closed by Close: stops the sweeper
 }
 
 var _ Querier = (*Engine)(nil)
@@ -119,8 +123,9 @@ type pendingKey struct {
 }
 
 type call struct {
-	name  string // FQDN as sent
-	qtype uint16
+	name     string // FQDN as sent
+	qtype    uint16
+	deadline time.Time
 	// seq tells one use of a pooled call from the next, so that a response
 	// checked against one query is never handed to a later one.
 	seq  uint64
@@ -146,7 +151,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	if opts.TCPConns <= 0 {
 		opts.TCPConns = 2
 	}
-	e := &Engine{opts: opts, tcp: newTCPPool(opts.TCPConns, opts.Timeout)}
+	e := &Engine{opts: opts, tcp: newTCPPool(opts.TCPConns, opts.Timeout), stop: make(chan struct{})}
 	e.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	e.calls.New = func() any { return &call{done: make(chan result, 1)} }
 	socks, err := e.open("udp4")
@@ -154,6 +159,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	e.v4 = socks
+	go e.sweep(min(max(opts.Timeout/16, time.Millisecond), 100*time.Millisecond))
 	return e, nil
 }
 
@@ -179,6 +185,9 @@ func (e *Engine) open(network string) ([]*socket, error) {
 		}
 		socks = append(socks, s)
 	}
+	e.mu.Lock()
+	e.all = append(e.all, socks...)
+	e.mu.Unlock()
 	for _, s := range socks {
 		go e.read(s)
 	}
@@ -191,9 +200,10 @@ func (e *Engine) sockets(server netip.AddrPort) ([]*socket, error) {
 		return e.v4, nil
 	}
 	e.v6once.Do(func() {
-		e.closeMu.Lock()
-		defer e.closeMu.Unlock()
-		if e.closed {
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
 			e.v6err = net.ErrClosed
 			return
 		}
@@ -204,12 +214,16 @@ func (e *Engine) sockets(server netip.AddrPort) ([]*socket, error) {
 
 // Close closes the sockets; queries in flight fail.
 func (e *Engine) Close() error {
-	e.closeMu.Lock()
-	e.closed = true
-	e.closeMu.Unlock()
 	e.v6once.Do(func() {}) // no IPv6 sockets from now on
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	close(e.stop)
 	var errs []error
-	for _, s := range append(e.v4, e.v6...) {
+	for _, s := range e.all {
 		errs = append(errs, s.conn.Close())
 	}
 	e.tcp.close()
@@ -273,6 +287,9 @@ func (e *Engine) udpAddr(server netip.AddrPort) *net.UDPAddr {
 func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.AddrPort, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
 	s := socks[rand.IntN(len(socks))]
 	bp := e.bufs.Get().(*[]byte)
+	c := e.calls.Get().(*call)
+	start := time.Now()
+	c.name, c.qtype, c.seq, c.deadline = fqdn, qtype, e.seq.Add(1), start.Add(e.opts.Timeout)
 	var id uint16
 	s.mu.Lock()
 	for {
@@ -285,53 +302,76 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.Add
 	if err != nil {
 		s.mu.Unlock()
 		e.bufs.Put(bp)
+		e.calls.Put(c)
 		return nil, 0, err
 	}
 	*bp = buf
-	c := e.calls.Get().(*call)
-	c.name, c.qtype, c.seq = fqdn, qtype, e.seq.Add(1)
 	k := pendingKey{server, id}
 	s.pending[k] = c
 	s.mu.Unlock()
 
-	timer := time.NewTimer(e.opts.Timeout)
-	defer timer.Stop()
-	start := time.Now()
 	e.send(s, outPacket{buf: bp, addr: e.udpAddr(server), key: k, call: c})
+	// Whoever takes c out of pending (the reader with its answer, the
+	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result
-	received := false
 	select {
 	case res = <-c.done:
-		received = true
-	case <-timer.C:
-		res.err = errTimeout
 	case <-ctx.Done():
-		res.err = ctx.Err()
-	}
-	s.mu.Lock()
-	if s.pending[k] == c {
-		delete(s.pending, k)
-	} else if !received {
-		// Answered (or failed) just as the wait ended: whoever took c
-		// out of pending has sent on c.done. Take that instead.
-		res = <-c.done
-	}
-	malformed, mismatched := c.malformed, c.mismatched
-	s.mu.Unlock()
-	if errors.Is(res.err, errTimeout) {
-		switch {
-		case malformed:
-			res.err = ErrMalformed
-		case mismatched:
-			res.err = ErrMismatch
+		s.mu.Lock()
+		if s.pending[k] == c {
+			delete(s.pending, k)
+			res.err = ctx.Err()
+		} else {
+			res = <-c.done // it came just now
 		}
+		s.mu.Unlock()
 	}
-	*c = call{done: c.done} // the channel is empty: whoever removed c from pending sent on it, and it was read
+	*c = call{done: c.done} // c.done is empty again
 	e.calls.Put(c)
 	if res.err != nil {
 		return nil, 0, res.err
 	}
 	return res.msg, time.Since(start), nil
+}
+
+// sweep fails the queries past their deadline, every tick, until Close.
+func (e *Engine) sweep(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			e.mu.Lock()
+			socks := e.all
+			e.mu.Unlock()
+			for _, s := range socks {
+				s.expire(now)
+			}
+		}
+	}
+}
+
+// expire fails s's queries whose deadline is not after now: with what
+// arrived for them that was not their answer, if anything, else a timeout.
+func (s *socket) expire(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.pending {
+		if c.deadline.After(now) {
+			continue
+		}
+		delete(s.pending, k)
+		var err error = errTimeout
+		switch {
+		case c.malformed:
+			err = ErrMalformed
+		case c.mismatched:
+			err = ErrMismatch
+		}
+		c.done <- result{err: err}
+	}
 }
 
 // send queues a packet on s and, unless another goroutine is sending on s
