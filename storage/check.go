@@ -70,6 +70,14 @@ func (s *Store) checkTables(tx *bolt.Tx, bad func(string, ...any) error) error {
 	}); err != nil {
 		return err
 	}
+	if err := tx.Bucket(bucketDue).ForEach(func(k, v []byte) error {
+		if len(k) != 4 || len(v) != dueValue {
+			return bad("next-due chunk %x: %d bytes", k, len(v))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	if err := names.ForEach(func(k, v []byte) error {
 		id, n := binary.Uvarint(v)
 		if n <= 0 || string(nameIDs.Get(u64key(id))) != string(k) {

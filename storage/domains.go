@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,11 +22,12 @@ type Domain struct {
 	Active    bool      // false once removed; its history stays
 }
 
+// encodeDomain encodes the record kept under the name; NextDue is kept
+// apart (see due.go), since every round changes it.
 func encodeDomain(d Domain) []byte {
 	e := encoder{}
 	e.uvarint(uint64(d.ID))
 	e.uvarint(uint64(max(d.FirstSeen.UnixMilli(), 0)))
-	e.uvarint(uint64(max(d.NextDue.UnixMilli(), 0)))
 	if d.Active {
 		e.byte1(1)
 	} else {
@@ -46,9 +46,6 @@ func decodeDomain(name string, p []byte) (Domain, error) {
 	id := d.uvarint("domain id")
 	out.ID = uint32(id)
 	out.FirstSeen = time.UnixMilli(int64(d.uvarint("first seen"))).UTC()
-	if due := d.uvarint("next due"); due != 0 {
-		out.NextDue = time.UnixMilli(int64(due)).UTC()
-	}
 	out.Active = d.byte1("active") == 1
 	n := d.count("sources")
 	for i := 0; i < n && d.err == nil; i++ {
@@ -167,7 +164,10 @@ func (s *Store) Domain(name string) (Domain, bool, error) {
 		}
 		ok = true
 		var err error
-		d, err = decodeDomain(name, v)
+		if d, err = decodeDomain(name, v); err != nil {
+			return err
+		}
+		d.NextDue, err = nextDue(tx, d.ID)
 		return err
 	})
 	return d, ok, err
@@ -186,11 +186,16 @@ func knownDomain(tx *bolt.Tx, name string) (Domain, error) {
 // Domains calls fn for every domain, active or not, in name order.
 func (s *Store) Domains(fn func(Domain) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
+		due, err := loadDue(tx)
+		if err != nil {
+			return err
+		}
 		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
 			d, err := decodeDomain(string(k), v)
 			if err != nil {
 				return err
 			}
+			d.NextDue = due.at(d.ID)
 			return fn(d)
 		})
 	})
@@ -289,66 +294,6 @@ func lastProbe(c *bolt.Cursor, id uint32, end time.Time) (time.Time, bool) {
 	return start, true
 }
 
-// Due is when one domain should be measured next.
-type Due struct {
-	Domain string
-	At     time.Time
-}
-
-// SetNextDue records when each domain should be measured next, in one
-// transaction. Unknown domains are skipped. The records are patched where
-// the time sits rather than decoded and encoded again: a round sets the
-// time of every domain it measured.
-func (s *Store) SetNextDue(due []Due) error {
-	if len(due) == 0 {
-		return nil
-	}
-	byName := func(a, b Due) int { return strings.Compare(a.Domain, b.Domain) }
-	if !slices.IsSortedFunc(due, byName) {
-		due = slices.Clone(due)
-		slices.SortFunc(due, byName)
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDomains)
-		var arena []byte // the new records, one allocation for many
-		for _, d := range due {
-			key := []byte(d.Domain)
-			v := b.Get(key)
-			if v == nil {
-				continue
-			}
-			if cap(arena)-len(arena) < len(v)+binary.MaxVarintLen64 {
-				arena = make([]byte, 0, max(64<<10, len(v)+binary.MaxVarintLen64))
-			}
-			start := len(arena)
-			var err error
-			if arena, err = patchNextDue(arena, v, d.At); err != nil {
-				return fmt.Errorf("domain %q: %w", d.Domain, err)
-			}
-			if err := b.Put(key, arena[start:len(arena):len(arena)]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// patchNextDue appends to dst the domain record rec with its next-due time
-// replaced by at (see encodeDomain for the layout).
-func patchNextDue(dst, rec []byte, at time.Time) ([]byte, error) {
-	d := decoder{b: rec}
-	d.uvarint("domain id")
-	d.uvarint("first seen")
-	head := rec[:len(rec)-len(d.b)]
-	d.uvarint("next due")
-	if d.err != nil {
-		return nil, d.err
-	}
-	dst = append(dst, head...)
-	dst = binary.AppendUvarint(dst, uint64(max(at.UnixMilli(), 0)))
-	return append(dst, d.b...), nil
-}
-
 // VerdictRecord is one domain's verdict as storage keeps it: the full
 // record (the classifier's JSON), and a short one when the domain is
 // listed (nil: not listed), which exports of block lists read alone.
@@ -429,26 +374,39 @@ func (s *Store) NextSerial(now time.Time) (uint32, error) {
 // Due returns the active domains whose next-due time is not after now, in
 // name order.
 func (s *Store) Due(now time.Time) ([]string, error) {
-	var out []string
-	err := s.Domains(func(d Domain) error {
-		if d.Active && !d.NextDue.After(now) {
-			out = append(out, d.Name)
-		}
-		return nil
-	})
-	return out, err
+	return s.activeWhere(func(d Domain) bool { return !d.NextDue.After(now) })
 }
 
 // Active returns every active domain in name order.
 func (s *Store) Active() ([]string, error) {
-	var out []string
+	return s.activeWhere(func(Domain) bool { return true })
+}
+
+// activeWhere returns the active domains that keep selects, in name order.
+// The writer will store their probes next: it learns their ids here, from
+// records decoded anyway, rather than searching for each with its first
+// probe.
+func (s *Store) activeWhere(keep func(Domain) bool) ([]string, error) {
+	var (
+		out []string
+		ids []uint32
+	)
 	err := s.Domains(func(d Domain) error {
-		if d.Active {
+		if d.Active && keep(d) {
 			out = append(out, d.Name)
+			ids = append(ids, d.ID)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	s.wmu.Lock()
+	for i, name := range out {
+		s.domainIDs[name] = ids[i]
+	}
+	s.wmu.Unlock()
+	return out, nil
 }
 
 // Verdict returns the stored verdict of one domain, or nil.

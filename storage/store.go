@@ -31,7 +31,7 @@ import (
 // SchemaVersion is the version of the layout this code reads and writes.
 // 3: an observation's rcode moved into its flags-and-error varint.
 // 4: single-address answers stored in the probe, not as sets.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Errors returned by Open and the accessors.
 var (
@@ -54,10 +54,11 @@ var (
 	bucketProbes   = []byte("probes")     // domain id | start | vantage id → encoded observations
 	bucketVerdicts = []byte("verdicts")   // name → verdict (JSON, owned by the classifier)
 	bucketListed   = []byte("listed")     // name → short verdict of listed domains
+	bucketDue      = []byte("due")        // domain id / dueChunk (4 bytes) → next-due times (see due.go)
 
 	allBuckets = [][]byte{bucketMeta, bucketDomains, bucketDomainID, bucketNames, bucketNameID,
 		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts, bucketListed,
-		bucketListingLog, bucketDelisted, bucketPublished, bucketPublishes}
+		bucketListingLog, bucketDelisted, bucketPublished, bucketPublishes, bucketDue}
 
 	metaSchema = []byte("schema")
 	metaSerial = []byte("rpz_serial")

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"path/filepath"
 	"reflect"
@@ -185,6 +186,56 @@ func TestSetNextDueKeepsTheRestOfTheRecord(t *testing.T) {
 	}
 	if due, _ := s.Due(t0.Add(2 * time.Hour)); !reflect.DeepEqual(due, []string{"a.test", "b.test", "c.test"}) {
 		t.Fatalf("due at +2h: %v", due)
+	}
+}
+
+// Times are kept in chunks by domain id; many domains span many chunks,
+// and the ids the writer has cached (after Active) take the same path as
+// those it has not.
+func TestNextDueAcrossChunks(t *testing.T) {
+	s := openTest(t)
+	var names []string
+	for i := range 3*dueChunk + 7 {
+		names = append(names, fmt.Sprintf("d%04d.test", i))
+	}
+	s.AddDomains(names, "f", t0)
+	var due []Due
+	for i, n := range names {
+		if i%3 != 0 {
+			due = append(due, Due{n, t0.Add(time.Duration(i) * time.Minute)})
+		}
+	}
+	if err := s.SetNextDue(due[:len(due)/2]); err != nil { // ids looked up
+		t.Fatal(err)
+	}
+	if _, err := s.Active(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetNextDue(due[len(due)/2:]); err != nil { // ids cached
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		d, _, _ := s.Domain(n)
+		want := time.Time{}
+		if i%3 != 0 {
+			want = t0.Add(time.Duration(i) * time.Minute)
+		}
+		if !d.NextDue.Equal(want) {
+			t.Fatalf("%s: next due %v; want %v", n, d.NextDue, want)
+		}
+	}
+	got, _ := s.Due(t0.Add(10 * time.Minute))
+	want := []string{}
+	for i, n := range names {
+		if i%3 == 0 || i <= 10 {
+			want = append(want, n)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("due at +10m: %d names; want %d", len(got), len(want))
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 
