@@ -70,10 +70,10 @@ type Engine struct {
 	sent, received, retried, unmatched, mismatched, malformed, tcpCount atomic.Uint64
 	sendCalls, recvCalls                                                atomic.Uint64
 
-	seq   atomic.Uint64
-	bufs  sync.Pool
-	addrs sync.Map // netip.AddrPort -> *net.UDPAddr, for sendmmsg
-	calls sync.Pool
+	seq     atomic.Uint64
+	bufs    sync.Pool
+	servers sync.Map // vantage string -> *server
+	calls   sync.Pool
 
 	mu     sync.Mutex // guards all and closed
 	all    []*socket  // every socket opened, for the sweeper
@@ -239,11 +239,11 @@ func (e *Engine) Stats() EngineStats {
 
 // Query implements Querier.
 func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
-	server, err := netip.ParseAddrPort(vantage)
+	srv, err := e.server(vantage)
 	if err != nil {
-		return nil, 0, fmt.Errorf("resolver %q: %w", vantage, err)
+		return nil, 0, err
 	}
-	server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
+	server := srv.addr
 	socks, err := e.sockets(server)
 	if err != nil {
 		return nil, 0, err
@@ -258,7 +258,7 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 		if e.opts.RandomizeCase {
 			asked = randomCase(fqdn)
 		}
-		r, rtt, err := e.exchange(ctx, socks, server, asked, qtype)
+		r, rtt, err := e.exchange(ctx, socks, srv, asked, qtype)
 		if err == nil && r.Truncated {
 			e.tcpCount.Add(1)
 			r, rtt, err = e.tcp.exchange(ctx, server, fqdn, qtype, e.opts)
@@ -274,17 +274,27 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 	return nil, 0, lastErr
 }
 
-// udpAddr returns server as a *net.UDPAddr, made once per server.
-func (e *Engine) udpAddr(server netip.AddrPort) *net.UDPAddr {
-	if a, ok := e.addrs.Load(server); ok {
-		return a.(*net.UDPAddr)
+// server is a vantage's address, parsed once.
+type server struct {
+	addr netip.AddrPort
+	udp  *net.UDPAddr // for sendmmsg
+}
+
+func (e *Engine) server(vantage string) (*server, error) {
+	if s, ok := e.servers.Load(vantage); ok {
+		return s.(*server), nil
 	}
-	a, _ := e.addrs.LoadOrStore(server, net.UDPAddrFromAddrPort(server))
-	return a.(*net.UDPAddr)
+	ap, err := netip.ParseAddrPort(vantage)
+	if err != nil {
+		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	s, _ := e.servers.LoadOrStore(vantage, &server{addr: ap, udp: net.UDPAddrFromAddrPort(ap)})
+	return s.(*server), nil
 }
 
 // exchange sends one UDP query and waits for its answer or the timeout.
-func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.AddrPort, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
+func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
 	s := socks[rand.IntN(len(socks))]
 	bp := e.bufs.Get().(*[]byte)
 	c := e.calls.Get().(*call)
@@ -294,7 +304,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.Add
 	s.mu.Lock()
 	for {
 		id = uint16(rand.Uint32())
-		if _, busy := s.pending[pendingKey{server, id}]; !busy {
+		if _, busy := s.pending[pendingKey{srv.addr, id}]; !busy {
 			break
 		}
 	}
@@ -306,11 +316,11 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, server netip.Add
 		return nil, 0, err
 	}
 	*bp = buf
-	k := pendingKey{server, id}
+	k := pendingKey{srv.addr, id}
 	s.pending[k] = c
 	s.mu.Unlock()
 
-	e.send(s, outPacket{buf: bp, addr: e.udpAddr(server), key: k, call: c})
+	e.send(s, outPacket{buf: bp, addr: srv.udp, key: k, call: c})
 	// Whoever takes c out of pending (the reader with its answer, the
 	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result

@@ -5,7 +5,8 @@
 package obs
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -129,14 +130,16 @@ type Probe struct {
 // Sort puts records in canonical order: by name, type, then data. TTLs do not
 // take part, so the same records in any order compare equal after Sort.
 func Sort(rs []Record) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
+	if len(rs) < 2 {
+		return
+	}
+	slices.SortFunc(rs, func(a, b Record) int {
 		if a.Name != b.Name {
-			return a.Name < b.Name
+			return strings.Compare(a.Name, b.Name)
 		}
 		if a.Type != b.Type {
-			return a.Type < b.Type
+			return cmp.Compare(a.Type, b.Type)
 		}
-		return a.Data < b.Data
+		return strings.Compare(a.Data, b.Data)
 	})
 }

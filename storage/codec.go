@@ -328,11 +328,16 @@ func decodeProbe(p []byte) ([]storedObs, error) {
 // probeKey is domain id, start time and vantage id, big-endian, so that one
 // domain's history is one contiguous range in time order.
 func probeKey(domainID uint32, start time.Time, vantageID uint32) []byte {
-	k := make([]byte, 16)
-	binary.BigEndian.PutUint32(k[0:4], domainID)
-	binary.BigEndian.PutUint64(k[4:12], uint64(start.UnixNano()))
-	binary.BigEndian.PutUint32(k[12:16], vantageID)
-	return k
+	return appendProbeKey(make([]byte, 0, probeKeySize), domainID, start, vantageID)
+}
+
+// probeKeySize is the length of a probe key: domain id, start, vantage id.
+const probeKeySize = 16
+
+func appendProbeKey(dst []byte, domainID uint32, start time.Time, vantageID uint32) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, domainID)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(start.UnixNano()))
+	return binary.BigEndian.AppendUint32(dst, vantageID)
 }
 
 func parseProbeKey(k []byte) (domainID uint32, start time.Time, vantageID uint32, ok bool) {

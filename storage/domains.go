@@ -60,6 +60,19 @@ func decodeDomain(name string, p []byte) (Domain, error) {
 	return out, nil
 }
 
+// decodeDomainHead reads a domain record's id and whether it is active,
+// and nothing more (see encodeDomain).
+func decodeDomainHead(p []byte) (id uint32, active bool, err error) {
+	d := decoder{b: p}
+	v := d.uvarint("domain id")
+	d.uvarint("first seen")
+	active = d.byte1("active") == 1
+	if d.err == nil && v > 1<<32-1 {
+		d.fail("domain id")
+	}
+	return uint32(v), active, d.err
+}
+
 // AddResult counts what AddDomains did.
 type AddResult struct {
 	Added, Known int
@@ -374,29 +387,42 @@ func (s *Store) NextSerial(now time.Time) (uint32, error) {
 // Due returns the active domains whose next-due time is not after now, in
 // name order.
 func (s *Store) Due(now time.Time) ([]string, error) {
-	return s.activeWhere(func(d Domain) bool { return !d.NextDue.After(now) })
+	return s.activeWhere(true, now)
 }
 
 // Active returns every active domain in name order.
 func (s *Store) Active() ([]string, error) {
-	return s.activeWhere(func(Domain) bool { return true })
+	return s.activeWhere(false, time.Time{})
 }
 
-// activeWhere returns the active domains that keep selects, in name order.
-// The writer will store their probes next: it learns their ids here, from
-// records decoded anyway, rather than searching for each with its first
-// probe.
-func (s *Store) activeWhere(keep func(Domain) bool) ([]string, error) {
+// activeWhere returns the active domains, in name order: when onlyDue,
+// those due by now. It reads only the head of each
+// record. The writer will store their probes next: it learns their ids
+// here rather than searching for each with its first probe.
+func (s *Store) activeWhere(onlyDue bool, now time.Time) ([]string, error) {
 	var (
 		out []string
 		ids []uint32
 	)
-	err := s.Domains(func(d Domain) error {
-		if d.Active && keep(d) {
-			out = append(out, d.Name)
-			ids = append(ids, d.ID)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var times dueTable
+		if onlyDue {
+			var err error
+			if times, err = loadDue(tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			id, active, err := decodeDomainHead(v)
+			if err != nil {
+				return fmt.Errorf("domain %q: %w", k, err)
+			}
+			if active && (!onlyDue || !times.at(id).After(now)) {
+				out = append(out, string(k))
+				ids = append(ids, id)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -282,6 +283,7 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 		clear(newSets)
 		domains, probeB := tx.Bucket(bucketDomains), tx.Bucket(bucketProbes)
 		ks := make([]keyed, 0, len(probes))
+		keys := make([]byte, 0, probeKeySize*len(probes)) // one allocation for every key
 		for i := range probes {
 			p := &probes[i]
 			did, ok := s.domainIDs[p.Domain]
@@ -304,10 +306,12 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 			if vid > 1<<32-1 {
 				return fmt.Errorf("vantage id %d out of range", vid)
 			}
-			ks = append(ks, keyed{probeKey(did, p.Start, uint32(vid)), p})
+			keys = appendProbeKey(keys, did, p.Start, uint32(vid))
+			ks = append(ks, keyed{keys[len(keys)-probeKeySize : len(keys) : len(keys)], p})
 		}
-		sort.Slice(ks, func(i, j int) bool { return string(ks[i].key) < string(ks[j].key) })
+		slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
 		var setBuf, valBuf []byte
+		var values arena
 		stored := make([]storedObs, 0, 8)
 		for _, k := range ks {
 			stored = stored[:0]
@@ -344,7 +348,7 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 				stored = append(stored, so)
 			}
 			valBuf = encodeProbe(stored, valBuf[:0])
-			if err := probeB.Put(k.key, append([]byte(nil), valBuf...)); err != nil {
+			if err := probeB.Put(k.key, values.copy(valBuf)); err != nil {
 				return err
 			}
 			observations += len(stored)
@@ -524,4 +528,18 @@ func (s *Store) Stats() (Stats, error) {
 		st.FileBytes = fi.Size()
 	}
 	return st, err
+}
+
+// arena carves byte slices out of large blocks: values handed to bbolt
+// must stay put until the transaction ends, and one allocation for many
+// is cheaper than one each.
+type arena struct{ block []byte }
+
+func (a *arena) copy(b []byte) []byte {
+	if cap(a.block)-len(a.block) < len(b) {
+		a.block = make([]byte, 0, max(64<<10, len(b)))
+	}
+	start := len(a.block)
+	a.block = append(a.block, b...)
+	return a.block[start:len(a.block):len(a.block)]
 }

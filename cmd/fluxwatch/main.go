@@ -69,6 +69,14 @@ func main() {
 	}
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
+	// FLUXWATCH_MEMPROFILE=FILE writes what the run allocated (go tool
+	// pprof -sample_index=alloc_space FILE).
+	if path := os.Getenv("FLUXWATCH_MEMPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
