@@ -36,6 +36,7 @@ type Config struct {
 	Workers       int                `yaml:"workers"`
 	Engine        string             `yaml:"engine"`
 	Sockets       int                `yaml:"sockets"`
+	Procs         int                `yaml:"procs"`
 	RandomizeCase bool               `yaml:"randomize_case"`
 	MaxRecords    int                `yaml:"max_records"`
 	Timeout       time.Duration      `yaml:"timeout"`
@@ -103,7 +104,7 @@ func Default() *Config {
 		QPS:         20,
 		Workers:     8,
 		Engine:      "sockets",
-		Sockets:     16,
+		Sockets:     4,
 		MaxRecords:  512,
 		Timeout:     2 * time.Second,
 		Retries:     1,
@@ -310,6 +311,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sockets < 1 || c.Sockets > 1024 {
 		bad("sockets", "%d is outside 1..1024", c.Sockets)
+	}
+	if c.Procs < 0 || c.Procs > 1024 {
+		bad("procs", "%d is outside 0..1024", c.Procs)
 	}
 	if c.Timeout < 10*time.Millisecond || c.Timeout > time.Minute {
 		bad("timeout", "%s is outside 10ms..1m", c.Timeout)

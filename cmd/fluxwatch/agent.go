@@ -60,6 +60,7 @@ func cmdAgent(ctx context.Context, args []string, std *stdio) error {
 		ac.Conn.Token = os.Getenv(envNATSToken)
 	}
 	log := logger(cfg, std)
+	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
 	q, c, release, err := newCrawler(cfg)
 	if err != nil {
 		return err

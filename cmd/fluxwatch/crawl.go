@@ -36,8 +36,9 @@ func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer store.Close()
 	log := logger(cfg, std)
+	procs := useProcs(cfg.Procs)
 	bar := newProgress(std, *quiet, "crawl", -1, false)
-	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar}, log)
+	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)
 	bar.finish()
 	if err != nil {
 		return err
@@ -54,6 +55,7 @@ type crawlPlan struct {
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
 	bar      *progress // nil: none
+	procs    int       // GOMAXPROCS in force, for the log
 }
 
 // crawl runs the rounds and commits everything measured, also when ctx is
@@ -68,7 +70,7 @@ func crawl(ctx context.Context, cfg *config.Config, store *storage.Store, plan c
 		return crawlSummary{}, err
 	}
 	defer release()
-	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS)
+	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS, "procs", plan.procs)
 	bar := plan.bar
 	if bar == nil {
 		bar = &progress{}

@@ -37,6 +37,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		return err
 	}
 	log := logger(cfg, std)
+	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
 	store, err := openStore(cfg)
 	if err != nil {
 		return err

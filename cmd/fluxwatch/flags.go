@@ -93,6 +93,7 @@ func (s *settings) crawlFlags() {
 		fs.Float64Var(&c.GlobalQPS, "global-qps", c.GlobalQPS, "queries per second over all vantages (0: no global limit)")
 		fs.IntVar(&c.Workers, "workers", c.Workers, "probes in flight per vantage")
 		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
+		fs.IntVar(&c.Procs, "procs", c.Procs, "CPUs running fluxwatch's own code at once (GOMAXPROCS); 0: half the CPUs, at least one")
 		fs.BoolVar(&c.RandomizeCase, "randomize-case", c.RandomizeCase, "0x20: mix the case of each question and accept only answers that echo it")
 		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
 		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout")

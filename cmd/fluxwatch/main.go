@@ -67,6 +67,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	applyProcs = true
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
 	// FLUXWATCH_MEMPROFILE=FILE writes what the run allocated (go tool
