@@ -57,11 +57,11 @@ func (c *Crawler) now() time.Time {
 // addresses go through round, so that a name server shared by many domains
 // is asked once per vantage and round; round may be nil.
 func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Round) obs.Probe {
-	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now()}
 	qtypes := c.QTypes
 	if qtypes == nil {
 		qtypes = DefaultQTypes
 	}
+	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now(), Observations: make([]obs.Observation, 0, len(qtypes))}
 	var nsHosts []string
 	for _, qt := range qtypes {
 		o := c.observe(ctx, vantage, domain, qt)

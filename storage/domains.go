@@ -412,6 +412,12 @@ func (s *Store) activeWhere(onlyDue bool, now time.Time) ([]string, error) {
 				return err
 			}
 		}
+		if !onlyDue {
+			// Ids are handed out in sequence: their count is the most
+			// there are, and most domains are active.
+			n := int(min(tx.Bucket(bucketDomainID).Sequence(), 1<<24))
+			out, ids = make([]string, 0, n), make([]uint32, 0, n)
+		}
 		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
 			id, active, err := decodeDomainHead(v)
 			if err != nil {
