@@ -508,8 +508,15 @@ func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated b
 	// still says whether c is still waiting for this very query; call it
 	// with s.mu held.
 	still := func() bool { return s.pending[k] == c && c.seq == seq }
-	r := new(dns.Msg)
-	if truncated || r.Unpack(pkt) != nil {
+	var r *dns.Msg
+	if !truncated {
+		if m, ok := unpackAnswer(pkt, name); ok {
+			r = m
+		} else if m := new(dns.Msg); m.Unpack(pkt) == nil {
+			r = m
+		}
+	}
+	if r == nil {
 		// Garbage, or longer than the buffer we offered, with a pending
 		// ID: keep waiting for the real answer.
 		e.malformed.Add(1)
