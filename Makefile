@@ -40,7 +40,7 @@ bench-go:
 FUZZTIME ?= 20s
 FUZZ_TARGETS = seeds:FuzzNormalize seeds:FuzzParse storage:FuzzProbeCodec storage:FuzzSetCodec \
 	crawler:FuzzNormalize config:FuzzLoad results:FuzzExport simnet:FuzzRespond simnet:FuzzRegistryRespond \
-	feed:FuzzIXFR importer:FuzzDig importer:FuzzJSONL
+	feed:FuzzIXFR importer:FuzzDig importer:FuzzJSONL crawler:FuzzUnpackAnswer
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

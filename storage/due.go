@@ -13,10 +13,11 @@ import (
 // Next-due times change for every domain measured, every round, so they
 // are kept apart from the domain records, in chunks by domain id: the
 // chunk of id is under the key id/dueChunk (4 bytes), and holds dueChunk
-// times of 8 bytes each, Unix milliseconds, 0 for "due now". A round of
-// 200,000 domains rewrites 782 chunks of 2 KiB instead of 200,000 records.
+// times of 8 bytes each, Unix milliseconds, 0 for "due now". 496 of them
+// fill a 4 KiB page with the page's and the element's headers. A round of
+// 200,000 domains rewrites 404 chunks instead of 200,000 records.
 const (
-	dueChunk    = 256
+	dueChunk    = 496
 	dueTimeSize = 8
 	dueValue    = dueChunk * dueTimeSize
 )

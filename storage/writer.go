@@ -13,8 +13,12 @@ import (
 // WriterOptions tune a Writer. The zero value gives sensible defaults.
 type WriterOptions struct {
 	// MaxBatch is the number of probes after which a transaction is
-	// committed (default 10000). Up to four batches wait in a queue while one
-	// commits, so that measuring does not stop for the disk.
+	// committed (default 5000). Up to four batches wait in a queue while one
+	// commits, so that measuring does not stop for the disk. A commit
+	// rewrites every page it touches while the old copies still count, so
+	// the file grows by the pages a commit touches: batches of 10,000 probes
+	// of a 50,000-domain round left a file 8 % larger for the same data,
+	// and batches of 2,500 cost more CPU per probe.
 	MaxBatch int
 	// MaxDelay is the longest a probe waits in the buffer (default 1s).
 	MaxDelay time.Duration
@@ -45,7 +49,7 @@ type Writer struct {
 // NewWriter starts a writer. Close it to flush what is buffered.
 func (s *Store) NewWriter(opts WriterOptions) *Writer {
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 10000
+		opts.MaxBatch = 5000
 	}
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = time.Second

@@ -39,7 +39,7 @@
 #   NAMES=200000       headline names (the seed list and dnsperf's queries)
 #   MIXED_NAMES=50000  names of the mixed corpus
 #   MIXED_ROUNDS=10    rounds of the mixed crawl
-#   W=64               fluxwatch --workers (probes in flight per vantage)
+#   W=128              fluxwatch --workers (probes in flight per vantage)
 #   ADDR=127.0.0.53    loopback address knotd listens on
 #   PORT=              port (default: first free from 5353)
 #   DNSPERF_SECONDS=15 length of the ceiling run (-l)
@@ -58,7 +58,7 @@ set -euo pipefail
 NAMES=${NAMES:-200000}
 MIXED_NAMES=${MIXED_NAMES:-50000}
 MIXED_ROUNDS=${MIXED_ROUNDS:-10}
-W=${W:-64}
+W=${W:-128}
 ADDR=${ADDR:-127.0.0.53}
 PORT=${PORT:-}
 DNSPERF_SECONDS=${DNSPERF_SECONDS:-15}
