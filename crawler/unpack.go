@@ -95,15 +95,19 @@ func unpackAnswer(pkt []byte, asked string) (*dns.Msg, bool) {
 		if end > len(pkt) {
 			return nil, false
 		}
-		rr, next, err := dns.UnpackRRWithHeader(h, pkt, off)
-		if err != nil || next != end {
-			return nil, false
+		opt := &dns.OPT{Hdr: h}
+		if h.Rdlength > 0 { // options
+			rr, next, err := dns.UnpackRRWithHeader(h, pkt, off)
+			if err != nil || next != end {
+				return nil, false
+			}
+			if opt, ok = rr.(*dns.OPT); !ok {
+				return nil, false
+			}
 		}
-		m.Extra = []dns.RR{rr}
+		m.Extra = []dns.RR{opt}
+		m.Rcode |= opt.ExtendedRcode()
 		off = end
-		if opt, ok := rr.(*dns.OPT); ok {
-			m.Rcode |= opt.ExtendedRcode()
-		}
 	}
 	if off != len(pkt) {
 		return nil, false

@@ -35,7 +35,22 @@ func responses(t testing.TB) [][]byte {
 		}
 		return b
 	}
+	// An OPT record with an option (NSID) in it.
+	withNSID := func(pkt []byte) []byte {
+		var m dns.Msg
+		if err := m.Unpack(pkt); err != nil {
+			t.Fatal(err)
+		}
+		opt := m.IsEdns0()
+		opt.Option = append(opt.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "6e7331"})
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	return [][]byte{
+		withNSID(mk("nsid.test.", dns.TypeA, true, dns.RcodeSuccess, "nsid.test. 60 IN A 192.0.2.2")),
 		mk("flux.test.", dns.TypeA, true, dns.RcodeSuccess, "flux.test. 60 IN A 192.0.2.1", "flux.test. 60 IN A 198.51.100.7"),
 		mk("Flux.Test.", dns.TypeA, false, dns.RcodeSuccess, "Flux.Test. 0 IN A 192.0.2.1"),
 		mk("flux.test.", dns.TypeAAAA, true, dns.RcodeSuccess, "flux.test. 300 IN AAAA 2001:db8::1"),
@@ -65,16 +80,17 @@ func TestUnpackAnswerMatchesUnpack(t *testing.T) {
 			t.Errorf("fast path differs:\n%v\nwant\n%v", m, &full)
 		}
 	}
-	// A, the case-mixed A, AAAA, NS, NXDOMAIN, BADVERS and the root: the
-	// CNAME chain, TXT and the escaped name take the general way.
-	if fast != 7 {
-		t.Errorf("%d responses took the fast path; want 7", fast)
+	// A with an NSID option, A, the case-mixed A, AAAA, NS, NXDOMAIN,
+	// BADVERS and the root: the CNAME chain, TXT and the escaped name take
+	// the general way.
+	if fast != 8 {
+		t.Errorf("%d responses took the fast path; want 8", fast)
 	}
 	// Another question than the one asked never takes it.
-	if _, ok := unpackAnswer(responses(t)[0], "other.test."); ok {
+	if _, ok := unpackAnswer(responses(t)[1], "other.test."); ok {
 		t.Error("fast path took an answer to another question")
 	}
-	if _, ok := unpackAnswer(responses(t)[0], "flux.test"); ok {
+	if _, ok := unpackAnswer(responses(t)[1], "flux.test"); ok {
 		t.Error("fast path matched a name without its final dot")
 	}
 }
