@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // EngineOptions configure an Engine. The zero value is usable.
@@ -86,16 +84,9 @@ var _ Querier = (*Engine)(nil)
 // batchSize is the most packets one system call sends or receives.
 const batchSize = 64
 
-// batchConn is a UDP socket that sends and receives many packets per system
-// call (ipv4.PacketConn and ipv6.PacketConn both are).
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 type socket struct {
 	conn  *net.UDPConn
-	batch batchConn
+	batch *batchConn // see engine_linux.go
 
 	mu      sync.Mutex
 	pending map[pendingKey]*call
@@ -107,12 +98,11 @@ type socket struct {
 	queue   []outPacket
 	spare   []outPacket
 	sending bool
-	msgs    []ipv4.Message
 }
 
 type outPacket struct {
 	buf  *[]byte
-	addr *net.UDPAddr
+	srv  *server
 	key  pendingKey
 	call *call
 }
@@ -174,15 +164,15 @@ func (e *Engine) open(network string) ([]*socket, error) {
 			}
 			return nil, fmt.Errorf("opening query socket: %w", err)
 		}
-		s := &socket{conn: conn, pending: map[pendingKey]*call{}, msgs: make([]ipv4.Message, batchSize)}
-		if network == "udp4" {
-			s.batch = ipv4.NewPacketConn(conn)
-		} else {
-			s.batch = ipv6.NewPacketConn(conn)
+		batch, err := newBatchConn(conn, max(int(e.opts.UDPSize), 512)+1) // one more: a longer datagram shows as cut
+		if err != nil {
+			conn.Close()
+			for _, s := range socks {
+				s.conn.Close()
+			}
+			return nil, fmt.Errorf("opening query socket: %w", err)
 		}
-		for i := range s.msgs {
-			s.msgs[i].Buffers = make([][]byte, 1)
-		}
+		s := &socket{conn: conn, batch: batch, pending: map[pendingKey]*call{}}
 		socks = append(socks, s)
 	}
 	e.mu.Lock()
@@ -277,7 +267,7 @@ func (e *Engine) Query(ctx context.Context, vantage, name string, qtype uint16) 
 // server is a vantage's address, parsed once.
 type server struct {
 	addr netip.AddrPort
-	udp  *net.UDPAddr // for sendmmsg
+	sa   sockaddr // as the socket takes it
 }
 
 func (e *Engine) server(vantage string) (*server, error) {
@@ -289,7 +279,11 @@ func (e *Engine) server(vantage string) (*server, error) {
 		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	s, _ := e.servers.LoadOrStore(vantage, &server{addr: ap, udp: net.UDPAddrFromAddrPort(ap)})
+	sa, err := makeSockaddr(ap)
+	if err != nil {
+		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
+	}
+	s, _ := e.servers.LoadOrStore(vantage, &server{addr: ap, sa: sa})
 	return s.(*server), nil
 }
 
@@ -320,7 +314,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	s.pending[k] = c
 	s.mu.Unlock()
 
-	e.send(s, outPacket{buf: bp, addr: srv.udp, key: k, call: c})
+	e.send(s, outPacket{buf: bp, srv: srv, key: k, call: c})
 	// Whoever takes c out of pending (the reader with its answer, the
 	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result
@@ -412,18 +406,11 @@ func (e *Engine) send(s *socket, p outPacket) {
 
 // sendBatch sends packets with as few system calls as it can. A packet
 // the kernel refuses fails its query at once. Only the sender (see send)
-// calls it, so s.msgs is its own.
+// calls it, so the socket's send headers are its own.
 func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 	for len(packets) > 0 {
-		n := min(len(packets), len(s.msgs))
-		ms := s.msgs[:n]
-		for i := range ms {
-			ms[i].Buffers[0] = *packets[i].buf
-			ms[i].Addr = packets[i].addr
-		}
-		sent, err := s.batch.WriteBatch(ms, 0)
+		sent, err := s.batch.writeBatch(packets)
 		e.sendCalls.Add(1)
-		sent = max(sent, 0)
 		e.sent.Add(uint64(sent))
 		if err != nil {
 			// The first packet not sent is the one refused.
@@ -436,9 +423,8 @@ func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 			s.mu.Unlock()
 			sent++
 		}
-		for i := range sent {
-			e.bufs.Put(packets[i].buf)
-			ms[i].Buffers[0], ms[i].Addr = nil, nil
+		for _, p := range packets[:sent] {
+			e.bufs.Put(p.buf)
 		}
 		packets = packets[sent:]
 	}
@@ -455,29 +441,15 @@ func (timeoutError) Temporary() bool { return true }
 
 // read delivers the responses arriving on one socket.
 func (e *Engine) read(s *socket) {
-	size := max(int(e.opts.UDPSize), 512) + 1 // one more: a longer datagram shows as MSG_TRUNC
-	ms := make([]ipv4.Message, batchSize)
-	for i := range ms {
-		ms[i].Buffers = [][]byte{make([]byte, size)}
-	}
+	deliver := func(pkt []byte, from netip.AddrPort, truncated bool) { e.deliver(s, pkt, from, truncated) }
 	for {
-		n, err := s.batch.ReadBatch(ms, 0)
-		if err != nil {
+		if err := s.batch.readBatch(deliver); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
 		e.recvCalls.Add(1)
-		for i := range ms[:n] {
-			m := &ms[i]
-			from, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			truncated := m.Flags&msgTrunc != 0
-			e.deliver(s, m.Buffers[0][:m.N], from.AddrPort(), truncated)
-		}
 	}
 }
 
