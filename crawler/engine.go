@@ -318,17 +318,22 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	// Whoever takes c out of pending (the reader with its answer, the
 	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result
-	select {
-	case res = <-c.done:
-	case <-ctx.Done():
-		s.mu.Lock()
-		if s.pending[k] == c {
-			delete(s.pending, k)
-			res.err = ctx.Err()
-		} else {
-			res = <-c.done // it came just now
+	done := ctx.Done()
+	if done == nil { // a context that never ends: wait on c alone
+		res = <-c.done
+	} else {
+		select {
+		case res = <-c.done:
+		case <-done:
+			s.mu.Lock()
+			if s.pending[k] == c {
+				delete(s.pending, k)
+				res.err = ctx.Err()
+			} else {
+				res = <-c.done // it came just now
+			}
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 	}
 	*c = call{done: c.done} // c.done is empty again
 	e.calls.Put(c)

@@ -38,14 +38,15 @@ type HealthStats struct {
 	Healthy  bool  `json:"healthy"`
 }
 
-// allow reports whether a probe may go out now.
-func (h *health) allow(now time.Time) bool {
+// allow reports whether a probe may go out now; the clock is read only
+// while the vantage rests.
+func (h *health) allow(now func() time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.until.IsZero():
 		return true
-	case now.Before(h.until) || h.reprobing:
+	case h.reprobing || now().Before(h.until):
 		h.skipped++
 		return false
 	default:
@@ -55,7 +56,7 @@ func (h *health) allow(now time.Time) bool {
 }
 
 // record takes the outcome of a probe that went out.
-func (h *health) record(p obs.Probe, now time.Time) {
+func (h *health) record(p obs.Probe, clock func() time.Time) {
 	failed := vantageFailed(p)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -70,10 +71,10 @@ func (h *health) record(p obs.Probe, now time.Time) {
 	case h.reprobing:
 		h.reprobing = false
 		h.backoff = min(2*h.backoff, maxBackoff)
-		h.until = now.Add(h.backoff)
+		h.until = clock().Add(h.backoff)
 	case h.until.IsZero() && h.consecutive >= unhealthyAfter:
 		h.backoff = firstBackoff
-		h.until = now.Add(h.backoff)
+		h.until = clock().Add(h.backoff)
 	}
 }
 

@@ -158,11 +158,10 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 			defer wg.Done()
 			defer close(queue)
 			for i := range domains {
-				select {
-				case queue <- i:
-				case <-ctx.Done():
+				if ctx.Err() != nil {
 					return
 				}
+				queue <- i // the workers take every domain sent
 			}
 		}()
 		for range s.opts.Workers {
@@ -171,11 +170,11 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 				defer wg.Done()
 				h := s.health[v.Addr]
 				for i := range queue {
-					if !h.allow(s.opts.Now()) {
+					if !h.allow(s.opts.Now) {
 						continue // resting: the domain stays due
 					}
 					p := s.crawler.Probe(work, domains[i], v.Addr, round)
-					h.record(p, s.opts.Now())
+					h.record(p, s.opts.Now)
 					ttl := uint64(noTTL)
 					if t, ok := AddressTTL(p); ok {
 						ttl = uint64(t)

@@ -69,6 +69,11 @@ func (w *Writer) Write(ctx context.Context, p obs.Probe) error {
 		return err
 	}
 	select {
+	case w.in <- p: // room in the queue: the common case, without a full select
+		return nil
+	default:
+	}
+	select {
 	case w.in <- p:
 		return nil
 	case <-w.done:
@@ -148,13 +153,21 @@ func (w *Writer) run() {
 	for {
 		select {
 		case p, ok := <-w.in:
-			if !ok {
-				flush()
-				return
-			}
-			batch = append(batch, p)
-			if len(batch) >= w.opts.MaxBatch {
-				flush()
+			// Take what else is queued without going round the select,
+			// up to a batch, so that timer and Flush still get their turn.
+			for n := 1; ; n++ {
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, p)
+				if len(batch) >= w.opts.MaxBatch {
+					flush()
+				}
+				if n == w.opts.MaxBatch || len(w.in) == 0 {
+					break
+				}
+				p, ok = <-w.in // there is one, or the channel is closed
 			}
 		case <-timer.C:
 			flush()
