@@ -253,6 +253,16 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		Logger:      log,
 		Observer:    observer,
 	})
+	if e, ok := q.(*crawler.Engine); ok {
+		closeEngine := release
+		release = func() {
+			st := e.Stats()
+			log.Debug("query engine", "sent", st.Sent, "received", st.Received, "send_calls", st.SendCalls,
+				"receive_calls", st.ReceiveCalls, "retried", st.Retried, "tcp", st.TCP,
+				"unmatched", st.Unmatched, "mismatched", st.Mismatched, "malformed", st.Malformed)
+			closeEngine()
+		}
+	}
 	return s, vantages, release, nil
 }
 
