@@ -74,7 +74,9 @@ func unpackAnswer(pkt []byte, asked string) (*dns.Msg, bool) {
 		case (h.Rrtype == dns.TypeCNAME || h.Rrtype == dns.TypeNS) && h.Rdlength > 0:
 			var err error
 			var next int
-			if rr, next, err = dns.UnpackRRWithHeader(h, pkt, off); err != nil || next != end {
+			// Like Unpack, read the record within its own length: a
+			// pointer past it is refused.
+			if rr, next, err = dns.UnpackRRWithHeader(h, pkt[:end], off); err != nil || next != end {
 				return nil, false
 			}
 		default:
@@ -97,7 +99,7 @@ func unpackAnswer(pkt []byte, asked string) (*dns.Msg, bool) {
 		}
 		opt := &dns.OPT{Hdr: h}
 		if h.Rdlength > 0 { // options
-			rr, next, err := dns.UnpackRRWithHeader(h, pkt, off)
+			rr, next, err := dns.UnpackRRWithHeader(h, pkt[:end], off)
 			if err != nil || next != end {
 				return nil, false
 			}
@@ -118,7 +120,7 @@ func unpackAnswer(pkt []byte, asked string) (*dns.Msg, bool) {
 // sameWireName says whether the uncompressed name at pkt[off:] spells
 // fqdn byte for byte, and where it ends. Only letters, digits, '-' and '_'
 // count: a name with anything the presentation format escapes is left to
-// the general parser.
+// the general parser, and so is one over 255 octets, which it refuses.
 func sameWireName(pkt []byte, off int, fqdn string) (int, bool) {
 	if fqdn == "" || fqdn[len(fqdn)-1] != '.' {
 		return 0, false
@@ -127,6 +129,7 @@ func sameWireName(pkt []byte, off int, fqdn string) (int, bool) {
 		return off + 1, off < len(pkt) && pkt[off] == 0
 	}
 	i := 0 // position in fqdn
+	budget := 255
 	for {
 		if off >= len(pkt) {
 			return 0, false
@@ -136,7 +139,7 @@ func sameWireName(pkt []byte, off int, fqdn string) (int, bool) {
 		if n == 0 {
 			return off, i == len(fqdn)
 		}
-		if n > 63 || off+n > len(pkt) || i+n >= len(fqdn) || fqdn[i+n] != '.' {
+		if budget -= n + 1; budget <= 0 || n > 63 || off+n > len(pkt) || i+n >= len(fqdn) || fqdn[i+n] != '.' {
 			return 0, false
 		}
 		for _, c := range pkt[off : off+n] {

@@ -2,6 +2,7 @@ package crawler
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -93,12 +94,29 @@ func TestUnpackAnswerMatchesUnpack(t *testing.T) {
 	if _, ok := unpackAnswer(responses(t)[1], "flux.test"); ok {
 		t.Error("fast path matched a name without its final dot")
 	}
+	// A name of 256 octets on the wire: Unpack refuses it, so must the
+	// fast path, even when it is the name asked.
+	long := strings.Repeat(strings.Repeat("a", 63)+".", 4)
+	q := make([]byte, 12, 300)
+	q[5] = 1 // one question
+	for range 4 {
+		q = append(q, 63)
+		q = append(q, strings.Repeat("a", 63)...)
+	}
+	q = append(q, 0, 0, 1, 0, 1)
+	if _, ok := unpackAnswer(q, long); ok {
+		t.Error("fast path took a name over 255 octets")
+	}
 }
 
 // Whatever the fast path accepts, the general parser reads the same way.
 func FuzzUnpackAnswer(f *testing.F) {
 	for _, pkt := range responses(f) {
-		f.Add(pkt, "flux.test.")
+		var m dns.Msg
+		if err := m.Unpack(pkt); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(pkt, m.Question[0].Name) // the name asked: the fast path's way in
 	}
 	f.Fuzz(func(t *testing.T, pkt []byte, asked string) {
 		m, ok := unpackAnswer(pkt, asked)
