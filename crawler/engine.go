@@ -105,6 +105,7 @@ type outPacket struct {
 	srv  *server
 	key  pendingKey
 	call *call
+	seq  uint64 // the call's use this packet belongs to
 }
 
 type pendingKey struct {
@@ -116,6 +117,7 @@ type call struct {
 	name     string // FQDN as sent
 	qtype    uint16
 	deadline time.Time
+	sent     time.Time // when its packet left; guarded by the socket's mutex
 	// seq tells one use of a pooled call from the next, so that a response
 	// checked against one query is never handed to a later one.
 	seq  uint64
@@ -127,6 +129,7 @@ type call struct {
 
 type result struct {
 	msg *dns.Msg
+	rtt time.Duration // from the packet's leaving to the answer's reading
 	err error
 }
 
@@ -215,6 +218,12 @@ func (e *Engine) Close() error {
 	var errs []error
 	for _, s := range e.all {
 		errs = append(errs, s.conn.Close())
+		s.mu.Lock()
+		for k, c := range s.pending { // nobody else will answer them now
+			delete(s.pending, k)
+			c.done <- result{err: net.ErrClosed}
+		}
+		s.mu.Unlock()
 	}
 	e.tcp.close()
 	return errors.Join(errs...)
@@ -279,6 +288,9 @@ func (e *Engine) server(vantage string) (*server, error) {
 		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if ap, err = canonicalZone(ap); err != nil {
+		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
+	}
 	sa, err := makeSockaddr(ap)
 	if err != nil {
 		return nil, fmt.Errorf("resolver %q: %w", vantage, err)
@@ -292,14 +304,19 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	s := socks[rand.IntN(len(socks))]
 	bp := e.bufs.Get().(*[]byte)
 	c := e.calls.Get().(*call)
-	start := time.Now()
-	c.name, c.qtype, c.seq, c.deadline = fqdn, qtype, e.seq.Add(1), start.Add(e.opts.Timeout)
+	c.name, c.qtype, c.seq, c.deadline = fqdn, qtype, e.seq.Add(1), time.Now().Add(e.opts.Timeout)
 	var id uint16
 	s.mu.Lock()
-	for {
+	for tries := 0; ; tries++ {
 		id = uint16(rand.Uint32())
 		if _, busy := s.pending[pendingKey{srv.addr, id}]; !busy {
 			break
+		}
+		if tries == 1<<16 {
+			s.mu.Unlock()
+			e.bufs.Put(bp)
+			e.calls.Put(c)
+			return nil, 0, fmt.Errorf("%s: no free query ID on the socket", srv.addr)
 		}
 	}
 	buf, err := packQuery((*bp)[:0], id, fqdn, qtype, !e.opts.NoRecursion, e.opts.UDPSize)
@@ -314,7 +331,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	s.pending[k] = c
 	s.mu.Unlock()
 
-	e.send(s, outPacket{buf: bp, srv: srv, key: k, call: c})
+	e.send(s, outPacket{buf: bp, srv: srv, key: k, call: c, seq: c.seq})
 	// Whoever takes c out of pending (the reader with its answer, the
 	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result
@@ -340,7 +357,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	if res.err != nil {
 		return nil, 0, res.err
 	}
-	return res.msg, time.Since(start), nil
+	return res.msg, res.rtt, nil
 }
 
 // sweep fails the queries past their deadline, every tick, until Close.
@@ -414,6 +431,16 @@ func (e *Engine) send(s *socket, p outPacket) {
 // calls it, so the socket's send headers are its own.
 func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 	for len(packets) > 0 {
+		// Round-trip times run from here, not from the queueing: a
+		// goroutine may send others' packets before its own.
+		now := time.Now()
+		s.mu.Lock()
+		for _, p := range packets[:min(len(packets), batchSize)] {
+			if p.call.seq == p.seq {
+				p.call.sent = now
+			}
+		}
+		s.mu.Unlock()
 		sent, err := s.batch.writeBatch(packets)
 		e.sendCalls.Add(1)
 		e.sent.Add(uint64(sent))
@@ -421,7 +448,7 @@ func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 			// The first packet not sent is the one refused.
 			p := packets[sent]
 			s.mu.Lock()
-			if s.pending[p.key] == p.call {
+			if s.pending[p.key] == p.call && p.call.seq == p.seq {
 				delete(s.pending, p.key)
 				p.call.done <- result{err: err}
 			}
@@ -446,12 +473,15 @@ func (timeoutError) Temporary() bool { return true }
 
 // read delivers the responses arriving on one socket.
 func (e *Engine) read(s *socket) {
-	deliver := func(pkt []byte, from netip.AddrPort, truncated bool) { e.deliver(s, pkt, from, truncated) }
+	deliver := func(pkt []byte, from netip.AddrPort, truncated bool, at time.Time) {
+		e.deliver(s, pkt, from, truncated, at)
+	}
 	for {
 		if err := s.batch.readBatch(deliver); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			time.Sleep(10 * time.Millisecond) // an error that persists must not spin
 			continue
 		}
 		e.recvCalls.Add(1)
@@ -459,7 +489,7 @@ func (e *Engine) read(s *socket) {
 }
 
 // deliver matches one datagram with its pending query.
-func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated bool) {
+func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated bool, at time.Time) {
 	e.received.Add(1)
 	if len(pkt) < 12 {
 		e.malformed.Add(1)
@@ -517,7 +547,7 @@ func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated b
 	s.mu.Lock()
 	if still() {
 		delete(s.pending, k) // the first matching answer wins
-		c.done <- result{msg: r}
+		c.done <- result{msg: r, rtt: at.Sub(c.sent)}
 	}
 	s.mu.Unlock()
 }
@@ -571,6 +601,9 @@ func packQuery(buf []byte, id uint16, fqdn string, qtype uint16, rd bool, udpSiz
 	n, err := dns.PackDomainName(fqdn, buf[start:], 0, nil, false)
 	if err != nil {
 		return nil, fmt.Errorf("packing %q: %w", fqdn, err)
+	}
+	if n > 255 { // PackDomainName does not check: RFC 1035 2.3.4
+		return nil, fmt.Errorf("packing %q: %w", fqdn, dns.ErrLongDomain)
 	}
 	buf = buf[:start+n]
 	buf = binary.BigEndian.AppendUint16(buf, qtype)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +43,8 @@ func makeSockaddr(ap netip.AddrPort) (sockaddr, error) {
 	return sa, nil
 }
 
+// zoneIndex is the interface index of an IPv6 zone, given as a number or
+// an interface name.
 func zoneIndex(zone string) (uint32, error) {
 	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
 		return uint32(n), nil
@@ -70,11 +73,7 @@ func parseSockaddr(b []byte) (netip.AddrPort, bool) {
 		}
 		a := netip.AddrFrom16([16]byte(b[8:24]))
 		if index := binary.NativeEndian.Uint32(b[24:]); index != 0 {
-			zone := strconv.FormatUint(uint64(index), 10)
-			if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
-				zone = ifi.Name
-			}
-			a = a.WithZone(zone)
+			a = a.WithZone(strconv.FormatUint(uint64(index), 10)) // as server() writes zones
 		}
 		return netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[2:])), true
 	}
@@ -88,11 +87,10 @@ func parseSockaddr(b []byte) (netip.AddrPort, bool) {
 type batchConn struct {
 	raw syscall.RawConn
 
-	rhdrs   []unix.Mmsghdr
-	riovs   []unix.Iovec
-	rnames  [][unix.SizeofSockaddrInet6]byte
-	rbufs   [][]byte
-	drained bool // the last read emptied the socket: wait before reading
+	rhdrs  []unix.Mmsghdr
+	riovs  []unix.Iovec
+	rnames [][unix.SizeofSockaddrInet6]byte
+	rbufs  [][]byte
 
 	shdrs []unix.Mmsghdr
 	siovs []unix.Iovec
@@ -120,17 +118,14 @@ func newBatchConn(conn *net.UDPConn, bufSize int) (*batchConn, error) {
 }
 
 // readBatch waits for datagrams, reads up to batchSize of them in one
-// recvmmsg, and hands each to deliver (the slice is reused afterwards).
-func (c *batchConn) readBatch(deliver func(pkt []byte, from netip.AddrPort, truncated bool)) error {
+// recvmmsg, and hands each to deliver with the time they were read (the
+// slice is reused afterwards).
+func (c *batchConn) readBatch(deliver func(pkt []byte, from netip.AddrPort, truncated bool, at time.Time)) error {
 	var n int
 	var errno syscall.Errno
+	// Always try first: the poller forgets what it saw before this Read,
+	// so waiting first could sleep on a datagram already queued.
 	err := c.raw.Read(func(fd uintptr) bool {
-		if c.drained {
-			// Nothing was left after the last read: wait until the poller
-			// says something came, rather than spend a call on EAGAIN.
-			c.drained = false
-			return false
-		}
 		for i := range c.rhdrs {
 			c.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			c.rhdrs[i].Hdr.Flags = 0
@@ -148,14 +143,14 @@ func (c *batchConn) readBatch(deliver func(pkt []byte, from netip.AddrPort, trun
 	if errno != 0 {
 		return errno
 	}
-	c.drained = n < len(c.rhdrs)
+	at := time.Now()
 	for i := range n {
 		h := &c.rhdrs[i]
 		from, ok := parseSockaddr(c.rnames[i][:min(int(h.Hdr.Namelen), unix.SizeofSockaddrInet6)])
 		if !ok {
 			continue
 		}
-		deliver(c.rbufs[i][:h.Len], from, h.Hdr.Flags&unix.MSG_TRUNC != 0)
+		deliver(c.rbufs[i][:h.Len], from, h.Hdr.Flags&unix.MSG_TRUNC != 0, at)
 	}
 	return nil
 }
@@ -193,4 +188,18 @@ func (c *batchConn) writeBatch(packets []outPacket) (int, error) {
 		return 0, errno
 	}
 	return sent, nil
+}
+
+// canonicalZone writes an IPv6 zone as its interface index, the form the
+// kernel reports sources in: "fe80::1%eth0" and "fe80::1%2" are one server.
+func canonicalZone(ap netip.AddrPort) (netip.AddrPort, error) {
+	zone := ap.Addr().Zone()
+	if zone == "" {
+		return ap, nil
+	}
+	index, err := zoneIndex(zone)
+	if err != nil {
+		return ap, err
+	}
+	return netip.AddrPortFrom(ap.Addr().WithZone(strconv.FormatUint(uint64(index), 10)), ap.Port()), nil
 }

@@ -181,3 +181,78 @@ func TestEngineSendErrorFailsOnlyItsQuery(t *testing.T) {
 		t.Fatalf("took %v: refused packets waited for the timeout", d)
 	}
 }
+
+// Close fails the queries in flight at once rather than leaving them to
+// wait for an answer nobody will read.
+func TestEngineCloseFailsQueriesInFlight(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	e, err := NewEngine(EngineOptions{Sockets: 1, ClientOptions: ClientOptions{Timeout: 5 * time.Second, Retries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := e.Query(context.Background(), pc.LocalAddr().String(), "silent.test", dns.TypeA)
+		done <- err
+	}()
+	for e.Stats().Sent == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	e.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("query in flight at Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("query still waiting 2s after Close")
+	}
+}
+
+// Each query is answered by two datagrams back to back: a stray one (as a
+// late answer to an old query would be) and the answer. However they fall
+// into the reader's batches, no answer may be left unread on the socket.
+func TestEngineReadsEveryQueuedAnswer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			m := new(dns.Msg)
+			m.SetReply(q)
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+			stray := m.Copy()
+			stray.Id++
+			b1, _ := stray.Pack()
+			b2, _ := m.Pack()
+			pc.WriteTo(b1, from)
+			time.Sleep(5 * time.Microsecond)
+			pc.WriteTo(b2, from)
+		}
+	}()
+	e, err := NewEngine(EngineOptions{Sockets: 1, ClientOptions: ClientOptions{Timeout: 500 * time.Millisecond, Retries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for i := range 300 {
+		if _, _, err := e.Query(context.Background(), pc.LocalAddr().String(), "x.test", dns.TypeA); err != nil {
+			t.Fatalf("query %d: %v (answered, but not read)", i, err)
+		}
+	}
+}

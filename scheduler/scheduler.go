@@ -170,6 +170,9 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 				defer wg.Done()
 				h := s.health[v.Addr]
 				for i := range queue {
+					if ctx.Err() != nil {
+						continue // stopped: what is queued stays due
+					}
 					if !h.allow(s.opts.Now) {
 						continue // resting: the domain stays due
 					}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,5 +359,42 @@ func TestObserverSeesEveryQuery(t *testing.T) {
 	}
 	if total != st.QueriesSent || o.queries[obs.OK] != st.Answered || o.inFlight["127.0.0.1:1"] != 0 || o.peak == 0 {
 		t.Fatalf("observer saw %v (in flight %v, peak %d); the round sent %d, answered %d", o.queries, o.inFlight, o.peak, st.QueriesSent, st.Answered)
+	}
+}
+
+// gateQuerier holds every query until released, counting them.
+type gateQuerier struct {
+	started atomic.Int64
+	release chan struct{}
+}
+
+func (q *gateQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	q.started.Add(1)
+	<-q.release
+	return nil, 0, &net.OpError{Op: "read", Err: timeoutErr{}}
+}
+
+// Cancelling a round lets the probes in flight finish and starts no more,
+// even those already queued for the workers.
+func TestCancelStartsNoQueuedProbes(t *testing.T) {
+	domains := names(200)
+	store := testStore(t, domains)
+	q := &gateQuerier{release: make(chan struct{})}
+	s := New(q, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store, Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Workers: 8})
+	w := store.NewWriter(storage.WriterOptions{})
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Stats)
+	go func() {
+		st, _ := s.Round(ctx, domains, w)
+		done <- st
+	}()
+	for q.started.Load() < 8 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	close(q.release)
+	if st := <-done; st.Probes != 8 || q.started.Load() != 8 {
+		t.Fatalf("%d probes stored, %d queries started after a cancel with 8 in flight; want 8 and 8", st.Probes, q.started.Load())
 	}
 }
