@@ -120,8 +120,14 @@ func (s *Store) init() error {
 			if err := meta.Put(metaSchema, u32key(SchemaVersion)); err != nil {
 				return err
 			}
-		} else if len(v) != 4 || binary.BigEndian.Uint32(v) != SchemaVersion {
+		} else if len(v) != 4 {
 			return fmt.Errorf("%w: file has version %x, this fluxwatch reads %d", ErrSchema, v, SchemaVersion)
+		} else if version := binary.BigEndian.Uint32(v); version != SchemaVersion {
+			if ok, err := migrate(tx, version); !ok {
+				return fmt.Errorf("%w: file has version %d, this fluxwatch reads %d (and upgrades 4)", ErrSchema, version, SchemaVersion)
+			} else if err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketNameID).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {

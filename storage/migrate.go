@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// migrate brings a file written by an older fluxwatch to SchemaVersion,
+// inside the transaction that opens it: the upgrade is whole or not at all.
+// It returns false for a version it cannot read.
+func migrate(tx *bolt.Tx, from uint32) (bool, error) {
+	switch from {
+	case 4:
+		if err := migrate4to5(tx); err != nil {
+			return true, fmt.Errorf("upgrading from version 4: %w", err)
+		}
+		return true, tx.Bucket(bucketMeta).Put(metaSchema, u32key(SchemaVersion))
+	}
+	return false, nil
+}
+
+// migrate4to5 moves the next-due times out of the domain records (version
+// 4: id, first seen, next due, active, sources) into the due bucket.
+func migrate4to5(tx *bolt.Tx) error {
+	type record struct {
+		name  []byte
+		value []byte
+	}
+	type idDue struct {
+		id uint32
+		ms uint64
+	}
+	var records []record
+	var due []idDue
+	b := tx.Bucket(bucketDomains)
+	err := b.ForEach(func(k, v []byte) error {
+		d := decoder{b: v}
+		id := d.uvarint("domain id")
+		d.uvarint("first seen")
+		head := v[:len(v)-len(d.b)]
+		ms := d.uvarint("next due")
+		if d.err != nil {
+			return fmt.Errorf("domain %q: %w", k, d.err)
+		}
+		if id > 1<<32-1 {
+			return fmt.Errorf("domain %q: %w: id %d", k, errCorrupt, id)
+		}
+		records = append(records, record{k, append(slices.Clip(head), d.b...)})
+		if ms != 0 {
+			due = append(due, idDue{uint32(id), ms})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range records {
+		if err := b.Put(r.name, r.value); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(due, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
+	dueB := tx.Bucket(bucketDue)
+	for len(due) > 0 {
+		chunk := due[0].id / dueChunk
+		v := make([]byte, dueValue)
+		for len(due) > 0 && due[0].id/dueChunk == chunk {
+			binary.BigEndian.PutUint64(v[due[0].id%dueChunk*dueTimeSize:], due[0].ms)
+			due = due[1:]
+		}
+		if err := dueB.Put(u32key(chunk), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
