@@ -205,7 +205,7 @@ func (e *Engine) sockets(server netip.AddrPort) ([]*socket, error) {
 	return e.v6, e.v6err
 }
 
-// Close closes the sockets; queries in flight fail.
+// Close closes the sockets; queries in flight fail with net.ErrClosed.
 func (e *Engine) Close() error {
 	e.v6once.Do(func() {}) // no IPv6 sockets from now on
 	e.mu.Lock()
@@ -401,7 +401,9 @@ func (s *socket) expire(now time.Time) {
 }
 
 // send queues a packet on s and, unless another goroutine is sending on s
-// already, sends everything queued.
+// already, sends everything queued. The new sender first yields once, so
+// that the goroutines ready to run (woken by the last batch of answers)
+// queue their packets too and one system call carries them all.
 func (e *Engine) send(s *socket, p outPacket) {
 	s.sendMu.Lock()
 	s.queue = append(s.queue, p)
