@@ -35,6 +35,43 @@ func serve(t *testing.T, h dns.HandlerFunc) string {
 	return pc.LocalAddr().String()
 }
 
+// serveRaw starts a UDP server on 127.0.0.1 that answers each query with
+// the messages reply returns for it, in order and a few microseconds
+// apart, whatever they say; queries that do not unpack are ignored. It
+// returns the server's address and stops when the test ends.
+func serveRaw(t *testing.T, reply func(q *dns.Msg) []*dns.Msg) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for i, m := range reply(q) {
+				if i > 0 {
+					time.Sleep(5 * time.Microsecond)
+				}
+				b, err := m.Pack()
+				if err != nil {
+					panic(err) // a broken test
+				}
+				pc.WriteTo(b, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
 // queriers returns both query paths with the same options: the engine on
 // long-lived sockets and the plain miekg/dns client.
 func queriers(t *testing.T, opts ClientOptions) map[string]Querier {
@@ -224,42 +261,23 @@ func TestMismatchedResponsesAreDiscarded(t *testing.T) {
 	forged := "203.0.113.66"
 	for _, mode := range []string{"wrong-id", "wrong-question"} {
 		t.Run(mode, func(t *testing.T) {
-			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pc.Close()
-			go func() {
-				buf := make([]byte, 2048)
-				for {
-					n, from, err := pc.ReadFrom(buf)
-					if err != nil {
-						return
-					}
-					q := new(dns.Msg)
-					if q.Unpack(buf[:n]) != nil {
-						continue
-					}
-					bad := new(dns.Msg)
-					bad.SetReply(q)
-					if mode == "wrong-id" {
-						bad.Id = q.Id + 1
-					} else {
-						bad.Question[0].Name = "other.test."
-					}
-					bad.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(forged)}}
-					b, _ := bad.Pack()
-					pc.WriteTo(b, from)
-					good := new(dns.Msg)
-					good.SetReply(q)
-					good.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP("192.0.2.1")}}
-					b, _ = good.Pack()
-					pc.WriteTo(b, from)
+			addr := serveRaw(t, func(q *dns.Msg) []*dns.Msg {
+				bad := new(dns.Msg)
+				bad.SetReply(q)
+				if mode == "wrong-id" {
+					bad.Id = q.Id + 1
+				} else {
+					bad.Question[0].Name = "other.test."
 				}
-			}()
+				bad.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(forged)}}
+				good := new(dns.Msg)
+				good.SetReply(q)
+				good.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP("192.0.2.1")}}
+				return []*dns.Msg{bad, good}
+			})
 			for name, q := range queriers(t, ClientOptions{Timeout: 300 * time.Millisecond, Retries: 2}) {
 				c := &Crawler{Querier: q}
-				o := c.observe(context.Background(), pc.LocalAddr().String(), "flux.test", dns.TypeA)
+				o := c.observe(context.Background(), addr, "flux.test", dns.TypeA)
 				for _, r := range o.Answer {
 					if r.Data == forged {
 						t.Fatalf("%s: forged answer stored: %+v", name, o)

@@ -101,38 +101,21 @@ func TestEngineIPv6Loopback(t *testing.T) {
 // A datagram longer than the buffer offered for it (the EDNS size) is cut
 // by the kernel: it must count as malformed, not be parsed as what is left.
 func TestEngineOversizedDatagramIsMalformed(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			m := new(dns.Msg)
-			m.SetReply(q)
-			for i := range 100 { // about 1,600 bytes, with no TC bit
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-					A: net.IPv4(10, 0, 0, byte(i))})
-			}
-			b, _ := m.Pack()
-			pc.WriteTo(b, from)
+	addr := serveRaw(t, func(q *dns.Msg) []*dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for i := range 100 { // about 1,600 bytes, with no TC bit
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+				A: net.IPv4(10, 0, 0, byte(i))})
 		}
-	}()
+		return []*dns.Msg{m}
+	})
 	e, err := NewEngine(EngineOptions{ClientOptions: ClientOptions{UDPSize: 512, Timeout: 200 * time.Millisecond, Retries: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if _, _, err := e.Query(context.Background(), pc.LocalAddr().String(), "big.test", dns.TypeA); !errors.Is(err, ErrMalformed) {
+	if _, _, err := e.Query(context.Background(), addr, "big.test", dns.TypeA); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("oversized datagram: %v; want ErrMalformed", err)
 	}
 }
@@ -217,41 +200,21 @@ func TestEngineCloseFailsQueriesInFlight(t *testing.T) {
 // late answer to an old query would be) and the answer. However they fall
 // into the reader's batches, no answer may be left unread on the socket.
 func TestEngineReadsEveryQueuedAnswer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			m := new(dns.Msg)
-			m.SetReply(q)
-			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
-			stray := m.Copy()
-			stray.Id++
-			b1, _ := stray.Pack()
-			b2, _ := m.Pack()
-			pc.WriteTo(b1, from)
-			time.Sleep(5 * time.Microsecond)
-			pc.WriteTo(b2, from)
-		}
-	}()
+	addr := serveRaw(t, func(q *dns.Msg) []*dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}}
+		stray := m.Copy()
+		stray.Id++
+		return []*dns.Msg{stray, m}
+	})
 	e, err := NewEngine(EngineOptions{Sockets: 1, ClientOptions: ClientOptions{Timeout: 500 * time.Millisecond, Retries: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	for i := range 300 {
-		if _, _, err := e.Query(context.Background(), pc.LocalAddr().String(), "x.test", dns.TypeA); err != nil {
+		if _, _, err := e.Query(context.Background(), addr, "x.test", dns.TypeA); err != nil {
 			t.Fatalf("query %d: %v (answered, but not read)", i, err)
 		}
 	}
