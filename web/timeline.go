@@ -126,33 +126,29 @@ func (t *Timeline) network(a netip.Addr) (network, country string) {
 
 // vantage returns the row of a vantage, -1 when there are too many.
 func (t *Timeline) vantage(v string) int {
-	if i, ok := t.vantageIdx[v]; ok {
-		return i
-	}
-	if len(t.Vantages) >= maxVantages {
-		t.MoreVantages++
-		t.vantageIdx[v] = -1
-		return -1
-	}
-	i := len(t.Vantages)
-	t.vantageIdx[v] = i
-	t.Vantages = append(t.Vantages, v)
-	return i
+	return rowOf(v, t.vantageIdx, &t.Vantages, &t.MoreVantages, maxVantages)
 }
 
+// nsHost returns the row of a name server, -1 when there are too many.
 func (t *Timeline) nsHost(h string) int {
-	if i, ok := t.nsIdx[h]; ok {
+	return rowOf(h, t.nsIdx, &t.NSHosts, &t.MoreNSHosts, maxNSHosts)
+}
+
+// rowOf returns name's row in *rows, found through idx, adding it while
+// there are fewer than limit; past that it counts the name once in *more
+// and returns -1.
+func rowOf(name string, idx map[string]int, rows *[]string, more *int, limit int) int {
+	if i, ok := idx[name]; ok {
 		return i
 	}
-	if len(t.NSHosts) >= maxNSHosts {
-		t.MoreNSHosts++
-		t.nsIdx[h] = -1
+	if len(*rows) >= limit {
+		*more++
+		idx[name] = -1
 		return -1
 	}
-	i := len(t.NSHosts)
-	t.nsIdx[h] = i
-	t.NSHosts = append(t.NSHosts, h)
-	return i
+	idx[name] = len(*rows)
+	*rows = append(*rows, name)
+	return idx[name]
 }
 
 // column returns the column probe p belongs in: the last one, unless its
