@@ -142,3 +142,24 @@ func TestWebEscapesStoredText(t *testing.T) {
 		}
 	}
 }
+
+// A timeline draws at most maxVantages rows of vantages and maxNSHosts of
+// name servers; the others are counted once each, however often seen.
+func TestTimelineRowLimits(t *testing.T) {
+	tl := newTimeline("flux.test", nil)
+	for round := range 2 {
+		for i := range maxVantages + 3 {
+			if got := tl.vantage(fmt.Sprintf("192.0.2.%d:53", i)); (i < maxVantages) != (got == i) || (i >= maxVantages) != (got == -1) {
+				t.Fatalf("round %d: vantage %d got row %d", round, i, got)
+			}
+		}
+		for i := range maxNSHosts + 2 {
+			if got := tl.nsHost(fmt.Sprintf("ns%d.flux.test", i)); (i < maxNSHosts) != (got == i) || (i >= maxNSHosts) != (got == -1) {
+				t.Fatalf("round %d: name server %d got row %d", round, i, got)
+			}
+		}
+	}
+	if len(tl.Vantages) != maxVantages || tl.MoreVantages != 3 || len(tl.NSHosts) != maxNSHosts || tl.MoreNSHosts != 2 {
+		t.Fatalf("%d vantages (+%d), %d name servers (+%d)", len(tl.Vantages), tl.MoreVantages, len(tl.NSHosts), tl.MoreNSHosts)
+	}
+}
