@@ -34,10 +34,6 @@ func (s *Store) SetNextDue(due []Due) error {
 	if len(due) == 0 {
 		return nil
 	}
-	type idDue struct {
-		id uint32
-		ms uint64
-	}
 	byID := make([]idDue, 0, len(due))
 	var unknown []Due // not in the writer's cache: looked up in the transaction
 	s.wmu.Lock()
@@ -56,38 +52,46 @@ func (s *Store) SetNextDue(due []Due) error {
 			if v == nil {
 				continue
 			}
-			rec, err := decodeDomain(d.Domain, v)
+			id, _, err := decodeDomainHead(v)
 			if err != nil {
-				return err
+				return fmt.Errorf("domain %q: %w", d.Domain, err)
 			}
-			byID = append(byID, idDue{rec.ID, dueMillis(d.At)})
+			byID = append(byID, idDue{id, dueMillis(d.At)})
 		}
-		slices.SortStableFunc(byID, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
-		b := tx.Bucket(bucketDue)
-		for len(byID) > 0 {
-			chunk := byID[0].id / dueChunk
-			n := 1
-			for n < len(byID) && byID[n].id/dueChunk == chunk {
-				n++
-			}
-			key := u32key(chunk)
-			v := make([]byte, dueValue)
-			if old := b.Get(key); old != nil {
-				if len(old) != dueValue {
-					return fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, chunk, len(old))
-				}
-				copy(v, old)
-			}
-			for _, d := range byID[:n] {
-				binary.BigEndian.PutUint64(v[d.id%dueChunk*dueTimeSize:], d.ms)
-			}
-			if err := b.Put(key, v); err != nil {
-				return err
-			}
-			byID = byID[n:]
-		}
-		return nil
+		return putDue(tx, byID)
 	})
+}
+
+// idDue is one domain's next-due time as the due bucket keeps it.
+type idDue struct {
+	id uint32
+	ms uint64 // Unix milliseconds; 0: due now
+}
+
+// putDue writes the times into their chunks, each chunk read and written
+// once; for a domain listed twice the later time wins.
+func putDue(tx *bolt.Tx, due []idDue) error {
+	slices.SortStableFunc(due, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
+	b := tx.Bucket(bucketDue)
+	for len(due) > 0 {
+		chunk := due[0].id / dueChunk
+		key := u32key(chunk)
+		v := make([]byte, dueValue)
+		if old := b.Get(key); old != nil {
+			if len(old) != dueValue {
+				return fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, chunk, len(old))
+			}
+			copy(v, old)
+		}
+		for len(due) > 0 && due[0].id/dueChunk == chunk {
+			binary.BigEndian.PutUint64(v[due[0].id%dueChunk*dueTimeSize:], due[0].ms)
+			due = due[1:]
+		}
+		if err := b.Put(key, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func dueMillis(t time.Time) uint64 { return uint64(max(t.UnixMilli(), 0)) }

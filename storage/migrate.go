@@ -1,8 +1,6 @@
 package storage
 
 import (
-	"cmp"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -29,10 +27,6 @@ func migrate4to5(tx *bolt.Tx) error {
 	type record struct {
 		name  []byte
 		value []byte
-	}
-	type idDue struct {
-		id uint32
-		ms uint64
 	}
 	var records []record
 	var due []idDue
@@ -63,18 +57,5 @@ func migrate4to5(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	slices.SortFunc(due, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
-	dueB := tx.Bucket(bucketDue)
-	for len(due) > 0 {
-		chunk := due[0].id / dueChunk
-		v := make([]byte, dueValue)
-		for len(due) > 0 && due[0].id/dueChunk == chunk {
-			binary.BigEndian.PutUint64(v[due[0].id%dueChunk*dueTimeSize:], due[0].ms)
-			due = due[1:]
-		}
-		if err := dueB.Put(u32key(chunk), v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return putDue(tx, due)
 }
