@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // BenchmarkEngine sends A queries through the engine to a loopback server
@@ -56,16 +58,11 @@ func benchServer(b *testing.B) string {
 		b.Fatal(err)
 	}
 	answer := &dns.A{Hdr: dns.RR_Header{Name: "bench.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 1)}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	dnstest.Start(b, &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Answer = []dns.RR{answer}
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	b.Cleanup(func() { srv.Shutdown() })
+	})})
 	return pc.LocalAddr().String()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
@@ -17,22 +18,7 @@ import (
 // and returns its address. It is shut down when the test ends.
 func serve(t *testing.T, h dns.HandlerFunc) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	return dnstest.Serve(t, h)
 }
 
 // serveRaw starts a UDP server on 127.0.0.1 that answers each query with

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // addrOf is the address a test server answers for name: each name its own.
@@ -76,12 +78,7 @@ func TestEngineIPv6Loopback(t *testing.T) {
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(answerByName)}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	defer srv.Shutdown()
+	dnstest.Start(t, &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(answerByName)})
 	e, err := NewEngine(EngineOptions{Sockets: 1})
 	if err != nil {
 		t.Fatal(err)

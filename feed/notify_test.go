@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // fakeSecondary records the NOTIFY messages it gets and answers from the
@@ -28,12 +30,7 @@ func startSecondary(t *testing.T, drop int) *fakeSecondary {
 		t.Fatal(err)
 	}
 	f.addr = pc.LocalAddr().String()
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: f, NotifyStartedFunc: func() { close(started) },
-		TsigSecret: map[string]string{"fluxwatch-test.": testKey.Secret}}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	dnstest.Start(t, &dns.Server{PacketConn: pc, Handler: f, TsigSecret: map[string]string{"fluxwatch-test.": testKey.Secret}})
 	return f
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 	"github.com/fluxwatch/fluxwatch/results"
 )
 
@@ -203,22 +204,7 @@ func startUpstream(t *testing.T) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	return dnstest.Serve(t, h)
 }
 
 // writeRPZ writes the RPZ export of listed (single-flux verdicts) with

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // fakeCymru answers like origin.asn.cymru.com for 192.0.2.0/24 and
@@ -90,16 +92,11 @@ func TestCymruThroughResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake := &fakeCymru{}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	dnstest.Start(t, &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m, _, _ := fake.Query(context.Background(), "", r.Question[0].Name, r.Question[0].Qtype)
 		m.Id = r.Id
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	defer srv.Shutdown()
+	})})
 	c := &Cymru{Querier: udpQuerier{}, Resolver: pc.LocalAddr().String()}
 	db := &DB{}
 	db.AddFallback(c)

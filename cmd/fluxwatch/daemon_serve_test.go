@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // A key made for this test only, in tsig-keygen's format.
@@ -62,12 +64,7 @@ func startNotifyRecorder(t *testing.T) (*notifyRecorder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: rec, NotifyStartedFunc: func() { close(started) },
-		TsigSecret: map[string]string{daemonTestKeyName + ".": daemonTestSecret}}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	dnstest.Start(t, &dns.Server{PacketConn: pc, Handler: rec, TsigSecret: map[string]string{daemonTestKeyName + ".": daemonTestSecret}})
 	return rec, pc.LocalAddr().String()
 }
 
