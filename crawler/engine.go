@@ -54,8 +54,8 @@ type EngineStats struct {
 // waiting for its real answer. No goroutine or timer is started per query:
 // the caller's goroutine waits on a channel, and one sweeper fails the
 // queries past their deadline, checking every sixteenth of the timeout
-// (so a query times out after Timeout plus at most that). Safe for
-// concurrent use; Close releases the sockets.
+// but at least every 100 ms (so a query times out after Timeout plus at
+// most that). Safe for concurrent use; Close releases the sockets.
 type Engine struct {
 	opts EngineOptions
 	v4   []*socket
@@ -68,10 +68,8 @@ type Engine struct {
 	sent, received, retried, unmatched, mismatched, malformed, tcpCount atomic.Uint64
 	sendCalls, recvCalls                                                atomic.Uint64
 
-	seq     atomic.Uint64
 	bufs    sync.Pool
 	servers sync.Map // vantage string -> *server
-	calls   sync.Pool
 
 	mu     sync.Mutex // guards all and closed
 	all    []*socket  // every socket opened, for the sweeper
@@ -105,7 +103,6 @@ type outPacket struct {
 	srv  *server
 	key  pendingKey
 	call *call
-	seq  uint64 // the call's use this packet belongs to
 }
 
 type pendingKey struct {
@@ -117,11 +114,8 @@ type call struct {
 	name     string // FQDN as sent
 	qtype    uint16
 	deadline time.Time
-	sent     time.Time // when its packet left; guarded by the socket's mutex
-	// seq tells one use of a pooled call from the next, so that a response
-	// checked against one query is never handed to a later one.
-	seq  uint64
-	done chan result // buffered 1
+	sent     time.Time   // when its packet left; guarded by the socket's mutex
+	done     chan result // buffered 1
 	// What arrived for this ID that was not its answer; guarded by the
 	// socket's mutex. Reported if the real answer never comes.
 	malformed, mismatched bool
@@ -146,7 +140,6 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, tcp: newTCPPool(opts.TCPConns, opts.Timeout), stop: make(chan struct{})}
 	e.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
-	e.calls.New = func() any { return &call{done: make(chan result, 1)} }
 	socks, err := e.open("udp4")
 	if err != nil {
 		return nil, err
@@ -303,8 +296,9 @@ func (e *Engine) server(vantage string) (*server, error) {
 func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqdn string, qtype uint16) (*dns.Msg, time.Duration, error) {
 	s := socks[rand.IntN(len(socks))]
 	bp := e.bufs.Get().(*[]byte)
-	c := e.calls.Get().(*call)
-	c.name, c.qtype, c.seq, c.deadline = fqdn, qtype, e.seq.Add(1), time.Now().Add(e.opts.Timeout)
+	// A call is never reused: a packet still queued, or an answer being
+	// read, may refer to it after its query has ended.
+	c := &call{name: fqdn, qtype: qtype, deadline: time.Now().Add(e.opts.Timeout), done: make(chan result, 1)}
 	var id uint16
 	s.mu.Lock()
 	for tries := 0; ; tries++ {
@@ -315,7 +309,6 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 		if tries == 1<<16 {
 			s.mu.Unlock()
 			e.bufs.Put(bp)
-			e.calls.Put(c)
 			return nil, 0, fmt.Errorf("%s: no free query ID on the socket", srv.addr)
 		}
 	}
@@ -323,7 +316,6 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	if err != nil {
 		s.mu.Unlock()
 		e.bufs.Put(bp)
-		e.calls.Put(c)
 		return nil, 0, err
 	}
 	*bp = buf
@@ -331,7 +323,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	s.pending[k] = c
 	s.mu.Unlock()
 
-	e.send(s, outPacket{buf: bp, srv: srv, key: k, call: c, seq: c.seq})
+	e.send(s, outPacket{buf: bp, srv: srv, key: k, call: c})
 	// Whoever takes c out of pending (the reader with its answer, the
 	// sender with an error, the sweeper at the deadline) sends on c.done.
 	var res result
@@ -352,8 +344,6 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 			s.mu.Unlock()
 		}
 	}
-	*c = call{done: c.done} // c.done is empty again
-	e.calls.Put(c)
 	if res.err != nil {
 		return nil, 0, res.err
 	}
@@ -438,9 +428,7 @@ func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 		now := time.Now()
 		s.mu.Lock()
 		for _, p := range packets[:min(len(packets), batchSize)] {
-			if p.call.seq == p.seq {
-				p.call.sent = now
-			}
+			p.call.sent = now
 		}
 		s.mu.Unlock()
 		sent, err := s.batch.writeBatch(packets)
@@ -450,7 +438,7 @@ func (e *Engine) sendBatch(s *socket, packets []outPacket) {
 			// The first packet not sent is the one refused.
 			p := packets[sent]
 			s.mu.Lock()
-			if s.pending[p.key] == p.call && p.call.seq == p.seq {
+			if s.pending[p.key] == p.call {
 				delete(s.pending, p.key)
 				p.call.done <- result{err: err}
 			}
@@ -501,22 +489,14 @@ func (e *Engine) deliver(s *socket, pkt []byte, from netip.AddrPort, truncated b
 	k := pendingKey{from, binary.BigEndian.Uint16(pkt[:2])}
 	s.mu.Lock()
 	c := s.pending[k]
-	var (
-		name  string
-		qtype uint16
-		seq   uint64
-	)
-	if c != nil {
-		name, qtype, seq = c.name, c.qtype, c.seq
-	}
 	s.mu.Unlock()
 	if c == nil {
 		e.unmatched.Add(1)
 		return
 	}
-	// still says whether c is still waiting for this very query; call it
-	// with s.mu held.
-	still := func() bool { return s.pending[k] == c && c.seq == seq }
+	name, qtype := c.name, c.qtype // set before c was pending, never changed
+	// still says whether c is still waiting; call it with s.mu held.
+	still := func() bool { return s.pending[k] == c }
 	var r *dns.Msg
 	if !truncated {
 		if m, ok := unpackAnswer(pkt, name); ok {
