@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,9 +42,8 @@ type AgentConfig struct {
 	GlobalQPS float64
 	// VantageLabel qualifies the vantages in the probes the agent sends,
 	// as LABEL/ADDR (default: the region): the same resolver address asked
-	// from two networks is two vantages. BareVantages sends plain addresses.
+	// from two networks is two vantages.
 	VantageLabel string
-	BareVantages bool
 
 	// InFlight is how many work items the agent holds at once, each
 	// measured through every vantage (default 16).
@@ -81,30 +81,22 @@ type AgentConfig struct {
 }
 
 func (c *AgentConfig) setDefaults() {
-	c.Region = cmpOr(c.Region, DefaultRegion)
-	c.Prefix = cmpOr(c.Prefix, DefaultPrefix)
-	c.VantageLabel = cmpOr(c.VantageLabel, c.Region)
-	c.InFlight = cmpOr(c.InFlight, 16)
-	c.AckWait = cmpOr(c.AckWait, 30*time.Second)
-	c.MaxDeliver = cmpOr(c.MaxDeliver, 10)
-	c.RegionMaxAckPending = cmpOr(c.RegionMaxAckPending, 1024)
-	c.PublishTimeout = cmpOr(c.PublishTimeout, 5*time.Second)
-	c.ResendInterval = cmpOr(c.ResendInterval, 10*time.Second)
-	c.HeartbeatInterval = cmpOr(c.HeartbeatInterval, 10*time.Second)
+	c.Region = cmp.Or(c.Region, DefaultRegion)
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.VantageLabel = cmp.Or(c.VantageLabel, c.Region)
+	c.InFlight = cmp.Or(c.InFlight, 16)
+	c.AckWait = cmp.Or(c.AckWait, 30*time.Second)
+	c.MaxDeliver = cmp.Or(c.MaxDeliver, 10)
+	c.RegionMaxAckPending = cmp.Or(c.RegionMaxAckPending, 1024)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, 5*time.Second)
+	c.ResendInterval = cmp.Or(c.ResendInterval, 10*time.Second)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, 10*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Validate checks the configuration.
@@ -146,9 +138,10 @@ type Agent struct {
 	done, failed, expired, redelivered, probeCount atomic.Int64
 
 	mu                      sync.Mutex
-	pub                     *Publisher // of the last run
-	box                     *Outbox    // of the last run; closed when it ended
-	lastRates               [2]float64 // probes/s, queries/s
+	pub                     *Publisher  // of the last run
+	box                     *Outbox     // of the running run; nil once it ended
+	boxAtEnd                OutboxStats // the outbox as the last run left it
+	lastRates               [2]float64  // probes/s, queries/s
 	rateAt                  time.Time
 	rateProbes, rateQueries int64
 }
@@ -183,9 +176,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer box.Close()
+	defer func() { // the last thing Run does: heartbeats after it report what it left
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if st, err := box.Stats(); err == nil {
+			a.boxAtEnd = st
+		}
+		a.box = nil
+		box.Close()
+	}()
 	conn := a.cfg.Conn
-	conn.Name = cmpOr(conn.Name, "fluxwatch-agent-"+a.cfg.Name)
+	conn.Name = cmp.Or(conn.Name, "fluxwatch-agent-"+a.cfg.Name)
 	nc, err := connect(conn, a.log)
 	if err != nil {
 		return err
@@ -408,12 +409,10 @@ func (a *Agent) measure(ctx context.Context, w Work) []obs.Probe {
 	for i, v := range a.cfg.Vantages {
 		wg.Go(func() {
 			p := a.crawler.Probe(ctx, w.Domain, v.Addr, round)
-			if !a.cfg.BareVantages {
-				label := a.cfg.VantageLabel + "/" + v.Addr
-				p.Vantage = label
-				for j := range p.Observations {
-					p.Observations[j].Vantage = label
-				}
+			label := a.cfg.VantageLabel + "/" + v.Addr
+			p.Vantage = label
+			for j := range p.Observations {
+				p.Observations[j].Vantage = label
 			}
 			probes[i] = p
 		})
@@ -443,11 +442,13 @@ func (a *Agent) heartbeatLocked() Heartbeat {
 	if a.pub != nil {
 		h.Published, h.PublishErrors = a.pub.published.Load(), a.pub.failed.Load()
 	}
+	st := a.boxAtEnd
 	if a.box != nil {
-		if st, err := a.box.Stats(); err == nil {
-			h.OutboxPending, h.OutboxBytes, h.OutboxDropped = st.Pending, st.Bytes, st.Dropped
+		if now, err := a.box.Stats(); err == nil {
+			st = now
 		}
 	}
+	h.OutboxPending, h.OutboxBytes, h.OutboxDropped = st.Pending, st.Bytes, st.Dropped
 	return h
 }
 

@@ -79,8 +79,9 @@ func TestOutboxResentAfterRestart(t *testing.T) {
 	a, stop := runAgent(t, fakeQuerier{}, cfg)
 	waitFor(t, 10*time.Second, "the item measured", func() bool { return a.Heartbeat().WorkDone == 1 })
 	stop()
-	if h := a.Heartbeat(); h.Published != 0 || h.PublishErrors == 0 {
-		t.Errorf("published %d with %d errors, into no stream", h.Published, h.PublishErrors)
+	if h := a.Heartbeat(); h.Published != 0 || h.PublishErrors == 0 || h.OutboxPending != 2 {
+		t.Errorf("published %d with %d errors, into no stream, and %d left in the outbox (want 2) after the run",
+			h.Published, h.PublishErrors, h.OutboxPending)
 	}
 	box, err := OpenOutbox(outbox, OutboxOptions{})
 	if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,18 +59,18 @@ type CoordinatorConfig struct {
 }
 
 func (c *CoordinatorConfig) setDefaults() {
-	c.Prefix = cmpOr(c.Prefix, DefaultPrefix)
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
 	if len(c.Targets) == 0 {
 		c.Targets = []string{"region:" + DefaultRegion}
 	}
-	c.Lease = cmpOr(c.Lease, 10*time.Minute)
-	c.MinInterval = cmpOr(c.MinInterval, time.Minute)
+	c.Lease = cmp.Or(c.Lease, 10*time.Minute)
+	c.MinInterval = cmp.Or(c.MinInterval, time.Minute)
 	if c.MaxInterval < c.MinInterval {
 		c.MaxInterval = max(time.Hour, c.MinInterval)
 	}
-	c.IngestBatch = cmpOr(c.IngestBatch, 1000)
-	c.IngestInFlight = max(cmpOr(c.IngestInFlight, 20000), c.IngestBatch)
-	c.IngestAckWait = cmpOr(c.IngestAckWait, time.Minute)
+	c.IngestBatch = cmp.Or(c.IngestBatch, 1000)
+	c.IngestInFlight = max(cmp.Or(c.IngestInFlight, 20000), c.IngestBatch)
+	c.IngestAckWait = cmp.Or(c.IngestAckWait, time.Minute)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -160,7 +161,7 @@ func NewCoordinator(store *storage.Store, cfg CoordinatorConfig) (*Coordinator, 
 // only on settings that cannot work; an unreachable server is retried.
 func (c *Coordinator) Start(ctx context.Context) error {
 	conn := c.cfg.Conn
-	conn.Name = cmpOr(conn.Name, "fluxwatch-coordinator")
+	conn.Name = cmp.Or(conn.Name, "fluxwatch-coordinator")
 	nc, err := connect(conn, c.log)
 	if err != nil {
 		return err
@@ -572,7 +573,7 @@ func (c *Coordinator) nextDue(probes []obs.Probe) []storage.Due {
 // LoadAgents reads the last heartbeat of every agent from the heartbeat
 // stream: what `fluxwatch status` shows, without a coordinator.
 func LoadAgents(ctx context.Context, js jetstream.JetStream, prefix string) ([]AgentStatus, error) {
-	n := names{cmpOr(prefix, DefaultPrefix)}
+	n := names{cmp.Or(prefix, DefaultPrefix)}
 	s, err := js.Stream(ctx, n.heartbeatStream())
 	if err != nil {
 		return nil, fmt.Errorf("reading heartbeats: %w", err)
@@ -603,7 +604,7 @@ func ConnectAndLoadAgents(ctx context.Context, conn ConnConfig, prefix string, l
 	if log == nil {
 		log = slog.Default()
 	}
-	conn.Name = cmpOr(conn.Name, "fluxwatch-status")
+	conn.Name = cmp.Or(conn.Name, "fluxwatch-status")
 	nc, err := connect(conn, log)
 	if err != nil {
 		return nil, err

@@ -132,12 +132,6 @@ type AgentStatus struct {
 	Received time.Time `json:"received"`
 }
 
-// Stale reports whether the agent has not been heard of for longer than
-// after at now.
-func (s AgentStatus) Stale(now time.Time, after time.Duration) bool {
-	return now.Sub(s.Received) > after
-}
-
 func decodeHeartbeat(data []byte) (Heartbeat, error) {
 	var h Heartbeat
 	if err := json.Unmarshal(data, &h); err != nil {

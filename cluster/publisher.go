@@ -33,7 +33,7 @@ type Publisher struct {
 
 	deletes chan uint64
 
-	published, failed, resent atomic.Int64
+	published, failed atomic.Int64
 }
 
 func newPublisher(js jetstream.JetStream, box *Outbox, agent, subject string, timeout, resend time.Duration,
@@ -121,12 +121,24 @@ func (p *Publisher) publish(ctx context.Context, entries []OutboxEntry) {
 			p.failed.Add(1)
 			p.log.Debug("publishing observation", "id", entries[i].ID, "err", err)
 		case <-timer.C:
-			p.failed.Add(int64(len(futures) - i))
+			// This one and every later one still waiting (the nil ones
+			// were counted when they could not be sent).
+			p.failed.Add(int64(len(futures) - i - countNil(futures[i+1:])))
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+func countNil(fs []jetstream.PubAckFuture) int {
+	n := 0
+	for _, f := range fs {
+		if f == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // run deletes acknowledged entries in batches and resends what the outbox
@@ -199,7 +211,6 @@ func (p *Publisher) resendOnce(ctx context.Context) {
 			}
 		}
 		p.mu.Unlock()
-		p.resent.Add(int64(len(idle)))
 		p.publish(ctx, idle)
 	}
 }

@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,12 +108,12 @@ func (c Config) withDefaults() (Config, error) {
 	case c.ServfailDelay < 0:
 		return c, fmt.Errorf("simnet: negative servfail delay %v", c.ServfailDelay)
 	}
-	c.Vantages = cmpOr(c.Vantages, DefaultVantages)
-	c.Speed = cmpOr(c.Speed, DefaultSpeed)
+	c.Vantages = cmp.Or(c.Vantages, DefaultVantages)
+	c.Speed = cmp.Or(c.Speed, DefaultSpeed)
 	if c.Start.IsZero() {
 		c.Start = DefaultStart
 	}
-	c.Listen = cmpOr(c.Listen, "127.0.0.1")
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1")
 	if a, err := netip.ParseAddr(c.Listen); err != nil || !a.IsLoopback() {
 		return c, fmt.Errorf("simnet: listen address %q is not a loopback IP address", c.Listen)
 	}
@@ -120,7 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 		if n < 0 {
 			return 0
 		}
-		return cmpOr(n, def)
+		return cmp.Or(n, def)
 	}
 	c.SingleFlux = count(c.SingleFlux, DefaultSingleFlux)
 	c.DoubleFlux = count(c.DoubleFlux, DefaultDoubleFlux)
@@ -135,14 +136,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Domain is the truth about one seed domain of the world.
