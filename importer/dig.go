@@ -47,7 +47,6 @@ type digRun struct {
 	commErr  string // address of the last "communications error to" line
 	commNet  bool   // that error was not a timeout (refused, unreachable)
 	section  *[]dns.RR
-	capped   map[*[]dns.RR]bool
 	bad      bool // a line error was reported: the run is dropped
 	done     bool // MSG SIZE or "no servers could be reached" was read
 }

@@ -235,21 +235,16 @@ func (z zdnsLayered) lookups(domain string, base lookup) ([]lookup, error) {
 	return out, nil
 }
 
-// zdnsStatus maps a zdns status to the lookup's rcode and error class.
+// zdnsStatus maps a zdns status to the lookup's rcode and error class:
+// an rcode's name as the crawler classes it, or one of zdns's own.
 func zdnsStatus(status string, l *lookup) error {
+	if rc, ok := dns.StringToRcode[status]; ok {
+		l.rcode, l.err = rc, crawler.RcodeClass(rc)
+		return nil
+	}
 	switch status {
-	case "NOERROR", "NO_ANSWER", "NONEEDEDGLUE":
+	case "NO_ANSWER", "NONEEDEDGLUE":
 		l.rcode, l.err = dns.RcodeSuccess, obs.OK
-	case "NXDOMAIN":
-		l.rcode, l.err = dns.RcodeNameError, obs.NXDomain
-	case "SERVFAIL":
-		l.rcode, l.err = dns.RcodeServerFailure, obs.ServFail
-	case "REFUSED":
-		l.rcode, l.err = dns.RcodeRefused, obs.Refused
-	case "FORMERR":
-		l.rcode, l.err = dns.RcodeFormatError, obs.OtherRcode
-	case "NOTIMP":
-		l.rcode, l.err = dns.RcodeNotImplemented, obs.OtherRcode
 	case "TIMEOUT", "ITERATIVE_TIMEOUT":
 		l.rcode, l.err = 0, obs.Timeout
 	case "TRUNCATED":

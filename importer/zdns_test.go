@@ -6,7 +6,7 @@ import (
 )
 
 // TestZDNS reads zdns 2 output of the A, AAAA and NS modules (one at a
-// time and together), a failed lookup, both --all-nameservers layouts (a
+// time and together), a failed lookup, a SERVFAIL, both --all-nameservers layouts (a
 // list of resolvers; per-layer iterative responses, of which the domain's
 // own zone is kept), a zdns 1 line, an MX result (skipped) and bad lines.
 func TestZDNS(t *testing.T) {
@@ -25,6 +25,8 @@ func TestZDNS(t *testing.T) {
 		  nothere.example A rcode=3 [] rtt=30ms nxdomain:
 		slow.example @zdns 2026-11-27T09:06:03Z
 		  slow.example A rcode=0 [] rtt=15.000012s timeout:
+		broken.example @127.0.0.1:53 2026-11-27T09:06:04Z
+		  broken.example A rcode=2 [] rtt=50ms servfail:
 		flux.example @192.0.2.1:53 2026-11-27T09:09:01Z
 		  flux.example A rcode=0 [] rtt=21ms ok: flux.example A 180 198.51.100.9
 		flux.example @192.0.2.2:53 2026-11-27T09:09:01Z
@@ -42,12 +44,12 @@ func TestZDNS(t *testing.T) {
 		  after-errors.example A rcode=0 [] rtt=10ms ok: after-errors.example A 60 192.0.2.200
 		`)
 	sameText(t, "errors", strings.Join(r.errs, "\n")+"\n", `
-		zdns.jsonl:10: result A: no "timestamp"
-		zdns.jsonl:11: result A: record flux.example A "198.51.100.777": bad data
-		zdns.jsonl:12: result A: status "BLACKLIST": no lookup was answered
-		zdns.jsonl:13: not JSON: unexpected end of JSON input (at byte 38)
+		zdns.jsonl:11: result A: no "timestamp"
+		zdns.jsonl:12: result A: record flux.example A "198.51.100.777": bad data
+		zdns.jsonl:13: result A: status "BLACKLIST": no lookup was answered
+		zdns.jsonl:14: not JSON: unexpected end of JSON input (at byte 38)
 		`)
-	if want := (Stats{Lines: 14, Probes: 11, Observations: 17, Errors: 4, Skipped: 1}); r.stats != want {
+	if want := (Stats{Lines: 15, Probes: 12, Observations: 18, Errors: 4, Skipped: 1}); r.stats != want {
 		t.Errorf("stats %+v; want %+v", r.stats, want)
 	}
 }

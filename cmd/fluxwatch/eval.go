@@ -140,11 +140,10 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 	defer release()
 
 	type progress struct {
-		first    time.Time // first measurement
-		measured int       // answered rounds so far
-		correct  bool
-		delay    time.Duration
-		rounds   int
+		first   time.Time // first measurement
+		correct bool
+		delay   time.Duration
+		rounds  int
 	}
 	track := map[string]*progress{}
 	w := store.NewWriter(storage.WriterOptions{MaxDelay: 50 * time.Millisecond})
