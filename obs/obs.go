@@ -47,9 +47,13 @@ func (c ErrClass) String() string {
 	return "unknown"
 }
 
+// NumErrClasses is how many error classes there are: they run from OK
+// to NumErrClasses-1.
+const NumErrClasses = len(errClassNames)
+
 // ErrClasses lists every error class in storage order.
 func ErrClasses() []ErrClass {
-	out := make([]ErrClass, len(errClassNames))
+	out := make([]ErrClass, NumErrClasses)
 	for i := range out {
 		out[i] = ErrClass(i)
 	}

@@ -3,8 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"maps"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -40,10 +39,9 @@ type Observer interface {
 // sits where queries leave, so a name server lookup or a referral shared by
 // many probes of a round counts once.
 type tally struct {
-	mu       sync.Mutex
-	sent     int
-	answered int // responses received, whatever their rcode
-	failed   map[obs.ErrClass]int
+	sent     atomic.Int64
+	answered atomic.Int64 // responses received, whatever their rcode
+	failed   [obs.NumErrClasses]atomic.Int64
 }
 
 // outcome classifies what a query came back with.
@@ -54,18 +52,15 @@ func outcome(r *dns.Msg, err error) obs.ErrClass {
 	return crawler.Classify(err)
 }
 
+// record counts one query: every worker of every vantage calls it, so it
+// takes no lock.
 func (t *tally) record(class obs.ErrClass, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.sent++
+	t.sent.Add(1)
 	if err == nil {
-		t.answered++
+		t.answered.Add(1)
 	}
 	if class != obs.OK {
-		if t.failed == nil {
-			t.failed = map[obs.ErrClass]int{}
-		}
-		t.failed[class]++
+		t.failed[class].Add(1)
 	}
 }
 
@@ -83,9 +78,16 @@ func (t *tally) since(before Stats) Stats {
 }
 
 func (t *tally) snapshot() Stats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return Stats{QueriesSent: t.sent, Answered: t.answered, Failed: maps.Clone(t.failed)}
+	st := Stats{QueriesSent: int(t.sent.Load()), Answered: int(t.answered.Load())}
+	for c := range t.failed {
+		if n := t.failed[c].Load(); n > 0 {
+			if st.Failed == nil {
+				st.Failed = map[obs.ErrClass]int{}
+			}
+			st.Failed[obs.ErrClass(c)] = int(n)
+		}
+	}
+	return st
 }
 
 var _ crawler.Querier = (*limitedQuerier)(nil)
