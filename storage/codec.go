@@ -80,8 +80,6 @@ func (d *decoder) bytes(what string) []byte {
 	return p
 }
 
-// micros reads a duration stored in whole microseconds; one too long for a
-// time.Duration is corrupt (it would wrap around to a negative duration).
 // fixed returns the next n bytes (zeros after a failure).
 func (d *decoder) fixed(what string, n int) []byte {
 	if d.err != nil || len(d.b) < n {
@@ -93,6 +91,8 @@ func (d *decoder) fixed(what string, n int) []byte {
 	return p
 }
 
+// micros reads a duration stored in whole microseconds; one too long for a
+// time.Duration is corrupt (it would wrap around to a negative duration).
 func (d *decoder) micros(what string) time.Duration {
 	v := d.uvarint(what)
 	if v > math.MaxInt64/uint64(time.Microsecond) {

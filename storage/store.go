@@ -32,6 +32,8 @@ import (
 // SchemaVersion is the version of the layout this code reads and writes.
 // 3: an observation's rcode moved into its flags-and-error varint.
 // 4: single-address answers stored in the probe, not as sets.
+// 5: next-due times moved from the domain records to the due bucket (a
+// version 4 file is upgraded when opened, see migrate.go).
 const SchemaVersion = 5
 
 // Errors returned by Open and the accessors.
@@ -298,11 +300,11 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 				if rec == nil {
 					return fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, p.Domain)
 				}
-				d, err := decodeDomain(p.Domain, rec)
+				id, _, err := decodeDomainHead(rec)
 				if err != nil {
-					return err
+					return fmt.Errorf("domain %q: %w", p.Domain, err)
 				}
-				did = d.ID
+				did = id
 				s.domainIDs[p.Domain] = did // ids never change once assigned
 			}
 			vid, err := names.id(p.Vantage)
@@ -319,8 +321,9 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 		var setBuf, valBuf []byte
 		var values arena
 		stored := make([]storedObs, 0, 8)
+		var ttls []uint32 // the TTLs of one probe's observations, stored[i].ttls slices of it
 		for _, k := range ks {
-			stored = stored[:0]
+			stored, ttls = stored[:0], ttls[:0]
 			for _, o := range k.p.Observations {
 				so := storedObs{offset: o.Time.Sub(k.p.Start), qtype: o.QType, rcode: uint8(o.Rcode),
 					flags: o.Flags, err: o.Err, rtt: o.RTT}
@@ -332,7 +335,9 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 					so.nameID = id
 				}
 				if a, ok := inlineAddr(o); ok {
-					so.inline, so.ttls = a, []uint32{o.Answer[0].TTL}
+					start := len(ttls)
+					ttls = append(ttls, o.Answer[0].TTL)
+					so.inline, so.ttls = a, ttls[start:]
 				} else if len(o.Answer) > 0 {
 					enc, err := encodeSet(o.Answer, o.Name, names, setBuf[:0])
 					if err != nil {
@@ -349,7 +354,9 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 						}
 						newSets[string(enc)] = so.setID
 					}
-					so.ttls = rrsetTTLs(o.Answer)
+					start := len(ttls)
+					ttls = appendRRsetTTLs(ttls, o.Answer)
+					so.ttls = ttls[start:]
 				}
 				stored = append(stored, so)
 			}
@@ -389,10 +396,9 @@ func inlineAddr(o obs.Observation) (netip.Addr, bool) {
 	return a, true
 }
 
-// rrsetTTLs returns the TTL of each RRset of sorted records: the smallest
-// TTL within the set, as a resolver would use it.
-func rrsetTTLs(rs []obs.Record) []uint32 {
-	var ttls []uint32
+// appendRRsetTTLs appends the TTL of each RRset of sorted records: the
+// smallest TTL within the set, as a resolver would use it.
+func appendRRsetTTLs(ttls []uint32, rs []obs.Record) []uint32 {
 	for i, r := range rs {
 		if i == 0 || r.Name != rs[i-1].Name || r.Type != rs[i-1].Type {
 			ttls = append(ttls, r.TTL)

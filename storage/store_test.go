@@ -179,8 +179,13 @@ func TestSetNextDueKeepsTheRestOfTheRecord(t *testing.T) {
 	if !reflect.DeepEqual(after, want) {
 		t.Fatalf("b.test = %+v; want %+v", after, want)
 	}
-	// Twice: the patched record patches again.
-	s.SetNextDue([]Due{{"b.test", t0.Add(2 * time.Hour)}})
+	// Set again, and twice in one call: the later time wins.
+	if err := s.SetNextDue([]Due{{"b.test", t0.Add(5 * time.Hour)}, {"b.test", t0.Add(2 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := s.Domain("b.test"); !d.NextDue.Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("b.test due %v after two times in one call; want the later one given", d.NextDue)
+	}
 	if due, _ := s.Due(t0.Add(30 * time.Minute)); !reflect.DeepEqual(due, []string{"a.test"}) {
 		t.Fatalf("due at +30m: %v", due)
 	}
