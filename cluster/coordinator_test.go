@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -244,5 +245,34 @@ func TestDispatchLeasesDueDomains(t *testing.T) {
 	<-done
 	if h := a.Heartbeat(); h.WorkDone != 0 || h.Queries != 0 {
 		t.Errorf("expired items measured: %+v", h)
+	}
+}
+
+// A domain is due again just past the smallest address TTL any vantage saw,
+// clamped; one no vantage had an address for waits the longest.
+func TestNextDueTakesTheSmallestTTL(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := &Coordinator{cfg: CoordinatorConfig{Now: func() time.Time { return now }, MinInterval: 30 * time.Second, MaxInterval: time.Hour}}
+	probe := func(domain, vantage string, ttls ...uint32) obs.Probe {
+		o := obs.Observation{Name: domain, QType: dns.TypeA}
+		for i, ttl := range ttls {
+			o.Answer = append(o.Answer, obs.Record{Name: domain, Type: dns.TypeA, TTL: ttl, Data: fmt.Sprintf("192.0.2.%d", i+1)})
+		}
+		return obs.Probe{Domain: domain, Vantage: vantage, Observations: []obs.Observation{o}}
+	}
+	due := map[string]time.Time{}
+	for _, d := range c.nextDue([]obs.Probe{
+		probe("a.example", "v1", 300), probe("a.example", "v2", 90), // the smaller wins
+		probe("b.example", "v1"), probe("b.example", "v2", 120), // one vantage without an address
+		probe("c.example", "v1"), // no address at all
+	}) {
+		due[d.Domain] = d.At
+	}
+	for domain, want := range map[string]time.Time{
+		"a.example": now.Add(91 * time.Second), "b.example": now.Add(121 * time.Second), "c.example": now.Add(time.Hour),
+	} {
+		if !due[domain].Equal(want) {
+			t.Errorf("%s due %v; want %v", domain, due[domain], want)
+		}
 	}
 }

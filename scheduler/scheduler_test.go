@@ -398,3 +398,36 @@ func TestCancelStartsNoQueuedProbes(t *testing.T) {
 		t.Fatalf("%d probes stored, %d queries started after a cancel with 8 in flight; want 8 and 8", st.Probes, q.started.Load())
 	}
 }
+
+// rcodeQuerier answers every query with one rcode.
+type rcodeQuerier struct{ rcode int }
+
+func (q rcodeQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name+".", qtype)
+	m.Response, m.Rcode = true, q.rcode
+	return m, time.Millisecond, nil
+}
+
+// SERVFAIL and NXDOMAIN are about the domain: a list of broken domains
+// never rests a resolver that answers, while REFUSED does.
+func TestBrokenDomainsDoNotRestAVantage(t *testing.T) {
+	domains := names(3 * unhealthyAfter)
+	for _, c := range []struct {
+		rcode  int
+		rested bool
+	}{{dns.RcodeServerFailure, false}, {dns.RcodeNameError, false}, {dns.RcodeRefused, true}} {
+		store := testStore(t, domains)
+		s := New(rcodeQuerier{c.rcode}, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store,
+			Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Workers: 1})
+		w := store.NewWriter(storage.WriterOptions{})
+		if _, err := s.Round(context.Background(), domains, w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		h := s.Health()["127.0.0.1:1"]
+		if rested := !h.Healthy || h.Skipped > 0; rested != c.rested {
+			t.Errorf("%s to every query: healthy %v, %d skipped; want rested %v", dns.RcodeToString[c.rcode], h.Healthy, h.Skipped, c.rested)
+		}
+	}
+}
