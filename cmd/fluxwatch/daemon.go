@@ -165,7 +165,9 @@ type daemonState struct {
 func (d *daemon) state() *daemonState { return d.current.Load() }
 
 // build makes the scheduler and classifier of cfg, checks that every export
-// can be written and imports the configured seed files.
+// can be written and imports the configured seed files. It writes nothing
+// to the store unless everything else succeeded: a reload that fails
+// changes nothing.
 func (d *daemon) build(ctx context.Context, cfg *config.Config) (*daemonState, error) {
 	for _, e := range cfg.Daemon.Exports {
 		if e.Out == "-" {
@@ -180,10 +182,13 @@ func (d *daemon) build(ctx context.Context, cfg *config.Config) (*daemonState, e
 			return nil, fmt.Errorf("daemon.seed_dir: %w", err)
 		}
 	}
+	var seedFiles []seedFile
 	for _, f := range cfg.Daemon.SeedFiles {
-		if err := d.importSeeds(f, cfg); err != nil {
+		sf, err := d.readSeeds(f)
+		if err != nil {
 			return nil, fmt.Errorf("daemon.seed_files: %w", err)
 		}
+		seedFiles = append(seedFiles, sf)
 	}
 	c, err := newClassifier(cfg)
 	if err != nil {
@@ -192,6 +197,12 @@ func (d *daemon) build(ctx context.Context, cfg *config.Config) (*daemonState, e
 	sched, vantages, release, err := newScheduler(cfg, d.store, d.now, d.log, d.metrics)
 	if err != nil {
 		return nil, err
+	}
+	for _, sf := range seedFiles {
+		if err := d.addSeeds(sf); err != nil {
+			release()
+			return nil, fmt.Errorf("daemon.seed_files: %w", err)
+		}
 	}
 	var exports []web.Export
 	for _, e := range cfg.Daemon.Exports {
@@ -214,10 +225,26 @@ func writableDir(dir string) error {
 
 // importSeeds adds the names of a seed file; rejected lines are logged
 // with their file:line (the first few of each file).
-func (d *daemon) importSeeds(file string, cfg *config.Config) error {
-	names, rejects, err := readSeedFile(file, "", d.std, true)
+func (d *daemon) importSeeds(file string) error {
+	sf, err := d.readSeeds(file)
 	if err != nil {
 		return err
+	}
+	return d.addSeeds(sf)
+}
+
+// seedFile is what a seed file holds, read but not yet added.
+type seedFile struct {
+	file     string
+	names    []string
+	rejected int
+}
+
+// readSeeds reads a seed file and logs its rejected lines.
+func (d *daemon) readSeeds(file string) (seedFile, error) {
+	names, rejects, err := readSeedFile(file, "", d.std, true)
+	if err != nil {
+		return seedFile{}, err
 	}
 	for i, r := range rejects {
 		if i == 10 {
@@ -226,11 +253,16 @@ func (d *daemon) importSeeds(file string, cfg *config.Config) error {
 		}
 		d.log.Warn("seeds: line rejected", "err", r.Error())
 	}
-	res, err := d.store.AddDomains(names, seeds.DisplayName(file), d.now())
+	return seedFile{file: file, names: names, rejected: len(rejects)}, nil
+}
+
+// addSeeds adds what readSeeds read.
+func (d *daemon) addSeeds(sf seedFile) error {
+	res, err := d.store.AddDomains(sf.names, seeds.DisplayName(sf.file), d.now())
 	if err != nil {
 		return err
 	}
-	d.log.Info("seeds imported", "file", file, "added", res.Added, "known", res.Known, "rejected", len(rejects))
+	d.log.Info("seeds imported", "file", sf.file, "added", res.Added, "known", res.Known, "rejected", sf.rejected)
 	return nil
 }
 
@@ -249,7 +281,7 @@ func (d *daemon) importSeedDir(dir string) error {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		if err := d.importSeeds(path, d.state().cfg); err != nil {
+		if err := d.importSeeds(path); err != nil {
 			d.log.Error("seeds: import failed; the file stays for the next run", "file", path, "err", err)
 			continue
 		}
