@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/fluxwatch/fluxwatch/feed"
 )
 
 // ConnConfig says how to reach NATS. The zero value connects to
@@ -211,9 +213,10 @@ func connect(c ConnConfig, log *slog.Logger) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// readSecret reads a password or token file, without its final newline.
+// readSecret reads a password or token file, without its final newline;
+// like every key file, a small regular file.
 func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := feed.ReadSmallFile(path, 4096)
 	if err != nil {
 		return "", fmt.Errorf("nats: reading secret: %w", err)
 	}

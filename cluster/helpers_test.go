@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -148,4 +149,21 @@ func (s *idSet) snapshot() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// A secret file is a small regular file: a device is refused rather than
+// read for ever, and the final newline is not part of the secret.
+func TestReadSecret(t *testing.T) {
+	if _, err := readSecret("/dev/zero"); err == nil {
+		t.Error("/dev/zero read as a secret")
+	}
+	path := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(path, []byte("s3cret\n"), 0o600)
+	if s, err := readSecret(path); err != nil || s != "s3cret" {
+		t.Errorf("readSecret = %q, %v; want s3cret", s, err)
+	}
+	os.WriteFile(path, []byte("\n"), 0o600)
+	if _, err := readSecret(path); err == nil {
+		t.Error("an empty secret file was accepted")
+	}
 }
