@@ -24,8 +24,7 @@ import (
 var errStop = errors.New("stop")
 
 // verdictFilters are the values of the index's verdict filter.
-var verdictFilters = []string{"", "flux", classify.SingleFlux, classify.DoubleFlux, classify.Benign,
-	classify.InsufficientData, classify.Unresolvable, "listed"}
+var verdictFilters = slices.Concat([]string{"", "flux"}, classify.Verdicts, []string{"listed"})
 
 // listQuery is a table request.
 type listQuery struct {

@@ -131,7 +131,7 @@ func WriteReport(w io.Writer, store *storage.Store, meta *ipmeta.DB, opts Report
 		return fmt.Errorf("report: reading verdicts: %w", err)
 	}
 	d.Vantages = slices.Sorted(maps.Keys(vantages))
-	for _, k := range []string{classify.SingleFlux, classify.DoubleFlux, classify.Benign, classify.InsufficientData, classify.Unresolvable} {
+	for _, k := range classify.Verdicts {
 		d.Counts = append(d.Counts, verdictCount{k, counts[k]})
 		delete(counts, k)
 	}

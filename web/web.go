@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -150,10 +151,10 @@ var templateFuncs = template.FuncMap{
 		return strings.Join(xs, ", ")
 	},
 	"verdictClass": func(v string) string {
-		switch v {
-		case "single-flux", "double-flux":
+		switch {
+		case classify.Listed(v):
 			return "flux"
-		case "benign":
+		case v == classify.Benign:
 			return "benign"
 		default:
 			return "other"

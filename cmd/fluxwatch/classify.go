@@ -92,7 +92,7 @@ func (t *verdictTable) close(counts map[string]int) error {
 	}
 	var parts []string
 	total := 0
-	for _, k := range []string{classify.SingleFlux, classify.DoubleFlux, classify.Benign, classify.InsufficientData, classify.Unresolvable} {
+	for _, k := range classify.Verdicts {
 		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
 		total += counts[k]
 	}
