@@ -295,7 +295,7 @@ func TestExportObsOptions(t *testing.T) {
 	}
 	// Everything, to stdout; an unknown domain is an error.
 	stdout, _, err = fw(t, "", "export-observations", "--db", db)
-	if n := strings.Count(stdout, "\n"); err != nil || n != 11 {
+	if n := strings.Count(stdout, "\n"); err != nil || n != 12 { // the probes of importer/testdata/zdns.jsonl
 		t.Errorf("export of everything: %v, %d lines", err, n)
 	}
 	if _, _, err := fw(t, "", "export-observations", "--db", db, "--domain", "unknown.example"); !errors.Is(err, storage.ErrUnknownDomain) {
