@@ -19,7 +19,10 @@ type Domain struct {
 	Sources   []string  // source tags, sorted, from every import that named it
 	FirstSeen time.Time // when it was first added
 	NextDue   time.Time // when it should be measured next; zero: now
-	Active    bool      // false once removed; its history stays
+	// Dark counts the latest measurements in a row in which no vantage
+	// got an answer for the name (see the scheduler's DarkAfter).
+	Dark   int
+	Active bool // false once removed; its history stays
 }
 
 // encodeDomain encodes the record kept under the name; NextDue is kept
@@ -180,7 +183,7 @@ func (s *Store) Domain(name string) (Domain, bool, error) {
 		if d, err = decodeDomain(name, v); err != nil {
 			return err
 		}
-		d.NextDue, err = nextDue(tx, d.ID)
+		d.NextDue, d.Dark, err = nextDue(tx, d.ID)
 		return err
 	})
 	return d, ok, err
@@ -208,7 +211,7 @@ func (s *Store) Domains(fn func(Domain) error) error {
 			if err != nil {
 				return err
 			}
-			d.NextDue = due.at(d.ID)
+			d.NextDue, d.Dark = due.at(d.ID), due.dark(d.ID)
 			return fn(d)
 		})
 	})

@@ -13,13 +13,24 @@ import (
 // Next-due times change for every domain measured, every round, so they
 // are kept apart from the domain records, in chunks by domain id: the
 // chunk of id is under the key id/dueChunk (4 bytes), and holds dueChunk
-// times of 8 bytes each, Unix milliseconds, 0 for "due now". 496 of them
-// fill a 4 KiB page with the page's and the element's headers. A round of
-// 200,000 domains rewrites 404 chunks instead of 200,000 records.
+// values of 8 bytes each. 496 of them fill a 4 KiB page with the page's
+// and the element's headers. A round of 200,000 domains rewrites 404
+// chunks instead of 200,000 records.
+//
+// A value's low 56 bits are the next-due time in Unix milliseconds (0 for
+// "due now"; 56 bits last until the year 2,280,000), its top 8 bits the
+// domain's dark count: how many measurements in a row no vantage answered
+// (saturating at 255). Schema 5 kept only the time, so its values read as
+// a dark count of 0.
 const (
 	dueChunk    = 496
 	dueTimeSize = 8
 	dueValue    = dueChunk * dueTimeSize
+
+	dueMillisMask = 1<<56 - 1
+	darkShift     = 56
+	// MaxDark is the highest dark count stored; longer runs stay at it.
+	MaxDark = 255
 )
 
 // Due is when one domain should be measured next.
@@ -28,48 +39,118 @@ type Due struct {
 	At     time.Time
 }
 
+// Measured is a domain just measured: when it is due next, and its dark
+// count after this measurement (0: some vantage answered).
+type Measured struct {
+	Domain string
+	At     time.Time
+	Dark   int
+}
+
 // SetNextDue records when each domain should be measured next, in one
-// transaction. Domains never added are skipped.
+// transaction, and keeps the domains' dark counts. Domains never added
+// are skipped.
 func (s *Store) SetNextDue(due []Due) error {
-	if len(due) == 0 {
+	ms := make([]Measured, len(due))
+	for i, d := range due {
+		ms[i] = Measured{Domain: d.Domain, At: d.At}
+	}
+	return s.setDue(ms, true)
+}
+
+// SetMeasured records the next-due times and dark counts of domains just
+// measured, in one transaction. Domains never added are skipped.
+func (s *Store) SetMeasured(ms []Measured) error {
+	return s.setDue(ms, false)
+}
+
+func (s *Store) setDue(ms []Measured, keepDark bool) error {
+	if len(ms) == 0 {
 		return nil
 	}
-	byID := make([]idDue, 0, len(due))
-	var unknown []Due // not in the writer's cache: looked up in the transaction
+	byID := make([]idDue, 0, len(ms))
+	var unknown []Measured // not in the writer's cache: looked up in the transaction
 	s.wmu.Lock()
-	for _, d := range due {
-		if id, ok := s.domainIDs[d.Domain]; ok {
-			byID = append(byID, idDue{id, dueMillis(d.At)})
+	for _, m := range ms {
+		if id, ok := s.domainIDs[m.Domain]; ok {
+			byID = append(byID, newIDDue(id, m, keepDark))
 		} else {
-			unknown = append(unknown, d)
+			unknown = append(unknown, m)
 		}
 	}
 	s.wmu.Unlock()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		domains := tx.Bucket(bucketDomains)
-		for _, d := range unknown {
-			v := domains.Get([]byte(d.Domain))
+		for _, m := range unknown {
+			v := domains.Get([]byte(m.Domain))
 			if v == nil {
 				continue
 			}
 			id, _, err := decodeDomainHead(v)
 			if err != nil {
-				return fmt.Errorf("domain %q: %w", d.Domain, err)
+				return fmt.Errorf("domain %q: %w", m.Domain, err)
 			}
-			byID = append(byID, idDue{id, dueMillis(d.At)})
+			byID = append(byID, newIDDue(id, m, keepDark))
 		}
 		return putDue(tx, byID)
 	})
 }
 
-// idDue is one domain's next-due time as the due bucket keeps it.
-type idDue struct {
-	id uint32
-	ms uint64 // Unix milliseconds; 0: due now
+// DarkCounts returns the dark count of each name (0 for a name never
+// added), in one read transaction.
+func (s *Store) DarkCounts(names []string) ([]int, error) {
+	out := make([]int, len(names))
+	ids := make([]uint32, len(names))
+	known := make([]bool, len(names))
+	s.wmu.Lock()
+	for i, n := range names {
+		ids[i], known[i] = s.domainIDs[n]
+	}
+	s.wmu.Unlock()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		domains, b := tx.Bucket(bucketDomains), tx.Bucket(bucketDue)
+		var chunk []byte
+		chunkKey := uint32(1<<32 - 1)
+		for i, n := range names {
+			if !known[i] {
+				v := domains.Get([]byte(n))
+				if v == nil {
+					continue
+				}
+				var err error
+				if ids[i], _, err = decodeDomainHead(v); err != nil {
+					return fmt.Errorf("domain %q: %w", n, err)
+				}
+			}
+			if c := ids[i] / dueChunk; c != chunkKey {
+				chunkKey, chunk = c, b.Get(u32key(c))
+				if chunk != nil && len(chunk) != dueValue {
+					return fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, c, len(chunk))
+				}
+			}
+			if chunk != nil {
+				out[i] = int(binary.BigEndian.Uint64(chunk[ids[i]%dueChunk*dueTimeSize:]) >> darkShift)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
-// putDue writes the times into their chunks, each chunk read and written
-// once; for a domain listed twice the later time wins.
+// idDue is one domain's next-due value as the due bucket keeps it.
+type idDue struct {
+	id       uint32
+	ms       uint64 // Unix milliseconds; 0: due now
+	dark     uint8
+	keepDark bool // leave the stored dark count as it is
+}
+
+func newIDDue(id uint32, m Measured, keepDark bool) idDue {
+	return idDue{id: id, ms: dueMillis(m.At), dark: uint8(min(max(m.Dark, 0), MaxDark)), keepDark: keepDark}
+}
+
+// putDue writes the values into their chunks, each chunk read and written
+// once; for a domain listed twice the later value wins.
 func putDue(tx *bolt.Tx, due []idDue) error {
 	slices.SortStableFunc(due, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
 	b := tx.Bucket(bucketDue)
@@ -84,7 +165,12 @@ func putDue(tx *bolt.Tx, due []idDue) error {
 			copy(v, old)
 		}
 		for len(due) > 0 && due[0].id/dueChunk == chunk {
-			binary.BigEndian.PutUint64(v[due[0].id%dueChunk*dueTimeSize:], due[0].ms)
+			at := v[due[0].id%dueChunk*dueTimeSize:]
+			dark := uint64(due[0].dark)
+			if due[0].keepDark {
+				dark = binary.BigEndian.Uint64(at) >> darkShift
+			}
+			binary.BigEndian.PutUint64(at, due[0].ms&dueMillisMask|dark<<darkShift)
 			due = due[1:]
 		}
 		if err := b.Put(key, v); err != nil {
@@ -94,28 +180,31 @@ func putDue(tx *bolt.Tx, due []idDue) error {
 	return nil
 }
 
-func dueMillis(t time.Time) uint64 { return uint64(max(t.UnixMilli(), 0)) }
+func dueMillis(t time.Time) uint64 { return min(uint64(max(t.UnixMilli(), 0)), dueMillisMask) }
 
-func dueTime(ms uint64) time.Time {
+// dueTime is the next-due time of a stored value.
+func dueTime(v uint64) time.Time {
+	ms := v & dueMillisMask
 	if ms == 0 {
 		return time.Time{}
 	}
 	return time.UnixMilli(int64(ms)).UTC()
 }
 
-// nextDue reads one domain's next-due time.
-func nextDue(tx *bolt.Tx, id uint32) (time.Time, error) {
+// nextDue reads one domain's next-due time and dark count.
+func nextDue(tx *bolt.Tx, id uint32) (time.Time, int, error) {
 	v := tx.Bucket(bucketDue).Get(u32key(id / dueChunk))
 	if v == nil {
-		return time.Time{}, nil
+		return time.Time{}, 0, nil
 	}
 	if len(v) != dueValue {
-		return time.Time{}, fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, id/dueChunk, len(v))
+		return time.Time{}, 0, fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, id/dueChunk, len(v))
 	}
-	return dueTime(binary.BigEndian.Uint64(v[id%dueChunk*dueTimeSize:])), nil
+	raw := binary.BigEndian.Uint64(v[id%dueChunk*dueTimeSize:])
+	return dueTime(raw), int(raw >> darkShift), nil
 }
 
-// dueTable is every next-due time, read at once for a pass over all
+// dueTable is every next-due value, read at once for a pass over all
 // domains: a million of them take 8 MB.
 type dueTable struct{ ms []uint64 }
 
@@ -142,4 +231,11 @@ func (t dueTable) at(id uint32) time.Time {
 		return time.Time{}
 	}
 	return dueTime(t.ms[id])
+}
+
+func (t dueTable) dark(id uint32) int {
+	if int(id) >= len(t.ms) {
+		return 0
+	}
+	return int(t.ms[id] >> darkShift)
 }

@@ -16,6 +16,10 @@ func migrate(tx *bolt.Tx, from uint32) (bool, error) {
 		if err := migrate4to5(tx); err != nil {
 			return true, fmt.Errorf("upgrading from version 4: %w", err)
 		}
+		fallthrough
+	case 5:
+		// Version 6 keeps a dark count in the top byte of each next-due
+		// value, where version 5 kept zeros: nothing to rewrite.
 		return true, tx.Bucket(bucketMeta).Put(metaSchema, u32key(SchemaVersion))
 	}
 	return false, nil
@@ -45,7 +49,7 @@ func migrate4to5(tx *bolt.Tx) error {
 		}
 		records = append(records, record{k, append(slices.Clip(head), d.b...)})
 		if ms != 0 {
-			due = append(due, idDue{uint32(id), ms})
+			due = append(due, idDue{id: uint32(id), ms: ms})
 		}
 		return nil
 	})

@@ -12,7 +12,7 @@ import (
 )
 
 // A version 4 file, with next-due times inside the domain records, opens
-// as version 5 with every record and time where it belongs.
+// as the current version with every record and time where it belongs.
 func TestOpenUpgradesVersion4(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v4.db")
 	db, err := bolt.Open(path, 0o600, nil)
@@ -83,7 +83,7 @@ func TestOpenUpgradesVersion4(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	// Upgraded once: it opens again as version 5.
+	// Upgraded once: it opens again as the current version.
 	if s, err = Open(path); err != nil {
 		t.Fatal(err)
 	}

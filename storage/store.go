@@ -34,7 +34,9 @@ import (
 // 4: single-address answers stored in the probe, not as sets.
 // 5: next-due times moved from the domain records to the due bucket (a
 // version 4 file is upgraded when opened, see migrate.go).
-const SchemaVersion = 5
+// 6: a next-due value carries the domain's dark count in its top byte (a
+// version 5 file is upgraded by its version number alone).
+const SchemaVersion = 6
 
 // Errors returned by Open and the accessors.
 var (
@@ -126,7 +128,7 @@ func (s *Store) init() error {
 			return fmt.Errorf("%w: file has version %x, this fluxwatch reads %d", ErrSchema, v, SchemaVersion)
 		} else if version := binary.BigEndian.Uint32(v); version != SchemaVersion {
 			if ok, err := migrate(tx, version); !ok {
-				return fmt.Errorf("%w: file has version %d, this fluxwatch reads %d (and upgrades 4)", ErrSchema, version, SchemaVersion)
+				return fmt.Errorf("%w: file has version %d, this fluxwatch reads %d (and upgrades 4 and 5)", ErrSchema, version, SchemaVersion)
 			} else if err != nil {
 				return err
 			}
