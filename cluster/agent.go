@@ -40,6 +40,9 @@ type AgentConfig struct {
 	QPS       float64
 	Burst     int
 	GlobalQPS float64
+	// Retries is as in scheduler.Options: extra attempts of a query that
+	// timed out, while its vantage answers others (0: one; negative: none).
+	Retries int
 	// VantageLabel qualifies the vantages in the probes the agent sends,
 	// as LABEL/ADDR (default: the region): the same resolver address asked
 	// from two networks is two vantages.
@@ -155,7 +158,7 @@ func NewAgent(q crawler.Querier, c crawler.Crawler, cfg AgentConfig) (*Agent, er
 	}
 	cfg.setDefaults()
 	a := &Agent{cfg: cfg, names: names{cfg.Prefix}, log: cfg.Logger.With("agent", cfg.Name), counts: &queryCounts{}}
-	c.Querier = scheduler.LimitQuerier(counted{q, a.counts}, cfg.Vantages, cfg.QPS, cfg.Burst, cfg.GlobalQPS)
+	c.Querier = scheduler.LimitQuerier(counted{q, a.counts}, cfg.Vantages, cfg.QPS, cfg.Burst, cfg.GlobalQPS, cfg.Retries)
 	if c.Direct != nil {
 		c.Direct = scheduler.LimitDirect(counted{c.Direct, a.counts}, cfg.QPS, cfg.Burst)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
@@ -26,41 +27,44 @@ import (
 // Config is everything fluxwatch can be told. The YAML keys are the
 // contract documented in the README; keep them stable.
 type Config struct {
-	DB            string             `yaml:"db"`
-	Resolvers     []string           `yaml:"resolvers"`
-	ResolversFile string             `yaml:"resolvers_file"`
-	VantageQPS    map[string]float64 `yaml:"vantage_qps"`
-	QPS           float64            `yaml:"qps"`
-	Burst         int                `yaml:"burst"`
-	GlobalQPS     float64            `yaml:"global_qps"`
-	Workers       int                `yaml:"workers"`
-	Engine        string             `yaml:"engine"`
-	Sockets       int                `yaml:"sockets"`
-	Procs         int                `yaml:"procs"`
-	RandomizeCase bool               `yaml:"randomize_case"`
-	MaxRecords    int                `yaml:"max_records"`
-	Timeout       time.Duration      `yaml:"timeout"`
-	Retries       int                `yaml:"retries"`
-	EDNSSize      uint16             `yaml:"edns_size"`
-	QTypes        []string           `yaml:"qtypes"`
-	NSHosts       bool               `yaml:"ns_hosts"`
-	MinInterval   time.Duration      `yaml:"min_interval"`
-	MaxInterval   time.Duration      `yaml:"max_interval"`
-	Window        time.Duration      `yaml:"window"`
-	ExpireAfter   time.Duration      `yaml:"expire_after"`
-	Retention     time.Duration      `yaml:"retention"`
-	ASNDB         []string           `yaml:"asn_db"`
-	CountryDB     []string           `yaml:"country_db"`
-	Allowlist     []string           `yaml:"allowlist"`
-	CDNSuffixes   string             `yaml:"cdn_suffixes"`
-	Delegation    bool               `yaml:"delegation"`
-	ParentPort    int                `yaml:"parent_port"`
-	Cymru         bool               `yaml:"cymru"`
-	CymruQPS      float64            `yaml:"cymru_qps"`
-	RPZZone       string             `yaml:"rpz_zone"`
-	LogLevel      string             `yaml:"log_level"`
-	LogFormat     string             `yaml:"log_format"`
-	Daemon        Daemon             `yaml:"daemon"`
+	DB              string             `yaml:"db"`
+	Resolvers       []string           `yaml:"resolvers"`
+	ResolversFile   string             `yaml:"resolvers_file"`
+	VantageQPS      map[string]float64 `yaml:"vantage_qps"`
+	QPS             float64            `yaml:"qps"`
+	Burst           int                `yaml:"burst"`
+	GlobalQPS       float64            `yaml:"global_qps"`
+	Workers         int                `yaml:"workers"`
+	MaxInFlight     int                `yaml:"max_in_flight"`
+	Canary          string             `yaml:"canary"`
+	Engine          string             `yaml:"engine"`
+	Sockets         int                `yaml:"sockets"`
+	Procs           int                `yaml:"procs"`
+	RandomizeCase   bool               `yaml:"randomize_case"`
+	MaxRecords      int                `yaml:"max_records"`
+	Timeout         time.Duration      `yaml:"timeout"`
+	Retries         int                `yaml:"retries"`
+	EDNSSize        uint16             `yaml:"edns_size"`
+	QTypes          []string           `yaml:"qtypes"`
+	NSHosts         bool               `yaml:"ns_hosts"`
+	MinInterval     time.Duration      `yaml:"min_interval"`
+	MaxInterval     time.Duration      `yaml:"max_interval"`
+	DarkMaxInterval time.Duration      `yaml:"dark_max_interval"`
+	Window          time.Duration      `yaml:"window"`
+	ExpireAfter     time.Duration      `yaml:"expire_after"`
+	Retention       time.Duration      `yaml:"retention"`
+	ASNDB           []string           `yaml:"asn_db"`
+	CountryDB       []string           `yaml:"country_db"`
+	Allowlist       []string           `yaml:"allowlist"`
+	CDNSuffixes     string             `yaml:"cdn_suffixes"`
+	Delegation      bool               `yaml:"delegation"`
+	ParentPort      int                `yaml:"parent_port"`
+	Cymru           bool               `yaml:"cymru"`
+	CymruQPS        float64            `yaml:"cymru_qps"`
+	RPZZone         string             `yaml:"rpz_zone"`
+	LogLevel        string             `yaml:"log_level"`
+	LogFormat       string             `yaml:"log_format"`
+	Daemon          Daemon             `yaml:"daemon"`
 
 	// lines maps dotted keys to the line they were set on, for errors.
 	lines map[string]int
@@ -102,7 +106,6 @@ func Default() *Config {
 	return &Config{
 		DB:          db,
 		QPS:         20,
-		Workers:     8,
 		Engine:      "sockets",
 		Sockets:     4,
 		MaxRecords:  512,
@@ -300,8 +303,16 @@ func (c *Config) Validate() error {
 	if c.Burst < 0 {
 		bad("burst", "%d is negative", c.Burst)
 	}
-	if c.Workers < 1 || c.Workers > 4096 {
-		bad("workers", "%d is outside 1..4096", c.Workers)
+	if c.Workers < 0 || c.Workers > 65536 {
+		bad("workers", "%d is outside 0..65536 (0: as many as the rate needs)", c.Workers)
+	}
+	if c.MaxInFlight < 0 || c.MaxInFlight > 1<<20 {
+		bad("max_in_flight", "%d is outside 0..1048576 (0: the default)", c.MaxInFlight)
+	}
+	if c.Canary != "" {
+		if _, ok := dns.IsDomainName(c.Canary); !ok {
+			bad("canary", "%q is not a domain name", c.Canary)
+		}
 	}
 	if c.Engine != "sockets" && c.Engine != "naive" {
 		bad("engine", "%q is not one of sockets, naive", c.Engine)
@@ -345,6 +356,11 @@ func (c *Config) Validate() error {
 		} else {
 			bad("max_interval", "%s is below min_interval %s", c.MaxInterval, c.MinInterval)
 		}
+	}
+	if c.DarkMaxInterval < 0 {
+		bad("dark_max_interval", "%s is negative (0: the default, 24h)", c.DarkMaxInterval)
+	} else if c.DarkMaxInterval > 0 && c.DarkMaxInterval < c.MaxInterval {
+		bad("dark_max_interval", "%s is below max_interval %s", c.DarkMaxInterval, c.MaxInterval)
 	}
 	if c.Window <= 0 {
 		bad("window", "must be positive")

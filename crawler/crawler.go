@@ -53,45 +53,70 @@ func (c *Crawler) now() time.Time {
 	return time.Now()
 }
 
-// Probe measures one domain through one vantage. Lookups of name server
-// addresses go through round, so that a name server shared by many domains
-// is asked once per vantage and round; round may be nil.
+// Probe measures one domain through one vantage. The queries that do not
+// depend on each other go out together: every configured type and the
+// referral from the parent zone first, then the addresses of every name
+// server the NS answer named. Lookups of name server addresses and
+// referrals go through round, so that one shared by many domains is asked
+// once per vantage and round; round may be nil. The observations are in a
+// fixed order: the types as configured, the referral, the name servers'
+// addresses by host name.
 func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Round) obs.Probe {
 	qtypes := c.QTypes
 	if qtypes == nil {
 		qtypes = DefaultQTypes
 	}
-	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now(), Observations: make([]obs.Observation, 0, len(qtypes))}
-	var nsHosts []string
-	for _, qt := range qtypes {
-		o := c.observe(ctx, vantage, domain, qt)
-		p.Observations = append(p.Observations, o)
-		if qt == dns.TypeNS {
-			for _, r := range o.Answer {
-				if r.Type == dns.TypeNS && r.Name == domain {
-					nsHosts = append(nsHosts, r.Data)
-				}
+	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now()}
+	delegation := c.Delegation && c.Direct != nil && ctx.Err() == nil
+	first := make([]obs.Observation, len(qtypes), len(qtypes)+1)
+	var (
+		wg       sync.WaitGroup
+		referral obs.Observation
+		referred bool
+	)
+	for i, qt := range qtypes[1:] {
+		wg.Go(func() { first[i+1] = c.observe(ctx, vantage, domain, qt) })
+	}
+	if delegation {
+		wg.Go(func() { referral, referred = c.delegation(ctx, domain, vantage, round) })
+	}
+	first[0] = c.observe(ctx, vantage, domain, qtypes[0])
+	wg.Wait()
+	p.Observations = first
+	if referred {
+		p.Observations = append(p.Observations, referral)
+	}
+	if !c.NSHosts {
+		return p
+	}
+	var hosts []string
+	for _, o := range first {
+		if o.QType != dns.TypeNS {
+			continue
+		}
+		for _, r := range o.Answer {
+			if r.Type == dns.TypeNS && r.Name == domain {
+				hosts = append(hosts, r.Data)
 			}
 		}
 	}
-	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
-		if o, ok := c.delegation(ctx, domain, vantage, round); ok {
-			p.Observations = append(p.Observations, o)
-		}
+	if len(hosts) == 0 || ctx.Err() != nil {
+		return p
 	}
-	if c.NSHosts {
-		slices.Sort(nsHosts)
-		for _, host := range slices.Compact(nsHosts) {
-			for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-				if ctx.Err() != nil {
-					return p
-				}
-				p.Observations = append(p.Observations, round.do(vantage, host, qt, func() obs.Observation {
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	addrs := make([]obs.Observation, 2*len(hosts))
+	for i, host := range hosts {
+		for j, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			wg.Go(func() {
+				addrs[2*i+j] = round.do(vantage, host, qt, func() obs.Observation {
 					return c.observe(ctx, vantage, host, qt)
-				}))
-			}
+				})
+			})
 		}
 	}
+	wg.Wait()
+	p.Observations = append(p.Observations, addrs...)
 	return p
 }
 

@@ -111,6 +111,10 @@ func matches(q, r *dns.Msg) bool {
 	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
 }
 
+// Retryable reports whether a query that failed with err is worth asking
+// again: it timed out, or only mismatched or malformed answers came.
+func Retryable(err error) bool { return retryable(err) }
+
 func retryable(err error) bool {
 	var ne net.Error
 	return errors.Is(err, ErrMismatch) || errors.Is(err, ErrMalformed) || (errors.As(err, &ne) && ne.Timeout())

@@ -7,27 +7,34 @@ import (
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
-// Health thresholds: after unhealthyAfter probes in a row that failed at
-// the vantage (timeouts, network errors, REFUSED), the vantage rests for
-// firstBackoff, doubling up to maxBackoff while each re-probe fails.
+// A resolver's health is judged by the resolver, never by the domains it
+// is asked about: a vantage is healthy while it answers anything (an
+// answer, NXDOMAIN, SERVFAIL) for any name. After unhealthyAfter probes in
+// a row that got nothing from it (timeouts, network errors, REFUSED) it is
+// only suspect: a canary query (Options.Canary, by default the root zone's
+// SOA) decides. An answer clears it, however many dead domains came first;
+// silence or REFUSED rests it for firstBackoff, doubling up to maxBackoff.
+// When a rest is over, the canary is asked again before any domain.
 const (
 	unhealthyAfter = 20
 	firstBackoff   = 30 * time.Second
 	maxBackoff     = 10 * time.Minute
 )
 
-// health tracks one vantage. While it rests, its workers skip domains
-// instead of measuring them (they stay due for the next round), so a dead
-// vantage costs neither time nor false evidence; when the rest is over one
-// probe goes out, and its outcome decides.
-type health struct {
-	mu          sync.Mutex
-	consecutive int
-	until       time.Time // resting until; zero: healthy
-	backoff     time.Duration
-	reprobing   bool
+// DefaultCanary is the name a suspect vantage is asked for (type SOA).
+const DefaultCanary = "."
 
-	probes, failures, skipped int64
+// health tracks one vantage. While it rests, its domains are skipped
+// instead of measured (they stay due for the next round), so a dead
+// vantage costs neither time nor false evidence.
+type health struct {
+	mu       sync.Mutex
+	suspect  int       // probes in a row that got nothing from the vantage
+	checking bool      // a canary is out
+	until    time.Time // resting until; zero: healthy
+	backoff  time.Duration
+
+	probes, failures, skipped, canaries int64
 }
 
 // HealthStats describe a vantage's state; the crawl summary lists them.
@@ -35,69 +42,90 @@ type HealthStats struct {
 	Probes   int64 `json:"probes"`
 	Failures int64 `json:"failures"`
 	Skipped  int64 `json:"skipped"`
+	// Canaries counts the canary queries asked to judge the vantage.
+	Canaries int64 `json:"canaries"`
 	Healthy  bool  `json:"healthy"`
 }
 
-// allow reports whether a probe may go out now; the clock is read only
-// while the vantage rests.
-func (h *health) allow(now func() time.Time) bool {
+// allow reports whether a probe may go out now, and whether the caller
+// must first ask the canary (the rest is over) and then call allow again.
+// The clock is read only while the vantage rests.
+func (h *health) allow(now func() time.Time) (ok, ask bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.until.IsZero():
-		return true
-	case h.reprobing || now().Before(h.until):
+		return true, false
+	case h.checking || now().Before(h.until):
 		h.skipped++
-		return false
+		return false, false
 	default:
-		h.reprobing = true
-		return true
+		h.checking = true
+		return false, true
 	}
 }
 
-// record takes the outcome of a probe that went out.
-func (h *health) record(p obs.Probe, clock func() time.Time) {
+// record takes the outcome of a probe that went out, and reports whether
+// the vantage just became suspect: the caller then asks the canary.
+func (h *health) record(p obs.Probe) (ask bool) {
 	failed := vantageFailed(p)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.probes++
 	if !failed {
-		h.consecutive, h.until, h.backoff, h.reprobing = 0, time.Time{}, 0, false
-		return
+		h.suspect = 0
+		return false
 	}
 	h.failures++
-	h.consecutive++
-	switch {
-	case h.reprobing:
-		h.reprobing = false
-		h.backoff = min(2*h.backoff, maxBackoff)
-		h.until = clock().Add(h.backoff)
-	case h.until.IsZero() && h.consecutive >= unhealthyAfter:
-		h.backoff = firstBackoff
-		h.until = clock().Add(h.backoff)
+	h.suspect++
+	if h.until.IsZero() && !h.checking && h.suspect >= unhealthyAfter {
+		h.checking = true
+		return true
 	}
+	return false
+}
+
+// canary takes the canary's outcome: answered clears the vantage, anything
+// else rests it, for longer each time in a row.
+func (h *health) canary(answered bool, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.checking = false
+	h.canaries++
+	h.suspect = 0
+	if answered {
+		h.until, h.backoff = time.Time{}, 0
+		return
+	}
+	if h.until.IsZero() {
+		h.backoff = firstBackoff
+	} else {
+		h.backoff = min(2*h.backoff, maxBackoff)
+	}
+	h.until = now.Add(h.backoff)
 }
 
 func (h *health) stats() HealthStats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return HealthStats{Probes: h.probes, Failures: h.failures, Skipped: h.skipped, Healthy: h.until.IsZero()}
+	return HealthStats{Probes: h.probes, Failures: h.failures, Skipped: h.skipped, Canaries: h.canaries, Healthy: h.until.IsZero()}
 }
 
-// vantageFailed reports whether every query of a probe failed in a way
-// that blames the vantage rather than the domain: SERVFAIL and NXDOMAIN
-// are about the domain, and a list of dead domains must not bench a
-// healthy resolver.
+// vantageFailed reports whether every query of a probe got nothing from
+// the vantage: SERVFAIL and NXDOMAIN are answers about the domain.
+// The referral from the parent zone's servers is not the vantage's.
 func vantageFailed(p obs.Probe) bool {
-	if len(p.Observations) == 0 {
-		return false
-	}
+	asked := false
 	for _, o := range p.Observations {
+		if o.Flags&obs.FlagDelegation != 0 {
+			continue
+		}
 		switch o.Err {
 		case obs.Timeout, obs.Network, obs.Refused:
+			asked = true
 		default:
 			return false
 		}
 	}
-	return true
+	return asked
 }

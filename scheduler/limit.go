@@ -15,11 +15,15 @@ import (
 
 // limitedQuerier holds every query to its vantage's token bucket and to the
 // global one. Each vantage has its own limiter, created up front for the
-// configured vantages, so a slow vantage never takes another's tokens.
+// configured vantages, so a slow vantage never takes another's tokens. It
+// also retries a query that timed out, but only while its vantage answers
+// other queries: a lost answer from a live resolver is worth asking again,
+// silence from a dead one is not.
 type limitedQuerier struct {
 	q        crawler.Querier
-	vantages map[string]*rate.Limiter // nil limiter: unlimited
-	global   *rate.Limiter            // nil: no global limit
+	vantages map[string]*vantage
+	global   *rate.Limiter // nil: no global limit
+	retries  int
 	tally    *tally
 	observer Observer // nil: none
 }
@@ -93,26 +97,30 @@ func (t *tally) snapshot() Stats {
 var _ crawler.Querier = (*limitedQuerier)(nil)
 
 // newLimitedQuerier makes a bucket per vantage, of its own rate or qps
-// (0 or less: unlimited), and the global one.
-func newLimitedQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, t *tally, o Observer) *limitedQuerier {
-	lq := &limitedQuerier{q: q, vantages: make(map[string]*rate.Limiter, len(vantages)), global: newLimiter(globalQPS, burst), tally: t, observer: o}
+// (0 or less: unlimited), and the global one. retries is as in Options.
+func newLimitedQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, retries, window int, t *tally, o Observer) *limitedQuerier {
+	if retries == 0 {
+		retries = 1
+	}
+	lq := &limitedQuerier{q: q, vantages: make(map[string]*vantage, len(vantages)), global: newLimiter(globalQPS, burst),
+		retries: max(retries, 0), tally: t, observer: o}
 	for _, v := range vantages {
 		vq := v.QPS
 		if vq == 0 {
 			vq = qps
 		}
-		lq.vantages[v.Addr] = newLimiter(vq, burst)
+		lq.vantages[v.Addr] = newVantage(v.Addr, newLimiter(vq, burst), lq.global, window)
 	}
 	return lq
 }
 
 // LimitQuerier holds every query through q to its vantage's token bucket
 // (the vantage's own rate, else qps; 0 or less lifts it) and to a global
-// bucket (globalQPS; 0: none), exactly as a Scheduler's crawls are held:
-// for measuring outside a Scheduler, as remote agents do. Queries to a
-// vantage not in vantages fail.
-func LimitQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64) crawler.Querier {
-	return newLimitedQuerier(q, vantages, qps, burst, globalQPS, &tally{}, nil)
+// bucket (globalQPS; 0: none), and retries timeouts as a Scheduler's
+// crawls do (retries as in Options): for measuring outside a Scheduler, as
+// remote agents do. Queries to a vantage not in vantages fail.
+func LimitQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, retries int) crawler.Querier {
+	return newLimitedQuerier(q, vantages, qps, burst, globalQPS, retries, DefaultWindow, &tally{}, nil)
 }
 
 // LimitDirect holds queries to parent zone servers to one shared bucket of
@@ -131,26 +139,67 @@ func newLimiter(qps float64, burst int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(qps), burst)
 }
 
-func (l *limitedQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
-	lim, ok := l.vantages[vantage]
+func (l *limitedQuerier) Query(ctx context.Context, addr, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	v, ok := l.vantages[addr]
 	if !ok {
-		return nil, 0, fmt.Errorf("vantage %s is not configured", vantage)
+		return nil, 0, fmt.Errorf("vantage %s is not configured", addr)
 	}
+	for attempt := 0; ; attempt++ {
+		r, rtt, heard, err := l.once(ctx, v, name, qtype)
+		if err == nil {
+			v.responses.Add(1)
+			v.answering.Store(true)
+			if v.win != nil {
+				v.win.answered(rtt)
+			}
+			return r, rtt, nil
+		}
+		if ctx.Err() != nil || !crawler.Retryable(err) {
+			return nil, 0, err
+		}
+		// Lost, or the name is dead: asked again only if the vantage
+		// answered anyone while this query waited, or answered the last
+		// query before it failed.
+		alive := v.responses.Load() != heard
+		if !alive {
+			alive = v.answering.Swap(false)
+		}
+		if attempt >= l.retries || !alive {
+			return nil, 0, err
+		}
+	}
+}
+
+// once waits for the vantage's and the global tokens, then sends one
+// query; heard is the vantage's response count when it left.
+func (l *limitedQuerier) once(ctx context.Context, v *vantage, name string, qtype uint16) (r *dns.Msg, rtt time.Duration, heard uint64, err error) {
 	var start time.Time
 	if l.observer != nil {
 		start = time.Now()
 	}
-	if lim != nil {
-		if err := lim.Wait(ctx); err != nil {
-			return nil, 0, err
+	if v.paced {
+		v.waiting.Add(1)
+		err = waitTokens(ctx, v.lim, l.global)
+		v.waiting.Add(-1)
+		signal(v.wake)
+		if err != nil {
+			return nil, 0, 0, err
 		}
 	}
-	if l.global != nil {
-		if err := l.global.Wait(ctx); err != nil {
-			return nil, 0, err
+	heard = v.responses.Load()
+	r, rtt, err = query(ctx, l.q, l.tally, l.observer, start, v.addr, name, qtype)
+	return r, rtt, heard, err
+}
+
+func waitTokens(ctx context.Context, lims ...*rate.Limiter) error {
+	for _, lim := range lims {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				return err
+			}
 		}
 	}
-	return query(ctx, l.q, l.tally, l.observer, start, vantage, name, qtype)
+	return nil
 }
 
 // query sends one query through q, counting it in t and telling o (if not
@@ -185,10 +234,8 @@ func (d *directQuerier) Query(ctx context.Context, server, name string, qtype ui
 	if d.observer != nil {
 		start = time.Now()
 	}
-	if d.lim != nil {
-		if err := d.lim.Wait(ctx); err != nil {
-			return nil, 0, err
-		}
+	if err := waitTokens(ctx, d.lim); err != nil {
+		return nil, 0, err
 	}
 	return query(ctx, d.q, d.tally, d.observer, start, server, name, qtype)
 }

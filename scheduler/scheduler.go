@@ -1,9 +1,13 @@
 // Package scheduler decides what is measured when, and how fast. A round
-// measures a list of domains through every vantage: each vantage has its own
-// bounded pool of workers and its own token bucket, so a slow or dead
-// vantage holds up only its own share of the work. After a round each domain
-// is given a next-due time just after the TTL it was answered with, clamped
-// between a minimum and a maximum interval, so that rotation is seen.
+// measures a list of domains through every vantage. Each vantage has its
+// own token bucket and starts probes as fast as its bucket lets their
+// queries out (see vantage.go), so a slow or dead vantage holds up only its
+// own share of the work, and slow or dead domains hold up nothing. After a
+// round each domain is given a next-due time just after the TTL it was
+// answered with, clamped between a minimum and a maximum interval, so that
+// rotation is seen; a domain no vantage answers for storage.DarkAfter
+// measurements in a row is dark, and waits longer each time, up to
+// DarkMaxInterval.
 package scheduler
 
 import (
@@ -11,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -36,11 +41,25 @@ type Options struct {
 	Burst int
 	// GlobalQPS caps all vantages together; 0: no cap.
 	GlobalQPS float64
-	// Workers is the number of probes in flight per vantage (default 8).
+	// MaxInFlight caps the probes in flight per vantage (default
+	// DefaultMaxInFlight); below it, the rate sets how many there are.
+	MaxInFlight int
+	// Workers, if set, fixes the probes in flight per vantage, whatever
+	// the rate: an override for experiments. 0: paced by the rate.
 	Workers int
+	// Retries is the number of extra attempts of a query that timed out,
+	// made only while its vantage answers other queries (default 1;
+	// negative: none). The Querier given to New should not retry itself.
+	Retries int
+	// Canary is the name (asked for its SOA) that decides whether a
+	// vantage that stopped answering is down; "" means DefaultCanary.
+	Canary string
 	// MinInterval and MaxInterval clamp the time between two measurements of
 	// a domain (defaults 1m and 1h).
 	MinInterval, MaxInterval time.Duration
+	// DarkMaxInterval caps the wait of a dark domain (default
+	// DefaultDarkMaxInterval).
+	DarkMaxInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -51,25 +70,34 @@ type Options struct {
 // Scheduler runs crawl rounds. It is safe for concurrent use, but rounds
 // that overlap share the vantages' rate limits.
 type Scheduler struct {
-	opts    Options
-	crawler *crawler.Crawler
-	store   *storage.Store
-	log     *slog.Logger
-	health  map[string]*health // one per configured vantage, made up front
-	tally   *tally             // queries as they leave
+	opts     Options
+	crawler  *crawler.Crawler
+	store    *storage.Store
+	log      *slog.Logger
+	vantages []*vantage // one per configured vantage, in order, made up front
+	tally    *tally     // queries as they leave
 }
 
 // New returns a scheduler that measures with q (wrapped in the configured
 // rate limits) and stores through store.
 func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Options) *Scheduler {
-	if opts.Workers <= 0 {
-		opts.Workers = 8
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.Workers > 0 {
+		opts.MaxInFlight = opts.Workers
+	}
+	if opts.Canary == "" {
+		opts.Canary = DefaultCanary
 	}
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = time.Minute
 	}
 	if opts.MaxInterval < opts.MinInterval {
 		opts.MaxInterval = max(time.Hour, opts.MinInterval)
+	}
+	if opts.DarkMaxInterval < opts.MaxInterval {
+		opts.DarkMaxInterval = max(DefaultDarkMaxInterval, opts.MaxInterval)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -78,25 +106,30 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 		opts.Logger = slog.Default()
 	}
 	t := &tally{}
-	c.Querier = newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, t, opts.Observer)
+	window := DefaultWindow
+	if opts.Workers > 0 {
+		window = opts.Workers
+	}
+	lq := newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, opts.Retries, window, t, opts.Observer)
+	c.Querier = lq
 	if c.Direct != nil {
 		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t, observer: opts.Observer}
 	}
 	if c.Now == nil {
 		c.Now = opts.Now
 	}
-	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, health: map[string]*health{}, tally: t}
+	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, tally: t}
 	for _, v := range opts.Vantages {
-		s.health[v.Addr] = &health{}
+		s.vantages = append(s.vantages, lq.vantages[v.Addr])
 	}
 	return s
 }
 
 // Health returns each vantage's health so far.
 func (s *Scheduler) Health() map[string]HealthStats {
-	out := make(map[string]HealthStats, len(s.health))
-	for addr, h := range s.health {
-		out[addr] = h.stats()
+	out := make(map[string]HealthStats, len(s.vantages))
+	for _, v := range s.vantages {
+		out[v.addr] = v.health.stats()
 	}
 	return out
 }
@@ -130,89 +163,203 @@ func (s *Stats) add(o Stats) {
 // Round measures domains through every vantage and hands the probes to w.
 // Cancelling ctx stops handing out new work; probes already started finish
 // (their queries are bounded by the client's timeouts) and are written, so
-// an interrupted round loses nothing it measured. Next-due times are stored
-// for the domains measured.
+// an interrupted round loses nothing it measured. Next-due times and dark
+// counts are stored for the domains measured.
 func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writer) (Stats, error) {
 	start := time.Now()
 	sent := s.tally.snapshot() // rounds that overlap share these counts
-	round := crawler.NewRound()
-	work := context.WithoutCancel(ctx)
-	// ttls[i] is the smallest address TTL any vantage saw for domains[i]:
-	// unmeasured until a probe is stored, noTTL (more than any TTL) while
-	// no vantage had an address answer.
-	const unmeasured, noTTL = math.MaxUint64, math.MaxUint32 + 1
-	ttls := make([]uint64, len(domains))
-	for i := range ttls {
-		ttls[i] = unmeasured
+	dark, err := s.store.DarkCounts(domains)
+	if err != nil {
+		return Stats{}, err
 	}
-	var (
-		mu    sync.Mutex
-		st    Stats
-		wg    sync.WaitGroup
-		wrErr error
-	)
-	for _, v := range s.opts.Vantages {
-		queue := make(chan int, s.opts.Workers)
-		wg.Add(1)
-		go func() { // feeds this vantage's workers until done or stopped
-			defer wg.Done()
-			defer close(queue)
-			for i := range domains {
-				if ctx.Err() != nil {
-					return
-				}
-				queue <- i // the workers take every domain sent
-			}
-		}()
-		for range s.opts.Workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h := s.health[v.Addr]
-				for i := range queue {
-					if ctx.Err() != nil {
-						continue // stopped: what is queued stays due
-					}
-					if !h.allow(s.opts.Now) {
-						continue // resting: the domain stays due
-					}
-					p := s.crawler.Probe(work, domains[i], v.Addr, round)
-					h.record(p, s.opts.Now)
-					ttl := uint64(noTTL)
-					if t, ok := AddressTTL(p); ok {
-						ttl = uint64(t)
-					}
-					err := w.Write(work, p)
-					mu.Lock()
-					st.Probes++
-					ttls[i] = min(ttls[i], ttl)
-					if err != nil && wrErr == nil {
-						wrErr = err
-					}
-					mu.Unlock()
-				}
-			}()
-		}
+	r := &round{
+		s: s, domains: domains, w: w, stop: ctx,
+		work:  context.WithoutCancel(ctx),
+		cache: crawler.NewRound(),
+		ttls:  make([]uint64, len(domains)),
+	}
+	for i := range r.ttls {
+		r.ttls[i] = unmeasured
+	}
+	var wg sync.WaitGroup
+	for _, v := range s.vantages {
+		wg.Go(func() { r.dispatch(v) })
 	}
 	wg.Wait()
+	for _, v := range s.vantages {
+		if v.win != nil {
+			v.win.mu.Lock()
+			s.log.Debug("vantage window", "vantage", v.addr, "probes_in_flight", v.win.size(), "fastest_rtt", v.win.base)
+			v.win.mu.Unlock()
+		}
+	}
+	st := r.st
 	queries := s.tally.since(sent)
 	st.QueriesSent, st.Answered, st.Failed = queries.QueriesSent, queries.Answered, queries.Failed
 	st.Elapsed = time.Since(start)
-	if wrErr != nil {
-		return st, wrErr
+	if r.wrErr != nil {
+		return st, r.wrErr
 	}
 	now := s.opts.Now()
-	due := make([]storage.Due, 0, len(domains))
-	for i, ttl := range ttls {
+	measured := make([]storage.Measured, 0, len(domains))
+	for i, ttl := range r.ttls {
+		m := storage.Measured{Domain: domains[i]}
 		switch ttl {
 		case unmeasured:
+			continue
+		case unanswered:
+			m.Dark = dark[i] + 1
+			m.At = now.Add(s.darkInterval(m.Dark))
 		case noTTL:
-			due = append(due, storage.Due{Domain: domains[i], At: now.Add(s.opts.MaxInterval)})
+			m.At = now.Add(s.opts.MaxInterval)
 		default:
-			due = append(due, storage.Due{Domain: domains[i], At: now.Add(s.interval(uint32(ttl)))})
+			m.At = now.Add(s.interval(uint32(ttl)))
+		}
+		measured = append(measured, m)
+	}
+	return st, s.store.SetMeasured(measured)
+}
+
+// What a round learned of each domain, from all vantages: the smallest
+// address TTL any vantage saw, or one of these (each larger than any TTL,
+// so that min keeps the most a vantage learned).
+const (
+	unmeasured = math.MaxUint64     // no vantage measured it
+	unanswered = math.MaxUint32 + 2 // no vantage answered for it
+	noTTL      = math.MaxUint32 + 1 // answered, but with no address
+)
+
+// round is one Round's shared state.
+type round struct {
+	s       *Scheduler
+	domains []string
+	w       *storage.Writer
+	stop    context.Context // cancelled: start no more probes
+	work    context.Context // never cancelled: probes already started finish
+	cache   *crawler.Round
+
+	mu    sync.Mutex
+	st    Stats
+	ttls  []uint64
+	wrErr error
+}
+
+// dispatch measures every domain through v: it starts a probe whenever v
+// has room for one (see vantage.go), on a pool of workers that grows as
+// needed up to the in-flight cap.
+func (r *round) dispatch(v *vantage) {
+	var (
+		inFlight atomic.Int64
+		done     = make(chan struct{}, 1) // a probe finished
+		jobs     = make(chan int)         // to idle workers
+		workers  int
+		wg       sync.WaitGroup
+	)
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	limit := int64(r.s.opts.MaxInFlight)
+	room := func() bool {
+		n := inFlight.Load()
+		if v.paced {
+			return n < limit && v.waiting.Load() < v.maxWaiting
+		}
+		return n < min(limit, v.win.size())
+	}
+	// A safety net for rounds that overlap on one vantage and take each
+	// other's wake-ups: look again after a while without one.
+	tick := time.NewTimer(time.Hour)
+	defer tick.Stop()
+	worker := func(i int) {
+		defer wg.Done()
+		for ok := true; ok; i, ok = <-jobs {
+			r.measure(v, i)
+			inFlight.Add(-1)
+			signal(done)
 		}
 	}
-	return st, s.store.SetNextDue(due)
+	for i := range r.domains {
+		if r.stop.Err() != nil {
+			return
+		}
+		for !room() {
+			tick.Reset(100 * time.Millisecond)
+			select {
+			case <-done:
+			case <-v.wake:
+			case <-tick.C:
+			case <-r.stop.Done():
+				return
+			}
+		}
+		// Asked after the wait: a probe that just finished may have
+		// rested the vantage.
+		ok, ask := v.health.allow(r.s.opts.Now)
+		if ask {
+			r.s.canary(r.work, v)
+			ok, _ = v.health.allow(r.s.opts.Now)
+		}
+		if !ok {
+			continue // resting: the domain stays due
+		}
+		inFlight.Add(1)
+		if v.paced {
+			// Counted as waiting until its worker starts it, so that
+			// probes not yet begun are not taken for room.
+			v.waiting.Add(1)
+		}
+		select {
+		case jobs <- i:
+		default:
+			if workers < r.s.opts.MaxInFlight {
+				workers++
+				wg.Add(1)
+				go worker(i)
+			} else {
+				jobs <- i
+			}
+		}
+	}
+}
+
+// measure probes one domain through v and writes the probe.
+func (r *round) measure(v *vantage, i int) {
+	if v.paced {
+		v.waiting.Add(-1)
+	}
+	domain := r.domains[i]
+	p := r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
+	if v.health.record(p) {
+		r.s.canary(r.work, v) // before the write: while it is out, others go on
+	}
+	ttl := uint64(unanswered)
+	if t, ok := AddressTTL(p); ok {
+		ttl = uint64(t)
+	} else if Answered(p) {
+		ttl = noTTL
+	}
+	err := r.w.Write(r.work, p)
+	r.mu.Lock()
+	r.st.Probes++
+	r.ttls[i] = min(r.ttls[i], ttl)
+	if err != nil && r.wrErr == nil {
+		r.wrErr = err
+	}
+	r.mu.Unlock()
+}
+
+// canary asks v for the canary's SOA and tells v's health what came back:
+// any response but REFUSED means the vantage is up.
+func (s *Scheduler) canary(ctx context.Context, v *vantage) {
+	resp, _, err := s.crawler.Querier.Query(ctx, v.addr, s.opts.Canary, dns.TypeSOA)
+	answered := err == nil && resp.Rcode != dns.RcodeRefused
+	if !answered {
+		s.log.Warn("vantage does not answer; resting it", "vantage", v.addr, "canary", s.opts.Canary, "err", err)
+	} else {
+		s.log.Debug("vantage answers its canary", "vantage", v.addr)
+	}
+	v.health.canary(answered, s.opts.Now())
 }
 
 // interval is the wait before the next measurement of a domain answered
@@ -226,6 +373,43 @@ func (s *Scheduler) interval(ttl uint32) time.Duration {
 // clamped to [lo, hi]. A domain without an address answer waits hi.
 func NextInterval(ttl uint32, lo, hi time.Duration) time.Duration {
 	return min(max(time.Duration(ttl)*time.Second+time.Second, lo), hi)
+}
+
+// Dark domains: after storage.DarkAfter measurements in a row in which no
+// vantage answered for the name, each further one waits twice as long as
+// the one before, from twice MaxInterval up to DarkMaxInterval (24 h by
+// default), so that a seed list of mostly dead names costs little; the
+// first answer from any vantage puts the domain back on its TTL's cadence.
+// An answer is a NOERROR response for the name itself, with or without
+// records: NXDOMAIN, SERVFAIL and silence are not.
+const DefaultDarkMaxInterval = 24 * time.Hour
+
+// darkInterval is the wait before the next measurement of a domain that
+// has gone unanswered dark times in a row.
+func (s *Scheduler) darkInterval(dark int) time.Duration {
+	return DarkInterval(dark, s.opts.MaxInterval, s.opts.DarkMaxInterval)
+}
+
+// DarkInterval is the wait before measuring again a domain no vantage
+// answered dark times in a row: hi until it is dark (storage.DarkAfter),
+// then doubling, capped at darkMax.
+func DarkInterval(dark int, hi, darkMax time.Duration) time.Duration {
+	d := hi
+	for n := storage.DarkAfter; n <= dark && d < darkMax; n++ {
+		d *= 2
+	}
+	return min(d, max(darkMax, hi))
+}
+
+// Answered reports whether any query for the probe's domain itself got a
+// NOERROR response from the vantage (with or without records).
+func Answered(p obs.Probe) bool {
+	for _, o := range p.Observations {
+		if o.Name == p.Domain && o.Flags&obs.FlagDelegation == 0 && o.Err == obs.OK {
+			return true
+		}
+	}
+	return false
 }
 
 // AddressTTL is the smallest TTL of the probe's domain's own A/AAAA

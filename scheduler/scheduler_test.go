@@ -125,11 +125,12 @@ func TestDeadVantageDoesNotStallOthers(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The dead vantage was benched after unhealthyAfter failed probes (and
-	// the few its other worker had in flight); the rest of its domains
-	// were skipped, not recorded as failures.
+	// The dead vantage was benched after unhealthyAfter failed probes and
+	// a failed canary (its other worker went on while the canary was
+	// out); the rest of its domains were skipped, not recorded as
+	// failures.
 	dead := s.Health()["127.0.0.1:2"]
-	if st.Failed[obs.Timeout] == 0 || dead.Healthy || dead.Skipped == 0 || dead.Failures > unhealthyAfter+2 ||
+	if st.Failed[obs.Timeout] == 0 || dead.Healthy || dead.Skipped == 0 || dead.Failures < unhealthyAfter || dead.Canaries != 1 ||
 		st.Probes != len(domains)+int(dead.Probes) || !s.Health()["127.0.0.1:1"].Healthy {
 		t.Fatalf("stats %+v, dead vantage %+v", st, dead)
 	}
@@ -286,9 +287,12 @@ func TestUnhealthyVantageIsReprobedWithBackoff(t *testing.T) {
 		}
 		w.Close()
 	}
+	// unhealthyAfter probes fail, the canary fails: the vantage rests and
+	// the rest of the round is skipped.
 	round()
-	if h := s.Health()["127.0.0.1:1"]; h.Healthy || h.Probes != unhealthyAfter || h.Skipped != 30-unhealthyAfter {
-		t.Fatalf("after a dead round: %+v", h)
+	if h := s.Health()["127.0.0.1:1"]; h.Healthy || h.Probes != unhealthyAfter || h.Skipped != 30-unhealthyAfter || h.Canaries != 1 ||
+		f.asked != unhealthyAfter+1 {
+		t.Fatalf("after a dead round: %+v, asked %d", h, f.asked)
 	}
 	// Still resting: nothing is asked.
 	asked := f.asked
@@ -296,23 +300,23 @@ func TestUnhealthyVantageIsReprobedWithBackoff(t *testing.T) {
 	if f.asked != asked {
 		t.Fatalf("a resting vantage was asked %d times", f.asked-asked)
 	}
-	// The rest is over but the vantage still fails: one re-probe, and a
-	// longer rest.
+	// The rest is over but the vantage still fails: the canary alone is
+	// asked (no retry: the vantage answers nothing), and the rest doubles.
 	now = now.Add(firstBackoff)
 	round()
 	if f.asked != asked+1 {
-		t.Fatalf("re-probe asked %d times; want 1", f.asked-asked)
+		t.Fatalf("after the rest asked %d times; want the canary only", f.asked-asked)
 	}
 	now = now.Add(firstBackoff) // not enough: the rest doubled
 	round()
 	if f.asked != asked+1 {
 		t.Fatal("asked before the doubled rest was over")
 	}
-	// Healed: the next re-probe succeeds and the vantage is back.
+	// Healed: the next canary is answered and every domain is measured.
 	f.healed = true
 	now = now.Add(firstBackoff)
 	round()
-	if h := s.Health()["127.0.0.1:1"]; !h.Healthy || f.asked != asked+1+30 {
+	if h := s.Health()["127.0.0.1:1"]; !h.Healthy || h.Canaries != 3 || f.asked != asked+1+1+30 {
 		t.Fatalf("after healing: %+v, asked %d", h, f.asked-asked)
 	}
 }

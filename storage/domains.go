@@ -20,9 +20,49 @@ type Domain struct {
 	FirstSeen time.Time // when it was first added
 	NextDue   time.Time // when it should be measured next; zero: now
 	// Dark counts the latest measurements in a row in which no vantage
-	// got an answer for the name (see the scheduler's DarkAfter).
+	// got an answer for the name; see IsDark.
 	Dark   int
 	Active bool // false once removed; its history stays
+}
+
+// DarkAfter is how many measurements in a row without an answer from any
+// vantage make a domain dark: measured at a backed-off cadence until it
+// answers again (see the scheduler).
+const DarkAfter = 3
+
+// IsDark reports whether no vantage answered the domain's last DarkAfter
+// measurements or more.
+func (d Domain) IsDark() bool { return d.Dark >= DarkAfter }
+
+// DomainCounts count the domains by state.
+type DomainCounts struct {
+	Active int `json:"active"`
+	Dark   int `json:"dark"` // active and dark
+}
+
+// CountDomains counts the active domains and the dark ones among them.
+func (s *Store) CountDomains() (DomainCounts, error) {
+	var c DomainCounts
+	err := s.db.View(func(tx *bolt.Tx) error {
+		due, err := loadDue(tx)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			id, active, err := decodeDomainHead(v)
+			if err != nil {
+				return fmt.Errorf("domain %q: %w", k, err)
+			}
+			if active {
+				c.Active++
+				if due.dark(id) >= DarkAfter {
+					c.Dark++
+				}
+			}
+			return nil
+		})
+	})
+	return c, err
 }
 
 // encodeDomain encodes the record kept under the name; NextDue is kept

@@ -91,12 +91,14 @@ func (s *settings) crawlFlags() {
 		fs.StringVar(&c.ResolversFile, "resolvers", c.ResolversFile, "`file` of vantage resolvers, one ADDR[:PORT] a line")
 		fs.Float64Var(&c.QPS, "qps", c.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
 		fs.Float64Var(&c.GlobalQPS, "global-qps", c.GlobalQPS, "queries per second over all vantages (0: no global limit)")
-		fs.IntVar(&c.Workers, "workers", c.Workers, "probes in flight per vantage")
+		fs.IntVar(&c.Workers, "workers", c.Workers, "fix the probes in flight per vantage (0: as many as the rate and the latency need)")
+		fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight, "most probes in flight per vantage (0: the default, 4096)")
+		fs.StringVar(&c.Canary, "canary", c.Canary, "`name` whose SOA decides whether a silent vantage is down (default: the root zone)")
 		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
 		fs.IntVar(&c.Procs, "procs", c.Procs, "CPUs running fluxwatch's own code at once (GOMAXPROCS); 0: half the CPUs, at least one")
 		fs.BoolVar(&c.RandomizeCase, "randomize-case", c.RandomizeCase, "0x20: mix the case of each question and accept only answers that echo it")
 		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
-		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout")
+		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout, made while the vantage answers other queries")
 		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated")
 		fs.BoolVar(&c.NSHosts, "ns-hosts", c.NSHosts, "also resolve the addresses of each domain's name servers")
 		fs.BoolVar(&c.Delegation, "delegation", c.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
@@ -242,16 +244,20 @@ func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time
 		return nil, nil, nil, err
 	}
 	s := scheduler.New(q, c, store, scheduler.Options{
-		Vantages:    vantages,
-		QPS:         cfg.QPS,
-		Burst:       cfg.Burst,
-		GlobalQPS:   cfg.GlobalQPS,
-		Workers:     cfg.Workers,
-		MinInterval: cfg.MinInterval,
-		MaxInterval: cfg.MaxInterval,
-		Now:         now,
-		Logger:      log,
-		Observer:    observer,
+		Vantages:        vantages,
+		QPS:             cfg.QPS,
+		Burst:           cfg.Burst,
+		GlobalQPS:       cfg.GlobalQPS,
+		Workers:         cfg.Workers,
+		MaxInFlight:     cfg.MaxInFlight,
+		Retries:         retries(cfg.Retries),
+		Canary:          cfg.Canary,
+		MinInterval:     cfg.MinInterval,
+		MaxInterval:     cfg.MaxInterval,
+		DarkMaxInterval: cfg.DarkMaxInterval,
+		Now:             now,
+		Logger:          log,
+		Observer:        observer,
 	})
 	if e, ok := q.(*crawler.Engine); ok && log != nil { // eval and tests pass no logger
 		closeEngine := release
@@ -275,12 +281,17 @@ func newCrawler(cfg *config.Config) (crawler.Querier, crawler.Crawler, func(), e
 		return nil, crawler.Crawler{}, nil, err
 	}
 	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
+	// The vantages' queries are retried by the scheduler's (or agent's)
+	// limits, only while the vantage answers others, and each retry pays
+	// for its token: the query path itself asks once.
+	once := opts
+	once.Retries = -1
 	var q crawler.Querier
 	release := func() {}
 	if cfg.Engine == "naive" {
-		q = crawler.NewClient(opts)
+		q = crawler.NewClient(once)
 	} else {
-		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: opts, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
+		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: once, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
 		if err != nil {
 			return nil, crawler.Crawler{}, nil, err
 		}
