@@ -39,6 +39,10 @@ func WriteTimeline(w io.Writer, store *storage.Store, domain string, opts Timeli
 		return fmt.Errorf("%s is not a seeded domain", domain)
 	}
 	fmt.Fprintf(w, "%s  first seen %s  sources %s\n", d.Name, d.FirstSeen.Format(time.RFC3339), strings.Join(d.Sources, ","))
+	if d.IsDark() && d.Active {
+		fmt.Fprintf(w, "dark: no vantage answered its last %d measurements; measured less often until one does (next %s)\n",
+			d.Dark, d.NextDue.Format(time.RFC3339))
+	}
 	if v := opts.Verdict; v != nil {
 		fmt.Fprintf(w, "verdict: %s (score %.1f, confidence %.2f) %s\n", v.Verdict, v.Score, v.Confidence, v.Evidence)
 		if l := v.Listing; l != nil {

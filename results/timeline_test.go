@@ -8,6 +8,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/results"
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // The timeline puts each vantage's k-th probe in row k, counts the
@@ -43,5 +44,21 @@ func TestWriteTimeline(t *testing.T) {
 	}
 	if err := results.WriteTimeline(&buf, s, "nope.test", results.TimelineOptions{}); err == nil {
 		t.Fatal("no error for an unknown domain")
+	}
+	// A dark domain says so, and when it is measured next.
+	if strings.Contains(out, "dark:") {
+		t.Fatal("an answered domain shown as dark")
+	}
+	next := t0.Add(8 * time.Hour)
+	if err := s.SetMeasured([]storage.Measured{{Domain: "quiet.test", At: next, Dark: storage.DarkAfter + 1}}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := results.WriteTimeline(&buf, s, "quiet.test", results.TimelineOptions{}); err != nil ||
+		!strings.Contains(buf.String(), "dark: no vantage answered its last 4 measurements; measured less often until one does (next 2026-03-01T20:00:00Z)") {
+		t.Fatalf("dark domain: %v\n%s", err, buf.String())
+	}
+	if c, err := s.CountDomains(); err != nil || c.Dark != 1 || c.Active < 2 {
+		t.Fatalf("domain counts %+v, %v; want one dark", c, err)
 	}
 }

@@ -170,7 +170,8 @@ func (p domainPage) json() any {
 		out.ListingLog = []classify.ListingEvent{}
 	}
 	if p.Seeded {
-		out.Record = &domainRecordJSON{FirstSeen: p.Record.FirstSeen, NextDue: p.Record.NextDue, Active: p.Record.Active, Sources: p.Record.Sources}
+		out.Record = &domainRecordJSON{FirstSeen: p.Record.FirstSeen, NextDue: p.Record.NextDue, Active: p.Record.Active,
+			Dark: p.Record.IsDark(), Unanswered: p.Record.Dark, Sources: p.Record.Sources}
 	}
 	if p.Timeline != nil {
 		out.Timeline = p.Timeline.json()
@@ -182,7 +183,11 @@ type domainRecordJSON struct {
 	FirstSeen time.Time `json:"first_seen"`
 	NextDue   time.Time `json:"next_due,omitzero"`
 	Active    bool      `json:"active"`
-	Sources   []string  `json:"sources"`
+	// Dark: no vantage answered the last Unanswered measurements, at least
+	// storage.DarkAfter of them.
+	Dark       bool     `json:"dark"`
+	Unanswered int      `json:"unanswered_measurements"`
+	Sources    []string `json:"sources"`
 }
 
 type cellJSON struct {

@@ -233,6 +233,9 @@ type row struct {
 	Delisted   bool      `json:"delisted,omitempty"`
 	Names      int       `json:"names,omitempty"`
 	Evidence   string    `json:"evidence"`
+	// Dark: no vantage answered its last measurements (storage.DarkAfter
+	// or more in a row); it is measured less often until one does.
+	Dark bool `json:"dark,omitempty"`
 }
 
 // indexPage is the data of the index.
@@ -317,8 +320,9 @@ func (s *server) rows(names []string) ([]row, error) {
 		if v.Listing != nil {
 			rw.ExpiresAt = v.Listing.ExpiresAt
 		}
-		if rw.FirstSeen.IsZero() {
-			if d, ok, err := s.store.Domain(name); err == nil && ok {
+		if d, ok, err := s.store.Domain(name); err == nil && ok {
+			rw.Dark = d.Active && d.IsDark()
+			if rw.FirstSeen.IsZero() {
 				rw.FirstSeen = d.FirstSeen // when it was added
 			}
 		}

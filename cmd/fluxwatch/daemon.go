@@ -318,6 +318,11 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 			rs, err := st.sched.Round(ctx, due, d.writer)
 			d.log.Info("job crawl", "domains", len(due), "probes", rs.Probes, "queries", rs.QueriesSent,
 				"answered", rs.Answered, "elapsed", rs.Elapsed.Round(time.Millisecond))
+			if err != nil {
+				return err
+			}
+			counts, err := d.store.CountDomains()
+			d.status.crawled(counts)
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {

@@ -29,14 +29,17 @@ import (
 // Status is what `fluxwatch status` and the daemon's /status show. It
 // holds no secret: no key, token or credential is ever part of it.
 type Status struct {
-	PID      int                              `json:"pid"`
-	DB       string                           `json:"db"`
-	Started  time.Time                        `json:"started"`
-	Stopped  *time.Time                       `json:"stopped,omitempty"`
-	Updated  time.Time                        `json:"updated"`
-	Jobs     []JobStatus                      `json:"jobs"`
-	Verdicts map[string]int                   `json:"verdicts"`
-	Listed   int                              `json:"listed"`
+	PID      int            `json:"pid"`
+	DB       string         `json:"db"`
+	Started  time.Time      `json:"started"`
+	Stopped  *time.Time     `json:"stopped,omitempty"`
+	Updated  time.Time      `json:"updated"`
+	Jobs     []JobStatus    `json:"jobs"`
+	Verdicts map[string]int `json:"verdicts"`
+	Listed   int            `json:"listed"`
+	// Domains counts the active domains and the dark ones among them (no
+	// vantage answered their last measurements).
+	Domains  *storage.DomainCounts            `json:"domains,omitempty"`
 	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
 	Agents   []cluster.AgentStatus            `json:"agents,omitempty"`
 }
@@ -117,6 +120,13 @@ func (d *daemonStatus) classified(counts map[string]int) {
 		d.s.Verdicts[v] = counts[v]
 	}
 	d.s.Listed = counts[classify.CountListed]
+}
+
+// crawled records the domain counts after a crawl.
+func (d *daemonStatus) crawled(c storage.DomainCounts) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.s.Domains = &c
 }
 
 func (d *daemonStatus) stopped(now time.Time) {
@@ -253,6 +263,11 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 			}
 			return nil
 		})
+		if err == nil {
+			var c storage.DomainCounts
+			c, err = store.CountDomains()
+			st.Domains = &c
+		}
 		store.Close()
 		if err != nil {
 			return err
@@ -271,6 +286,10 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 		parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
 	}
 	fmt.Fprintf(std.out, "verdicts: %s; listed %d\n", strings.Join(parts, ", "), st.Listed)
+	if c := st.Domains; c != nil {
+		fmt.Fprintf(std.out, "domains: %d measured, %d of them dark (no answer in %d or more measurements in a row: measured less often)\n",
+			c.Active, c.Dark, storage.DarkAfter)
+	}
 	if len(st.Jobs) > 0 {
 		tw := tabwriter.NewWriter(std.out, 2, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "JOB\tSCHEDULE\tRUNS\tFAILURES\tLAST RUN\tTOOK\tNEXT RUN\tLAST ERROR")
@@ -286,7 +305,7 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 	if len(st.Vantages) > 0 {
 		for _, v := range slices.Sorted(maps.Keys(st.Vantages)) {
 			h := st.Vantages[v]
-			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped)
+			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
 		}
 	}
 	for _, a := range st.Agents {
