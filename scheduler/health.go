@@ -10,9 +10,12 @@ import (
 // A resolver's health is judged by the resolver, never by the domains it
 // is asked about: a vantage is healthy while it answers anything (an
 // answer, NXDOMAIN, SERVFAIL) for any name. After unhealthyAfter probes in
-// a row that got nothing from it (timeouts, network errors, REFUSED) it is
+// a row that got nothing from it (timeouts, network errors, REFUSED) while
+// it answered nothing else either, it is
 // only suspect: a canary query (Options.Canary, by default the root zone's
-// SOA) decides. An answer clears it, however many dead domains came first;
+// SOA) decides. A failed probe counts only if the vantage answered no
+// query at all while it was out, and an answer to the canary clears the
+// suspicion, however many dead domains came first;
 // silence or REFUSED rests it for firstBackoff, doubling up to maxBackoff.
 // When a rest is over, the canary is asked again before any domain.
 const (
@@ -29,7 +32,7 @@ const DefaultCanary = "."
 // vantage costs neither time nor false evidence.
 type health struct {
 	mu       sync.Mutex
-	suspect  int       // probes in a row that got nothing from the vantage
+	suspect  int       // probes in a row out while the vantage answered nothing
 	checking bool      // a canary is out
 	until    time.Time // resting until; zero: healthy
 	backoff  time.Duration
@@ -66,14 +69,22 @@ func (h *health) allow(now func() time.Time) (ok, ask bool) {
 }
 
 // record takes the outcome of a probe that went out, and reports whether
-// the vantage just became suspect: the caller then asks the canary.
-func (h *health) record(p obs.Probe) (ask bool) {
+// the vantage just became suspect: the caller then asks the canary. heard
+// says whether the vantage answered any query (of any probe) while this
+// probe was out: then its failure was the domain's, not the vantage's.
+func (h *health) record(p obs.Probe, heard bool) (ask bool) {
 	failed := vantageFailed(p)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.probes++
-	if !failed {
+	if !failed || heard {
 		h.suspect = 0
+	}
+	if !failed {
+		return false
+	}
+	if heard {
+		h.failures++
 		return false
 	}
 	h.failures++

@@ -146,6 +146,9 @@ func (l *limitedQuerier) Query(ctx context.Context, addr, name string, qtype uin
 	}
 	for attempt := 0; ; attempt++ {
 		r, rtt, heard, err := l.once(ctx, v, name, qtype)
+		if err == nil && r.Rcode == dns.RcodeRefused {
+			return r, rtt, nil // a response, but no sign the vantage serves us
+		}
 		if err == nil {
 			v.responses.Add(1)
 			v.answering.Store(true)

@@ -329,8 +329,9 @@ func (r *round) measure(v *vantage, i int) {
 		v.waiting.Add(-1)
 	}
 	domain := r.domains[i]
+	heard := v.responses.Load()
 	p := r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
-	if v.health.record(p) {
+	if v.health.record(p, v.responses.Load() != heard) {
 		r.s.canary(r.work, v) // before the write: while it is out, others go on
 	}
 	ttl := uint64(unanswered)

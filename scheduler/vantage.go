@@ -55,7 +55,7 @@ type vantage struct {
 	maxWaiting int64
 	win        *window // nil when paced
 
-	responses atomic.Uint64 // responses of any kind to any query
+	responses atomic.Uint64 // responses to any query, REFUSED aside
 	// answering is true from a response until a query fails with no
 	// response from the vantage while it waited (false before the first).
 	answering atomic.Bool
