@@ -23,23 +23,42 @@
 #   5. ceiling  dnsperf on the headline A queries: a few short runs to pick
 #               clients/threads/outstanding, then one DNSPERF_SECONDS run with
 #               the best; its "Queries per second" is the ceiling.
-#   6. crawl    seeds add into a fresh database, then
-#                 fluxwatch crawl --qps 0 --qtypes A --ns-hosts=false
-#                   --delegation=false --rounds 1 --json --workers $W
+#   6. crawl    seeds add into a fresh database, then, with the defaults
+#               a user gets:
+#                 fluxwatch crawl --qps 0 --qtypes A --rounds 1 --json
 #               under /usr/bin/time -v: names/s answered and stored, share
 #               of the ceiling, CPU-seconds per 100k answers, peak RSS.
-#               Then the mixed corpus, --qtypes A,AAAA,NS --rounds
-#               MIXED_ROUNDS --interval 0s, into another fresh database:
-#               database bytes per stored observation. If `crawl -h` lists
-#               --engine, the headline crawl again with --engine naive.
-#   7. report   All figures in one block, and as JSON in $WORK/results.json
+#               Then the same tuned (--ns-hosts=false --delegation=false
+#               --workers $W), and the mixed corpus, --qtypes A,AAAA,NS
+#               --rounds MIXED_ROUNDS --interval 0s, into another fresh
+#               database: database bytes per stored observation. If
+#               `crawl -h` lists --engine, the headline crawl again with
+#               --engine naive.
+#   7. dead     The stand-in resolver of scripts/bench/responder: DEAD_NAMES
+#               names of which 30 % are never answered and 10 % after
+#               800 ms, crawled with default flags but
+#                 --qps DEAD_QPS --qtypes A --delegation=false
+#                 --ns-hosts=false --rounds 1
+#               once with the dead names spread at random and once with
+#               them first in name order; elapsed time against the ideal
+#               (names / rate + one timeout window). Then a full probe
+#               (A, AAAA, NS, name servers' addresses, delegation) of
+#               DEAD_NAMES names through a vantage that delays every
+#               answer by 50 ms, at --qps SLOW_QPS: elapsed time against
+#               queries sent / rate + three round trips.
+#   8. report   All figures in one block, and as JSON in $WORK/results.json
 #               (also copied to $RESULTS if set).
 #
 # Settings (environment, or `make bench VAR=value`):
 #   NAMES=200000       headline names (the seed list and dnsperf's queries)
 #   MIXED_NAMES=50000  names of the mixed corpus
 #   MIXED_ROUNDS=10    rounds of the mixed crawl
-#   W=128              fluxwatch --workers (probes in flight per vantage)
+#   W=128              --workers of the tuned headline run (the others use
+#                      the defaults)
+#   DEAD_NAMES=10000   names of the dead-mix and slow-vantage runs
+#   DEAD_QPS=1000      --qps of the dead-mix runs
+#   SLOW_QPS=2000      --qps of the slow-vantage run
+#   DEAD_ADDR=127.0.0.54  loopback address of the stand-in resolvers
 #   ADDR=127.0.0.53    loopback address knotd listens on
 #   PORT=              port (default: first free from 5353)
 #   DNSPERF_SECONDS=15 length of the ceiling run (-l)
@@ -59,6 +78,10 @@ NAMES=${NAMES:-200000}
 MIXED_NAMES=${MIXED_NAMES:-50000}
 MIXED_ROUNDS=${MIXED_ROUNDS:-10}
 W=${W:-128}
+DEAD_NAMES=${DEAD_NAMES:-10000}
+DEAD_QPS=${DEAD_QPS:-1000}
+SLOW_QPS=${SLOW_QPS:-2000}
+DEAD_ADDR=${DEAD_ADDR:-127.0.0.54}
 ADDR=${ADDR:-127.0.0.53}
 PORT=${PORT:-}
 DNSPERF_SECONDS=${DNSPERF_SECONDS:-15}
@@ -83,7 +106,8 @@ die() {
 }
 
 case $ADDR in 127.*) ;; *) die "ADDR must be a loopback address (127.0.0.0/8), not $ADDR" ;; esac
-for v in NAMES MIXED_NAMES MIXED_ROUNDS W DNSPERF_SECONDS DNSPERF_TUNE_SECONDS; do
+case $DEAD_ADDR in 127.*) ;; *) die "DEAD_ADDR must be a loopback address (127.0.0.0/8), not $DEAD_ADDR" ;; esac
+for v in NAMES MIXED_NAMES MIXED_ROUNDS W DNSPERF_SECONDS DNSPERF_TUNE_SECONDS DEAD_NAMES DEAD_QPS SLOW_QPS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
 done
 [ "$NAMES" -ge 1 ] || die "NAMES must be at least 1"
@@ -104,12 +128,15 @@ else
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/fluxwatch-bench.XXXXXX")
 fi
 KNOT_PID=
+RESPONDER_PIDS=()
 cleanup() {
-	local rc=$?
-	if [ -n "$KNOT_PID" ] && kill -0 "$KNOT_PID" 2>/dev/null; then
-		kill "$KNOT_PID" 2>/dev/null || true
-		wait "$KNOT_PID" 2>/dev/null || true
-	fi
+	local rc=$? pid
+	for pid in "$KNOT_PID" "${RESPONDER_PIDS[@]}"; do
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
 	if [ "$KEEP" = 1 ]; then
 		log "work directory kept: $WORK"
 	else
@@ -154,6 +181,8 @@ else
 	git -C "$ROOT" diff --quiet HEAD -- '*.go' 2>/dev/null || FW_SOURCE="$FW_SOURCE with uncommitted changes"
 	(cd "$ROOT" && "$GO" build -o "$FW" ./cmd/fluxwatch)
 fi
+log "building the stand-in resolver"
+(cd "$ROOT" && "$GO" build -o "$WORK/responder" ./scripts/bench/responder)
 GO_VERSION=$("$GO" env GOVERSION 2>/dev/null || echo unknown)
 
 # ---------------------------------------------------------------- 3. corpus
@@ -304,12 +333,13 @@ HAS_ENGINE=0
 CRAWL_HELP=$("$FW" crawl -h 2>&1 || true)
 case $CRAWL_HELP in *-engine*) HAS_ENGINE=1 ;; esac
 
-# crawl_run NAME DB SEEDS CRAWL-FLAGS...: fresh DB, seeds add, the crawl under
-# /usr/bin/time -v; leaves NAME.json (the summary), NAME.time, NAME.seeds
-# (its output and seconds), NAME.seeded-bytes (the database size after it).
+# crawl_run NAME DB SEEDS RESOLVER CRAWL-FLAGS...: fresh DB, seeds add, the
+# crawl through RESOLVER under /usr/bin/time -v, with the defaults but for
+# CRAWL-FLAGS; leaves NAME.json (the summary), NAME.time, NAME.seeds (its
+# output and seconds), NAME.seeded-bytes (the database size after it).
 crawl_run() {
-	local name=$1 db=$2 seeds=$3 s
-	shift 3
+	local name=$1 db=$2 seeds=$3 resolver=$4 s
+	shift 4
 	rm -f "$db"
 	s=$(date +%s.%N)
 	"$FW" seeds add --db "$db" --source bench --quiet "$seeds" >"$WORK/$name.seeds" 2>&1 ||
@@ -318,8 +348,7 @@ crawl_run() {
 	stat -c %s "$db" >"$WORK/$name.seeded-bytes"
 	log "$name: $(head -n1 "$WORK/$name.seeds"); crawling"
 	"${CLIENT_PRE[@]}" /usr/bin/time -v -o "$WORK/$name.time" \
-		"$FW" crawl --db "$db" --resolver "$ADDR:$PORT" --qps 0 --ns-hosts=false --delegation=false \
-		--json --workers "$W" --log-level warn "$@" >"$WORK/$name.json" 2>"$WORK/$name.log" ||
+		"$FW" crawl --db "$db" --resolver "$resolver" --json --log-level warn "$@" >"$WORK/$name.json" 2>"$WORK/$name.log" ||
 		{ cat "$WORK/$name.log" "$WORK/$name.time" >&2; die "$name crawl failed"; }
 	log "$name: $(cat "$WORK/$name.json")"
 }
@@ -344,13 +373,20 @@ figures() {
 }
 
 HEAD_DB=$WORK/headline.db
-crawl_run headline "$HEAD_DB" "$WORK/seeds-headline.txt" --qtypes A --rounds 1
+DEFAULT_FLAGS="--qps 0 --qtypes A --rounds 1"
+TUNED_FLAGS="--qps 0 --qtypes A --rounds 1 --ns-hosts=false --delegation=false --workers $W"
+# shellcheck disable=SC2086 # the flags are word lists on purpose
+crawl_run headline "$HEAD_DB" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $DEFAULT_FLAGS
 eval "$(figures headline)"
+# shellcheck disable=SC2086
+crawl_run tuned "$WORK/tuned.db" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $TUNED_FLAGS
+eval "$(figures tuned)"
 HEAD_SEEDS_S=$(tail -n1 "$WORK/headline.seeds")
 HEAD_DB_BYTES=$(stat -c %s "$HEAD_DB")
 
 MIX_DB=$WORK/mixed.db
-crawl_run mixed "$MIX_DB" "$WORK/seeds-mixed.txt" --qtypes A,AAAA,NS --rounds "$MIXED_ROUNDS" --interval 0s
+crawl_run mixed "$MIX_DB" "$WORK/seeds-mixed.txt" "$ADDR:$PORT" --qps 0 --ns-hosts=false --delegation=false \
+	--qtypes A,AAAA,NS --rounds "$MIXED_ROUNDS" --interval 0s
 eval "$(figures mixed)"
 MIX_DB_BYTES=$(stat -c %s "$MIX_DB")
 # bytes per observation: the whole file, and what the crawl added to the
@@ -366,13 +402,66 @@ log "databases:"
 ls -l "$HEAD_DB" "$MIX_DB" >&2
 
 if [ "$HAS_ENGINE" = 1 ]; then
-	crawl_run naive "$WORK/naive.db" "$WORK/seeds-headline.txt" --qtypes A --rounds 1 --engine naive
+	# shellcheck disable=SC2086
+	crawl_run naive "$WORK/naive.db" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $DEFAULT_FLAGS --engine naive
 	eval "$(figures naive)"
 fi
 
-# ---------------------------------------------------------------- 7. report
+# ---------------------------------------------------------------- 7. dead
+# responder NAME ARGS...: start a stand-in resolver; sets NAME_addr.
+responder() {
+	local name=$1 out=$WORK/responder-$1.out
+	shift
+	"$WORK/responder" -listen "$DEAD_ADDR:0" -names "$DEAD_NAMES" "$@" >"$out" 2>&1 &
+	RESPONDER_PIDS+=($!)
+	for _ in $(seq 1 100); do
+		grep -q '^listening ' "$out" 2>/dev/null && break
+		sleep 0.05
+	done
+	grep -q '^listening ' "$out" || {
+		cat "$out" >&2
+		die "responder $name did not start"
+	}
+	printf -v "${name}_addr" '%s' "$(sed -n 's/^listening //p' "$out")"
+}
+seq -f 'n%06g.mix.test' 0 $((DEAD_NAMES - 1)) >"$WORK/seeds-dead.txt"
+responder random -order random
+responder deadfirst -order dead-first
+responder slow -dead 0 -slow 0 -delay 50ms
+TIMEOUT_S=$(printf '%s\n' "$CRAWL_HELP" | sed -n 's/.*query attempt (default \([0-9.]*\)s).*/\1/p' | head -n1)
+TIMEOUT_S=${TIMEOUT_S:-2}
+DEAD_FLAGS="--qps $DEAD_QPS --qtypes A --delegation=false --ns-hosts=false --rounds 1"
+# shellcheck disable=SC2154,SC2086 # random_addr and the others are set by responder
+crawl_run deadrandom "$WORK/dead-random.db" "$WORK/seeds-dead.txt" "$random_addr" $DEAD_FLAGS
+eval "$(figures deadrandom)"
+# shellcheck disable=SC2154,SC2086
+crawl_run deadfirst "$WORK/dead-first.db" "$WORK/seeds-dead.txt" "$deadfirst_addr" $DEAD_FLAGS
+eval "$(figures deadfirst)"
+# shellcheck disable=SC2154
+crawl_run slowvantage "$WORK/slow.db" "$WORK/seeds-dead.txt" "$slow_addr" --qps "$SLOW_QPS" --rounds 1 \
+	--parent-port "${slow_addr##*:}"
+eval "$(figures slowvantage)"
+# The ideal of a dead mix: its names at the allowed rate, then one timeout
+# for the last of them; of the slow vantage: its queries at the allowed
+# rate, then three 50 ms round trips (NS, then the name servers' addresses;
+# the parent's NS, its server's address, the referral).
+DEAD_IDEAL=$(awk -v n="$DEAD_NAMES" -v q="$DEAD_QPS" -v t="$TIMEOUT_S" 'BEGIN { printf "%.2f", n / q + t }')
+SLOW_IDEAL=$(awk -v s="$slowvantage_sent" -v q="$SLOW_QPS" 'BEGIN { printf "%.2f", s / q + 3 * 0.05 }')
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# health_of NAME: the skipped domains, health and canaries of the run's
+# only vantage.
+health_of() {
+	local f=$WORK/$1.json
+	printf 'skipped %s, healthy %s, canaries %s' "$(jnum skipped "$f")" \
+		"$(sed -n 's/.*"healthy": *\(true\|false\).*/\1/p' "$f" | head -n1)" "$(jnum canaries "$f")"
+}
+DEADRANDOM_RATIO=$(ratio "$deadrandom_elapsed" "$DEAD_IDEAL")
+DEADFIRST_RATIO=$(ratio "$deadfirst_elapsed" "$DEAD_IDEAL")
+SLOW_RATIO=$(ratio "$slowvantage_elapsed" "$SLOW_IDEAL")
+
+# ---------------------------------------------------------------- 8. report
 T_TOTAL=$(($(date +%s) - T0))
-CRAWL_FLAGS="--resolver $ADDR:$PORT --qps 0 --ns-hosts=false --delegation=false --json --workers $W"
+CRAWL_FLAGS="--resolver $ADDR:$PORT $DEFAULT_FLAGS --json"
 {
 	cat <<EOF
 
@@ -384,7 +473,7 @@ server       knotd, 1 UDP worker, $ADDR@$PORT, zone bench.test. with $ZONE_RECOR
 pinning      $([ "$PIN" = 1 ] && echo "knotd on CPU $SERVER_CPUS, dnsperf and fluxwatch on CPU $CLIENT_CPUS" || echo "none (PIN=0)")
 ceiling      dnsperf $DP_BEST: $CEILING queries/s (lost $CEILING_LOST)
 
-headline     $NAMES names, --qtypes A --rounds 1, W=$W
+headline     $NAMES names, default flags: $DEFAULT_FLAGS
   answered   $headline_answered of $headline_sent queries in ${headline_elapsed}s
   names/s    $headline_answered_per_s answered, $headline_stored_per_s stored ($headline_stored observations)
   ceiling    $headline_pct_ceiling% of dnsperf's
@@ -393,7 +482,11 @@ headline     $NAMES names, --qtypes A --rounds 1, W=$W
   seeds add  ${HEAD_SEEDS_S}s, database $HEAD_SEEDED_BYTES bytes
   database   $HEAD_DB_BYTES bytes after the crawl: $HEAD_BYTES_PER_OBS bytes/observation ($HEAD_ADDED_PER_OBS added by the crawl)
 
-mixed        $MIXED_NAMES names, --qtypes A,AAAA,NS --rounds $MIXED_ROUNDS --interval 0s, W=$W
+tuned        $NAMES names, $TUNED_FLAGS
+  names/s    $tuned_answered_per_s answered, $tuned_stored_per_s stored; $tuned_pct_ceiling% of ceiling
+  CPU        $tuned_cpu_per_100k CPU-seconds per 100k answers; peak RSS $tuned_rss_mib MiB
+
+mixed        $MIXED_NAMES names, --qtypes A,AAAA,NS --rounds $MIXED_ROUNDS --interval 0s
   answered   $mixed_answered of $mixed_sent queries in ${mixed_elapsed}s ($mixed_answered_per_s/s, $mixed_pct_ceiling% of ceiling)
   stored     $mixed_stored observations; database $MIX_DB_BYTES bytes ($MIX_SEEDED_BYTES after seeds add)
   bytes/obs  $MIX_BYTES_PER_OBS (file size / observations); $MIX_ADDED_PER_OBS added by the crawl
@@ -410,6 +503,15 @@ EOF
 		echo
 		echo "naive        (fluxwatch crawl has no --engine flag)"
 	fi
+	cat <<EOF
+
+dead mix     $DEAD_NAMES names, 30 % never answered, 10 % after 800 ms; $DEAD_FLAGS
+  ideal      ${DEAD_IDEAL}s (names / rate + one ${TIMEOUT_S}s timeout window)
+  random     ${deadrandom_elapsed}s = ${DEADRANDOM_RATIO} x ideal; $deadrandom_probes probes, $deadrandom_sent queries; $(health_of deadrandom)
+  dead first ${deadfirst_elapsed}s = ${DEADFIRST_RATIO} x ideal; $deadfirst_probes probes, $deadfirst_sent queries; $(health_of deadfirst)
+slow vantage $DEAD_NAMES names, every answer 50 ms late; --qps $SLOW_QPS, default probe (A, AAAA, NS, name servers, delegation)
+  elapsed    ${slowvantage_elapsed}s = ${SLOW_RATIO} x ideal (${SLOW_IDEAL}s: $slowvantage_sent queries / rate + 3 x 50 ms); $slowvantage_stored observations
+EOF
 	echo "total        ${T_TOTAL}s"
 	echo "============================================================="
 } | tee "$WORK/report.txt"
@@ -444,7 +546,18 @@ crawl_json() {
 		"$HEAD_SEEDS_S" "$HEAD_SEEDED_BYTES" "$HEAD_DB_BYTES"
 	printf '  "headline_db_bytes_per_observation": %s,\n  "headline_added_bytes_per_observation": %s,\n' \
 		"$HEAD_BYTES_PER_OBS" "$HEAD_ADDED_PER_OBS"
-	printf '  "mixed": '
+	printf '  "tuned": '
+	crawl_json tuned
+	printf ',\n  "tuned_flags": "%s",\n' "$TUNED_FLAGS"
+	printf '  "dead_mix": {"names": %d, "qps": %s, "ideal_seconds": %s, "random_ratio": %s, "dead_first_ratio": %s, "random": ' \
+		"$DEAD_NAMES" "$DEAD_QPS" "$DEAD_IDEAL" "$DEADRANDOM_RATIO" "$DEADFIRST_RATIO"
+	crawl_json deadrandom
+	printf ', "dead_first": '
+	crawl_json deadfirst
+	printf '},\n  "slow_vantage": {"names": %d, "qps": %s, "ideal_seconds": %s, "ratio": %s, "run": ' \
+		"$DEAD_NAMES" "$SLOW_QPS" "$SLOW_IDEAL" "$SLOW_RATIO"
+	crawl_json slowvantage
+	printf '},\n  "mixed": '
 	crawl_json mixed
 	printf ',\n  "mixed_seeded_db_bytes": %d,\n  "mixed_db_bytes": %d,\n' "$MIX_SEEDED_BYTES" "$MIX_DB_BYTES"
 	printf '  "mixed_db_bytes_per_observation": %s,\n  "mixed_added_bytes_per_observation": %s,\n' \
