@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,5 +127,60 @@ func BenchmarkDegradedVantage(b *testing.B) {
 		healthy := runLimited(b, v, 300, r, 0)
 		degraded := runLimited(b, v, 300, r, 1)
 		b.ReportMetric(degraded.rate/(healthy.rate*(v-1)/v), "relative-throughput")
+	}
+}
+
+// stuck holds every query until released.
+type stuck struct {
+	started atomic.Int64
+	release chan struct{}
+}
+
+func (s *stuck) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	s.started.Add(1)
+	<-s.release
+	return nil, 0, &timeoutErr{}
+}
+
+// BenchmarkMemoryInFlight: what one probe in flight holds (its worker's
+// goroutine and stack, the probe, its query's call) with DefaultMaxInFlight
+// of them waiting on a vantage that never answers. Reported per probe, as
+// heap and stack in use beyond what was in use before the round.
+func BenchmarkMemoryInFlight(b *testing.B) {
+	const n = DefaultMaxInFlight
+	domains := make([]string, n)
+	for i := range domains {
+		domains[i] = fmt.Sprintf("d%06d.bench.test", i)
+	}
+	for b.Loop() {
+		store, err := storage.Open(b.TempDir() + "/m.db")
+		if err != nil {
+			b.Fatal(err)
+		}
+		store.AddDomains(domains, "", time.Now())
+		q := &stuck{release: make(chan struct{})}
+		s := New(q, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store, Options{
+			Vantages: []Vantage{{Addr: "127.0.0.1:53"}}, QPS: 1e9, Burst: n, Retries: -1,
+		})
+		w := store.NewWriter(storage.WriterOptions{})
+		var before, during runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		done := make(chan struct{})
+		go func() {
+			s.Round(context.Background(), domains, w)
+			close(done)
+		}()
+		for q.started.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		close(q.release)
+		<-done
+		w.Close()
+		store.Close()
+		used := float64(during.HeapInuse+during.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+		b.ReportMetric(used/n, "bytes/probe-in-flight")
 	}
 }
