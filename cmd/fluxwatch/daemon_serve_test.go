@@ -97,7 +97,7 @@ func daemonTransfer(addr string, from uint32, unsigned bool) ([]dns.RR, error) {
 }
 
 // TestDaemonServesFeed runs the daemon with daemon.serve set: it publishes
-// the RPZ export to its DNS server on every publish, notifies the
+// the RPZ export to its DNS server at start and on every publish, notifies the
 // secondary (signed), hands the zone out by AXFR and IXFR only with the
 // key, serves the export files over HTTP with validators, never logs the
 // secret, and closes its listeners when it stops.
@@ -114,7 +114,7 @@ resolvers: [127.0.0.1:1]
 log_level: info
 daemon:
   crawl: "@every 1h"
-  classify: "@every 1h"
+  classify: "@every 1s"
   publish: "@every 1s"
   exports:
     - {format: rpz, out: %s}
@@ -147,7 +147,7 @@ daemon:
 	dnsAddr := feedWaitForLog(t, &stderr, `msg="feed: serving zone".* addr=(\S+)`)
 	httpAddr := feedWaitForLog(t, &stderr, `msg="feed: serving files" addr=(\S+)`)
 
-	// The first publish: NOTIFY, signed, with the serial of the file written.
+	// The start's publish: NOTIFY, signed, with the serial of the file written.
 	var first uint32
 	feedWaitUntil(t, 10*time.Second, "a NOTIFY", func() bool {
 		serial, signed, _ := rec.last()
