@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -149,5 +152,51 @@ daemon:
 	if err := run(context.Background(), []string{"blocklist", "diff", "--db", db, "--last", "100"}, nil, &out, &out); err != nil ||
 		!strings.Contains(out.String(), fmt.Sprintf("Z (daemon start: the stored list): %d listed, %d added, 0 removed", len(names), len(names))) {
 		t.Fatalf("blocklist diff: %v\n%s", err, out.String())
+	}
+}
+
+// rpzSerial returns the SOA serial of the rpz file at path.
+func rpzSerial(t *testing.T, path string) uint32 {
+	t.Helper()
+	rrs, err := feed.ReadZoneFile(path, "fluxwatch.rpz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range rrs {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa.Serial
+		}
+	}
+	t.Fatalf("%s has no SOA", path)
+	return 0
+}
+
+// A database that does not know the serial its rpz file was published
+// with (restored from a backup, say) still publishes above it at start.
+func TestDaemonStartKeepsTheSerialOfTheFile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fluxwatch.db")
+	storeListed(t, db, []string{"stored.test"}, time.Now().Add(time.Hour))
+	rpz := filepath.Join(dir, "blocklist.rpz")
+	const served = 4000000000 // far above any serial taken from the clock
+	os.WriteFile(rpz, []byte(fmt.Sprintf("$ORIGIN fluxwatch.rpz.\n@ 300 IN SOA localhost. hostmaster.localhost. %d 3600 600 604800 300\n@ 300 IN NS localhost.\n", served)), 0o644)
+	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
+resolvers: [127.0.0.1:1]
+log_level: info
+daemon:
+  crawl: "@every 1h"
+  classify: "@every 1h"
+  publish: "@every 1h"
+  exports:
+    - {format: rpz, out: %s}
+`, db, rpz)), 0o644)
+	logs, stop := startDaemon(t, cfgPath)
+	feedWaitForLog(t, logs, `msg="daemon (started)"`)
+	if err := stop(); err != nil {
+		t.Fatalf("daemon: %v\n%s", err, logs.String())
+	}
+	if got := rpzSerial(t, rpz); got <= served {
+		t.Fatalf("the start published serial %d over a file at %d\n%s", got, served, logs.String())
 	}
 }
