@@ -74,6 +74,9 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer serving.close()
 	d.serving = serving
+	if serving.dns != nil {
+		d.metrics.FeedFrom(serving.dns.Stats)
+	}
 	d.writer = store.NewWriter(storage.WriterOptions{
 		OnCommit: func(p, o int64) {
 			log.Debug("committed", "probes", p, "observations", o)
@@ -93,6 +96,11 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		}
 		defer d.coord.Close()
 		d.status.agents = d.coord.Agents
+		d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
+			s := d.coord.Stats()
+			return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
+				Terminated: s.Rejected, Batches: s.Batches}
+		})
 	}
 	d.metrics.CommittedFrom(d.writer.Committed)
 

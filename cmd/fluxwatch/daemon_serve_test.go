@@ -222,6 +222,22 @@ daemon:
 		}
 	}
 
+	// /metrics counts what the zone server did: the transfers above, the
+	// refusal, the acknowledged NOTIFYs.
+	resp, err = http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`fluxwatch_feed_transfers_total{kind="axfr"} [1-9]`, `fluxwatch_feed_transfers_total{kind="ixfr_incremental"} [1-9]`,
+		`fluxwatch_feed_refused_total{reason="refused"} 1\n`, `fluxwatch_feed_refused_total{reason="bad_tsig"} 0\n`,
+		`fluxwatch_feed_notifies_acked_total [1-9]`, `fluxwatch_feed_serial [1-9]`} {
+		if !regexp.MustCompile(want).Match(body) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(body), "fluxwatch_feed_"))
+		}
+	}
+
 	cancel()
 	stopped = true
 	select {
@@ -295,4 +311,15 @@ func feedWaitUntil(t *testing.T, timeout time.Duration, what string, cond func()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
