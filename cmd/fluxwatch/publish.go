@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/miekg/dns"
-
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/storage"
@@ -65,19 +63,15 @@ func (d *daemon) keepSerialAboveFiles(cfg *config.Config) {
 		if e.Format != "rpz" {
 			continue
 		}
-		rrs, err := feed.ReadZoneFile(e.Out, cfg.RPZZone)
+		serial, err := feed.ReadZoneSerial(e.Out, cfg.RPZZone)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				d.log.Warn("start: the last rpz export does not read; its serial is not known", "out", e.Out, "err", err)
 			}
 			continue
 		}
-		for _, rr := range rrs {
-			if soa, ok := rr.(*dns.SOA); ok {
-				if err := d.store.RaiseSerial(soa.Serial); err != nil {
-					d.log.Warn("start: keeping the serial above the last rpz export's", "out", e.Out, "err", err)
-				}
-			}
+		if err := d.store.RaiseSerial(serial); err != nil {
+			d.log.Warn("start: keeping the serial above the last rpz export's", "out", e.Out, "err", err)
 		}
 	}
 }
