@@ -55,15 +55,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer func() { d.state().release() }()
 	d.current.Store(st)
-	// Before anything listens or any job runs, every export is written
-	// from the list as stored, so the zone, the HTTP files and the
-	// exports are there from the first moment (startFeed serves the rpz
-	// file just written). A publish that fails here leaves the files of
-	// the last run in place, and those are served.
 	d.keepSerialAboveFiles(cfg)
-	if err := d.publish(cfg, storage.PublishStart); err != nil {
-		log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
-	}
 	app, err := d.httpApp(cfg)
 	if err != nil {
 		return err
@@ -76,6 +68,14 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	d.serving = serving
 	if serving.dns != nil {
 		d.metrics.FeedFrom(serving.dns.Stats)
+	}
+	// Before any job runs, every export is written from the list as
+	// stored and the zone served from it, with a NOTIFY (the listeners
+	// serve the last run's files until then, so a secondary that asks in
+	// between gets what it had, and an IXFR from it gets the differences).
+	// A publish that fails here leaves the last run's files served.
+	if err := d.publish(cfg, storage.PublishStart); err != nil {
+		log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
 	}
 	d.writer = store.NewWriter(storage.WriterOptions{
 		OnCommit: func(p, o int64) {
@@ -452,9 +452,9 @@ type feedServers struct {
 }
 
 // startFeed starts what daemon.serve configures. The DNS server starts
-// with the rpz export's file, which the daemon has just written from the
-// stored list (or, if that failed, the last run's file), so secondaries
-// refresh from a restarted daemon at once.
+// with the rpz export's last file, if there is one: the version the
+// secondaries hold, which the start's publish then follows with a NOTIFY
+// and the differences for IXFR.
 func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedServers, error) {
 	sv := cfg.Daemon.Serve
 	s := &feedServers{}
@@ -476,10 +476,6 @@ func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedSer
 		if err != nil {
 			return nil, err
 		}
-		if err := srv.Start(); err != nil {
-			return nil, err
-		}
-		s.dns = srv
 		for _, e := range cfg.Daemon.Exports {
 			if e.Format == "rpz" && e.Out != "-" {
 				s.rpzPath = e.Out
@@ -487,10 +483,15 @@ func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedSer
 			}
 		}
 		if _, err := os.Stat(s.rpzPath); err == nil {
+			// Before Start: served from the first answer, notified to no one.
 			if err := srv.PublishFile(s.rpzPath); err != nil {
 				log.Warn("feed: not serving the last published zone", "err", err)
 			}
 		}
+		if err := srv.Start(); err != nil {
+			return nil, err
+		}
+		s.dns = srv
 	}
 	if sv.HTTPListen != "" {
 		files := map[string]string{}

@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,10 +34,11 @@ func secondarySerial(addr string) (uint32, string) {
 
 // A daemon restarted between two zone transfers: BIND, its secondary,
 // refreshes from the restarted daemon within its retry interval, gets the
-// list as the database holds it now (changed while the daemon was down),
-// and the serial went up. The daemon sends no NOTIFY here: BIND's own
-// refresh and retry timers (two seconds, where the zone's SOA says an
-// hour and ten minutes) are what must find the restarted daemon serving.
+// list as the database holds it now (changed while the daemon was down)
+// by an incremental transfer, and the serial went up. The daemon sends no
+// NOTIFY here: BIND's own refresh and retry timers (two seconds, where
+// the zone's SOA says an hour and ten minutes) are what must find the
+// restarted daemon serving.
 func TestDaemonRestartBetweenTransfers(t *testing.T) {
 	named := dnstest.NeedServer(t, "named", "bind9")
 	dir := t.TempDir()
@@ -57,6 +61,7 @@ daemon:
     - {format: rpz, out: %s}
   serve:
     dns_listen: %s
+    http_listen: 127.0.0.1:0
     tsig_keys:
       - {name: %s, secret_file: %s}
 `, db, rpz, feedAddr, daemonTestKeyName, keyFile)), 0o644)
@@ -117,6 +122,7 @@ zone "fluxwatch.rpz" {
 	time.Sleep(retry*time.Second + time.Second) // BIND's refresh fails meanwhile: it retries
 	logs, stop = startDaemon(t, cfgPath)
 	feedWaitForLog(t, logs, `msg="daemon (started)"`)
+	httpAddr := feedWaitForLog(t, logs, `msg="feed: serving files" addr=(\S+)`)
 	restarted := time.Now()
 	second := rpzSerial(t, rpz)
 	if second <= first {
@@ -128,6 +134,19 @@ zone "fluxwatch.rpz" {
 	m := new(dns.Msg).SetQuestion("second.test.fluxwatch.rpz.", dns.TypeCNAME)
 	if r, err := dns.Exchange(m, bindAddr); err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Fatalf("BIND's copy lacks the name listed while the daemon was down: %v, %v", r, err)
+	}
+	// The restarted daemon served the version BIND held before its own,
+	// so BIND's IXFR got the differences, not the whole zone again.
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `fluxwatch_feed_transfers_total{kind="ixfr_incremental"} 1`+"\n") ||
+		!strings.Contains(string(body), `fluxwatch_feed_transfers_total{kind="axfr"} 0`+"\n") ||
+		!strings.Contains(string(body), `fluxwatch_feed_transfers_total{kind="ixfr_full"} 0`+"\n") {
+		t.Errorf("BIND's transfer from the restarted daemon was not incremental:\n%s", grepLines(string(body), "fluxwatch_feed_"))
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("daemon: %v\n%s", err, logs.String())
