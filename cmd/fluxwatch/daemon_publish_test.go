@@ -200,3 +200,53 @@ daemon:
 		t.Fatalf("the start published serial %d over a file at %d\n%s", got, served, logs.String())
 	}
 }
+
+// An export that fails does not hold back the others: a listed name too
+// long to be a trigger under the RPZ origin fails the rpz export (whole:
+// no partial zone), the domains file is still written, and the publish is
+// recorded with the list that file holds.
+func TestDaemonPublishGoesOnPastAFailingExport(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fluxwatch.db")
+	long := strings.Repeat(strings.Repeat("x", 59)+".", 4) + "test" // 244 characters: a name, but not below fluxwatch.rpz
+	names := []string{"ok.test", long}
+	slices.Sort(names)
+	storeListed(t, db, names, time.Now().Add(time.Hour))
+	list, rpz := filepath.Join(dir, "list.txt"), filepath.Join(dir, "blocklist.rpz")
+	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
+resolvers: [127.0.0.1:1]
+log_level: info
+daemon:
+  crawl: "@every 1h"
+  classify: "@every 1h"
+  publish: "@every 1h"
+  exports:
+    - {format: rpz, out: %s}
+    - {format: domains, out: %s}
+`, db, rpz, list)), 0o644)
+	logs, stop := startDaemon(t, cfgPath)
+	feedWaitForLog(t, logs, `msg="daemon (started)"`)
+	if err := stop(); err != nil {
+		t.Fatalf("daemon: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "publishing the stored list at start failed") || !strings.Contains(logs.String(), "publishing "+rpz+" (rpz)") {
+		t.Errorf("the failed rpz export was not logged:\n%s", logs.String())
+	}
+	if _, err := os.Stat(rpz); err == nil {
+		t.Errorf("%s was written with a name it cannot hold", rpz)
+	}
+	b, err := os.ReadFile(list)
+	if got := strings.Fields(string(b)); err != nil || !slices.Equal(got, names) {
+		t.Fatalf("%s holds %v (%v); want %v", list, got, err, names)
+	}
+	store, err := storage.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	pubs, err := store.Publishes(10)
+	if err != nil || len(pubs) != 1 || pubs[0].Kind != storage.PublishStart || !slices.Equal(pubs[0].Added, names) {
+		t.Fatalf("publishes %+v, %v; want the start's, of %v", pubs, err, names)
+	}
+}
