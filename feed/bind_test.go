@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // bindConf makes BIND a recursive resolver on 127.0.0.1:port that
@@ -57,10 +59,10 @@ const rootHint = ". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.0.0.1\n"
 // would wait an hour), after which a newly listed name is blocked and a
 // delisted one passes again.
 func TestBINDSecondary(t *testing.T) {
-	named := needServer(t, "named", "bind9")
+	named := dnstest.NeedServer(t, "named", "bind9")
 	dir := t.TempDir()
 	upstream := startUpstream(t)
-	port := freePort(t)
+	port := dnstest.FreePort(t)
 	bindAddr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	// One key file for both sides, as tsig-keygen writes it: BIND includes
@@ -83,7 +85,7 @@ func TestBINDSecondary(t *testing.T) {
 	os.WriteFile(conf, []byte(bindConf(dir, port, upstream, s.Addr(), keyFile, key.Name)), 0o644)
 	os.WriteFile(filepath.Join(dir, "root.hint"), []byte(rootHint), 0o644)
 	start := time.Now()
-	startProcess(t, dir, named, "-g", "-4", "-n", "1", "-c", conf)
+	dnstest.StartProcess(t, dir, named, "-g", "-4", "-n", "1", "-c", conf)
 
 	eventually(t, 20*time.Second, "serving serial 2026030101 from AXFR", func() (bool, string) {
 		serial, state := soaSerial(bindAddr, "fluxwatch.rpz")

@@ -4,7 +4,7 @@
 // RFC 1995) to secondaries that sign their requests with a configured TSIG
 // key, keeps the last versions as differences so an IXFR carries only what
 // changed, and sends NOTIFY (RFC 1996) to the configured secondaries on
-// every Publish. Everything else is refused. FileServer serves the
+// every Publish once it listens. Everything else is refused. FileServer serves the
 // published export files read-only over HTTP, with ETag and Last-Modified
 // validators so pollers download a list only when it changed.
 //

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // kresdConf makes Knot Resolver 5 a resolver on 127.0.0.1:port that
@@ -37,10 +39,10 @@ func kresAddr(addr string) string {
 // passing others; when a publish replaces the file (a new file renamed
 // over the old one), it reloads it.
 func TestKnotResolverRPZ(t *testing.T) {
-	kresd := needServer(t, "kresd", "knot-resolver")
+	kresd := dnstest.NeedServer(t, "kresd", "knot-resolver")
 	dir := t.TempDir()
 	upstream := startUpstream(t)
-	port := freePort(t)
+	port := dnstest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	rpz := filepath.Join(dir, "blocklist.rpz")
 	writeRPZ(t, rpz, 2026030101, "flux-one.test")
@@ -48,7 +50,7 @@ func TestKnotResolverRPZ(t *testing.T) {
 	conf := filepath.Join(dir, "kresd.conf")
 	os.WriteFile(conf, []byte(kresdConf(dir, port, upstream, rpz)), 0o644)
 	start := time.Now()
-	startProcess(t, dir, kresd, "-n", "-c", conf, dir)
+	dnstest.StartProcess(t, dir, kresd, "-n", "-c", conf, dir)
 
 	eventually(t, 20*time.Second, "blocking flux-one.test", func() (bool, string) {
 		got := answer(addr, "flux-one.test")

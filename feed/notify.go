@@ -10,14 +10,15 @@ import (
 
 // notifyAll tells every secondary of the version with soa, in the
 // background. A NOTIFY round still retrying for an older version is
-// cancelled: the new one supersedes it.
+// cancelled: the new one supersedes it. Before Start nothing is sent: a
+// secondary told then would find nothing listening to fetch from.
 func (s *Server) notifyAll(soa *dns.SOA) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancelNote != nil {
 		s.cancelNote()
 	}
-	if s.closed || len(s.opts.Notify) == 0 {
+	if s.closed || s.udp == nil || len(s.opts.Notify) == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -129,3 +129,40 @@ func TestCloseCancelsNotify(t *testing.T) {
 		t.Fatalf("Close took %s", d)
 	}
 }
+
+// A version published before Start is served from Start but announced to
+// no one (nothing listened to fetch it from); the next one is announced,
+// and an IXFR from the first gets the differences.
+func TestPublishBeforeStartNotifiesNoOne(t *testing.T) {
+	sec := startSecondary(t, 0)
+	s, err := NewServer(Options{Zone: "fluxwatch.rpz", Addr: "127.0.0.1:0", Keys: []Key{testKey},
+		NotifyTimeout: 50 * time.Millisecond, Notify: []Secondary{{Addr: sec.addr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Publish(testZone(t, 10, "a.test")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got, _ := sec.received(); len(got) != 0 || s.Stats().NotifySent != 0 {
+		t.Fatalf("NOTIFY sent for a version published before Start: %v", got)
+	}
+	if err := s.Publish(testZone(t, 11, "a.test", "b.test")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the NOTIFY of serial 11", func() bool { return s.Stats().NotifyAcked == 1 })
+	if got, _ := sec.received(); len(got) != 1 || got[0].Answer[0].(*dns.SOA).Serial != 11 {
+		t.Fatalf("NOTIFYs %v; want one, of serial 11", got)
+	}
+	rrs, err := xfr(t, s.Addr(), dns.TypeIXFR, 10, &testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.IXFRIncremental != 1 || len(rrs) != 6 { // SOA 11, SOA 10, SOA 11, b.test and *.b.test added, SOA 11
+		t.Fatalf("IXFR from 10: %v (%+v); want the differences", rrs, st)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // pdnsConf is a PowerDNS Recursor 4 configuration: a resolver on
@@ -46,10 +48,10 @@ func pdnsLua(feed string, key Key, refresh int) string {
 // secondary of the feed, gets the zone by AXFR, blocks a listed name and
 // its subdomains and passes others, then picks a new version up by IXFR.
 func TestPowerDNSRecursorRPZ(t *testing.T) {
-	recursor := needServer(t, "pdns_recursor", "pdns-recursor")
+	recursor := dnstest.NeedServer(t, "pdns_recursor", "pdns-recursor")
 	dir := t.TempDir()
 	upstream := startUpstream(t)
-	port := freePort(t)
+	port := dnstest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	s, logs := startServer(t, Options{Keys: []Key{testKey}})
@@ -62,7 +64,7 @@ func TestPowerDNSRecursorRPZ(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "rpz.lua"), []byte(pdnsLua(s.Addr(), testKey, 1)), 0o644)
 	os.WriteFile(filepath.Join(dir, "root.hint"), []byte(rootHint), 0o644)
 	start := time.Now()
-	startProcess(t, dir, recursor, "--config-dir="+dir)
+	dnstest.StartProcess(t, dir, recursor, "--config-dir="+dir)
 
 	eventually(t, 20*time.Second, "blocking flux-one.test", func() (bool, string) {
 		got := answer(addr, "flux-one.test")

@@ -6,13 +6,6 @@ package feed
 import (
 	"fmt"
 	"io"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,98 +18,6 @@ import (
 
 // upstreamAddr is the address every name resolves to at the test upstream.
 const upstreamAddr = "192.0.2.1"
-
-// needServer returns the path of a server binary, or skips the test when
-// it is not installed; with FLUXWATCH_REQUIRE_SERVERS=1 it fails instead,
-// so a CI that installed the servers cannot pass by skipping them.
-func needServer(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} { // root's PATH may lack sbin
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not installed (Debian package %s; scripts/install-test-deps.sh installs it)", name, pkg)
-	if os.Getenv("FLUXWATCH_REQUIRE_SERVERS") == "1" {
-		t.Fatal(msg + "; FLUXWATCH_REQUIRE_SERVERS=1 requires it")
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// freePort returns a port on 127.0.0.1 that was free for both UDP and TCP
-// a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
-
-// startProcess runs a server in the foreground of its own process group,
-// with its output kept for failure reports (FLUXWATCH_SERVER_LOGS=1 shows
-// it always), and stops it at cleanup:
-// SIGTERM, then SIGKILL after five seconds. Pdeathsig kills it should the
-// test binary die first.
-func startProcess(t *testing.T, dir string, name string, args ...string) *logBuffer {
-	t.Helper()
-	out := &logBuffer{}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Stdin = nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	var exited atomic.Bool
-	go func() {
-		cmd.Wait()
-		exited.Store(true)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		if !exited.Load() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-		if t.Failed() || os.Getenv("FLUXWATCH_SERVER_LOGS") == "1" {
-			t.Logf("%s output:\n%s", filepath.Base(name), tail(out.String(), 60))
-		}
-	})
-	return out
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	return strings.Join(l[max(0, len(l)-lines):], "\n")
-}
 
 // eventually polls check every 100ms until it returns true or timeout
 // passes; on timeout the test fails with what and check's last state.

@@ -234,7 +234,10 @@ func (s *Server) Stats() Stats {
 // Publish makes rrs, a complete zone with its SOA, the version served,
 // and notifies the secondaries. Its serial must come after the one served
 // (RFC 1982); publishing the served version again changes nothing. On an
-// error the served version stays.
+// error the served version stays. Before Start it only sets the version
+// Start serves, notifying no one: a restarted server that publishes the
+// version its secondaries hold before it starts, and the new one after,
+// answers their IXFR with the differences.
 func (s *Server) Publish(rrs []dns.RR) error {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()

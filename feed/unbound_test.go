@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // unboundConf makes Unbound a resolver on 127.0.0.1:port forwarding
@@ -53,10 +55,10 @@ rpz:
 // publish, the feed's NOTIFY makes it download the new version at once
 // (the SOA refresh alone would wait an hour).
 func TestUnboundRPZ(t *testing.T) {
-	unbound := needServer(t, "unbound", "unbound")
+	unbound := dnstest.NeedServer(t, "unbound", "unbound")
 	dir := t.TempDir()
 	upstream := startUpstream(t)
-	port := freePort(t)
+	port := dnstest.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	rpz := filepath.Join(dir, "blocklist.rpz")
@@ -80,7 +82,7 @@ func TestUnboundRPZ(t *testing.T) {
 	os.WriteFile(conf, []byte(unboundConf(dir, port, upstream, "http://"+files.Addr()+"/blocklist.rpz")), 0o644)
 	os.WriteFile(filepath.Join(dir, "root.hint"), []byte(rootHint), 0o644)
 	start := time.Now()
-	startProcess(t, dir, unbound, "-d", "-c", conf)
+	dnstest.StartProcess(t, dir, unbound, "-d", "-c", conf)
 
 	eventually(t, 20*time.Second, "blocking flux-one.test", func() (bool, string) {
 		got := answer(addr, "flux-one.test")

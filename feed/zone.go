@@ -189,3 +189,25 @@ func ReadZoneFile(path, zone string) ([]dns.RR, error) {
 	defer f.Close()
 	return ParseZone(f, zone, path)
 }
+
+// ReadZoneSerial returns the serial of the zone file at path (origin
+// zone): the SOA at its apex, read without parsing the rest of the file.
+func ReadZoneSerial(path, zone string) (uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading zone serial: %w", err)
+	}
+	defer f.Close()
+	origin := dns.CanonicalName(zone)
+	zp := dns.NewZoneParser(f, origin, path)
+	zp.SetIncludeAllowed(false)
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		if soa, isSOA := rr.(*dns.SOA); isSOA && dns.CanonicalName(soa.Hdr.Name) == origin {
+			return soa.Serial, nil
+		}
+	}
+	if err := zp.Err(); err != nil {
+		return 0, fmt.Errorf("parsing zone %s: %w", path, err)
+	}
+	return 0, fmt.Errorf("%w (%s)", ErrNoSOA, path)
+}

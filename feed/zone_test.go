@@ -3,6 +3,9 @@ package feed
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -165,5 +168,30 @@ func TestParseZoneRefusesInclude(t *testing.T) {
 	_, err := ParseZone(strings.NewReader("$INCLUDE /etc/passwd\n"), "fluxwatch.rpz", "x.rpz")
 	if err == nil {
 		t.Fatal("$INCLUDE accepted")
+	}
+}
+
+// ReadZoneSerial finds the apex SOA's serial, and says why when there is none.
+func TestReadZoneSerial(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, zone string
+		want       uint32
+		err        string
+	}{
+		{"ok.rpz", "$ORIGIN fluxwatch.rpz.\n$TTL 300\n@ IN SOA localhost. hostmaster.localhost. ( 2026120601 3600 600 604800 300 )\n@ IN NS localhost.\nx.test CNAME .\n", 2026120601, ""},
+		{"nosoa.rpz", "$ORIGIN fluxwatch.rpz.\n@ 300 IN NS localhost.\n", 0, "exactly one SOA"},
+		{"other.rpz", "$ORIGIN other.rpz.\n@ 300 IN SOA localhost. hostmaster.localhost. 7 3600 600 604800 300\n", 0, "exactly one SOA"},
+		{"bad.rpz", "$ORIGIN fluxwatch.rpz.\nx 300 IN A not-an-address\n", 0, "parsing zone"},
+	} {
+		path := filepath.Join(dir, c.name)
+		os.WriteFile(path, []byte(c.zone), 0o644)
+		got, err := ReadZoneSerial(path, "fluxwatch.rpz")
+		if got != c.want || (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: %d, %v; want %d, error with %q", c.name, got, err, c.want, c.err)
+		}
+	}
+	if _, err := ReadZoneSerial(filepath.Join(dir, "missing.rpz"), "fluxwatch.rpz"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: %v; want fs.ErrNotExist", err)
 	}
 }

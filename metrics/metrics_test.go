@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
@@ -80,6 +81,12 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	m.Job("crawl", time.Second, errors.New("boom"))
 	m.Transaction(5 * time.Millisecond)
 	m.CommittedFrom(func() (int64, int64) { return 10, 30 })
+	feedStats := feed.Stats{Serial: 2026120601, Versions: 3, SOAQueries: 4, AXFR: 5, IXFRIncremental: 6, IXFRFull: 7,
+		IXFRUpToDate: 8, Refused: 9, BadTSIG: 10, NotifySent: 11, NotifyAcked: 12, NotifyFailed: 13}
+	m.FeedFrom(func() feed.Stats { return feedStats })
+	m.CoordinatorFrom(func() IngestCounts {
+		return IngestCounts{Received: 21, Stored: 22, Redelivered: 23, Terminated: 24, Batches: 25}
+	})
 
 	f := gather(t, m)
 	for _, c := range []struct {
@@ -102,10 +109,33 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		{"fluxwatch_db_transaction_seconds", nil, 1},
 		{"fluxwatch_committed_total", map[string]string{"kind": "observations"}, 30},
 		{"fluxwatch_db_size_bytes", nil, 4096},
+		{"fluxwatch_feed_serial", nil, 2026120601},
+		{"fluxwatch_feed_ixfr_versions", nil, 3},
+		{"fluxwatch_feed_soa_queries_total", nil, 4},
+		{"fluxwatch_feed_transfers_total", map[string]string{"kind": "axfr"}, 5},
+		{"fluxwatch_feed_transfers_total", map[string]string{"kind": "ixfr_incremental"}, 6},
+		{"fluxwatch_feed_transfers_total", map[string]string{"kind": "ixfr_full"}, 7},
+		{"fluxwatch_feed_transfers_total", map[string]string{"kind": "ixfr_up_to_date"}, 8},
+		{"fluxwatch_feed_refused_total", map[string]string{"reason": "refused"}, 9},
+		{"fluxwatch_feed_refused_total", map[string]string{"reason": "bad_tsig"}, 10},
+		{"fluxwatch_feed_notifies_sent_total", nil, 11},
+		{"fluxwatch_feed_notifies_acked_total", nil, 12},
+		{"fluxwatch_feed_notify_failures_total", nil, 13},
+		{"fluxwatch_coordinator_received_total", nil, 21},
+		{"fluxwatch_coordinator_stored_total", nil, 22},
+		{"fluxwatch_coordinator_redelivered_total", nil, 23},
+		{"fluxwatch_coordinator_terminated_total", nil, 24},
+		{"fluxwatch_coordinator_batches_total", nil, 25},
 	} {
 		if got := value(t, f, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
 		}
+	}
+
+	// The counts are read at every scrape.
+	feedStats.AXFR++
+	if got := value(t, gather(t, m), "fluxwatch_feed_transfers_total", map[string]string{"kind": "axfr"}); got != 6 {
+		t.Errorf("after one more AXFR fluxwatch_feed_transfers_total{kind=axfr} = %v; want 6", got)
 	}
 
 	// Served in the text format, the Go runtime's metrics alongside.
@@ -128,6 +158,8 @@ func TestMetricsAreDocumented(t *testing.T) {
 	m.Job("j", 0, errors.New("x"))
 	m.Transaction(0)
 	m.CommittedFrom(func() (int64, int64) { return 0, 0 })
+	m.FeedFrom(func() feed.Stats { return feed.Stats{} })
+	m.CoordinatorFrom(func() IngestCounts { return IngestCounts{} })
 	var have []string
 	for name := range gather(t, m) {
 		if strings.HasPrefix(name, "fluxwatch_") {

@@ -427,6 +427,20 @@ func (s *Store) NextSerial(now time.Time) (uint32, error) {
 	return serial, err
 }
 
+// RaiseSerial makes every serial NextSerial returns from now on greater
+// than floor: a serial served before (an RPZ file on disk that this
+// database's stored serial does not know, as after a restore from a
+// backup), which secondaries must not see go backwards.
+func (s *Store) RaiseSerial(floor uint32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaSerial); len(v) == 4 && binary.BigEndian.Uint32(v) >= floor {
+			return nil
+		}
+		return meta.Put(metaSerial, u32key(floor))
+	})
+}
+
 // Due returns the active domains whose next-due time is not after now, in
 // name order.
 func (s *Store) Due(now time.Time) ([]string, error) {

@@ -34,11 +34,24 @@ type Delisting struct {
 
 // PublishRecord is what one publish changed.
 type PublishRecord struct {
-	Time    time.Time `json:"time"`
-	Listed  int       `json:"listed"`
-	Added   []string  `json:"added"`
-	Removed []string  `json:"removed"`
+	Time time.Time `json:"time"`
+	// Kind says why the list was published: PublishScheduled or
+	// PublishStart (records written before kinds existed have none and
+	// were scheduled).
+	Kind    string   `json:"kind,omitempty"`
+	Listed  int      `json:"listed"`
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
 }
+
+// Kinds of publish.
+const (
+	// PublishScheduled: the daemon's publish job, after a classification.
+	PublishScheduled = "scheduled"
+	// PublishStart: the daemon, starting, published the list as stored,
+	// before any job ran.
+	PublishStart = "start"
+)
 
 func logKey(domain string, at time.Time) []byte {
 	k := make([]byte, 0, len(domain)+9)
@@ -153,10 +166,17 @@ func (s *Store) Delisted(fn func(domain string, d Delisting) error) error {
 }
 
 // RecordPublish compares the listed domains with those the previous publish
-// listed, remembers the new set and stores (and returns) what changed. It
-// keeps the last few hundred records.
+// listed, remembers the new set and stores (and returns) what changed, as
+// a publish of kind PublishScheduled. It keeps the last few hundred
+// records. The caller makes sure nothing changes the listed domains
+// between writing the published files and this record of them.
 func (s *Store) RecordPublish(at time.Time) (PublishRecord, error) {
-	rec := PublishRecord{Time: at.UTC(), Added: []string{}, Removed: []string{}}
+	return s.RecordPublishOf(at, PublishScheduled)
+}
+
+// RecordPublishOf is RecordPublish for a publish of the given kind.
+func (s *Store) RecordPublishOf(at time.Time, kind string) (PublishRecord, error) {
+	rec := PublishRecord{Time: at.UTC(), Kind: kind, Added: []string{}, Removed: []string{}}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rec.Listed, rec.Added, rec.Removed = 0, rec.Added[:0], rec.Removed[:0]
 		listed, published := tx.Bucket(bucketListed), tx.Bucket(bucketPublished)

@@ -42,3 +42,27 @@ func TestPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A publish record says which kind of publish it was and compares with the
+// previous publish, whatever its kind: a start-up publish of an unchanged
+// list adds nothing.
+func TestRecordPublishKinds(t *testing.T) {
+	s := openTest(t)
+	s.AddDomains([]string{"a.test", "b.test"}, "", t0)
+	listed := []byte(`{}`)
+	if err := s.PutVerdicts([]VerdictRecord{{Domain: "a.test", Full: listed, Listed: listed}, {Domain: "b.test", Full: listed, Listed: listed}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.RecordPublish(t0)
+	if err != nil || first.Kind != PublishScheduled || first.Listed != 2 || len(first.Added) != 2 {
+		t.Fatalf("first publish %+v, %v", first, err)
+	}
+	start, err := s.RecordPublishOf(t0.Add(time.Minute), PublishStart)
+	if err != nil || start.Kind != PublishStart || start.Listed != 2 || len(start.Added) != 0 || len(start.Removed) != 0 {
+		t.Fatalf("start-up publish of the same list %+v, %v", start, err)
+	}
+	pubs, err := s.Publishes(2)
+	if err != nil || len(pubs) != 2 || pubs[0].Kind != PublishStart || pubs[1].Kind != PublishScheduled {
+		t.Fatalf("publishes %+v, %v", pubs, err)
+	}
+}

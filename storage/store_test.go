@@ -254,6 +254,26 @@ func TestSerialMonotonic(t *testing.T) {
 	}
 }
 
+// A serial served from elsewhere (a file the database does not know of)
+// is never handed out again nor undercut; raising to a lower floor
+// changes nothing.
+func TestRaiseSerial(t *testing.T) {
+	s := openTest(t)
+	a, _ := s.NextSerial(t0)
+	floor := a + 1000
+	if err := s.RaiseSerial(floor); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.NextSerial(t0)
+	if err := s.RaiseSerial(a); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.NextSerial(t0)
+	if b != floor+1 || c != b+1 {
+		t.Fatalf("serials %d, then %d and %d after raising to %d; want %d, %d", a, b, c, floor, floor+1, floor+2)
+	}
+}
+
 func TestWriterBatchesAndReportsCommitted(t *testing.T) {
 	s := openTest(t)
 	s.AddDomains([]string{"w.test"}, "", t0)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/storage"
 	"github.com/fluxwatch/fluxwatch/web"
 )
 
@@ -395,5 +396,39 @@ func TestWebBlocklistServesExports(t *testing.T) {
 	if err := json.Unmarshal(get(t, h, "/blocklist?format=json").Body.Bytes(), &js); err != nil || js.Listed != len(listed) ||
 		len(js.Files) != 2 || js.Files[0].Missing || !js.Files[1].Missing {
 		t.Errorf("blocklist JSON: %+v, %v", js, err)
+	}
+}
+
+// The blocklist page's publishes say which one the daemon made at its
+// start, of the list as stored.
+func TestWebBlocklistMarksTheStartPublish(t *testing.T) {
+	store, err := storage.Open(filepath.Join(t.TempDir(), "fw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	if _, err := store.RecordPublishOf(now, storage.PublishStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RecordPublish(now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	doc := page(t, get(t, web.New(store, nil, web.Options{}), "/blocklist"), 200)
+	var rows []string
+	for _, tbl := range findAll(doc, func(e *html.Node) bool { return e.Data == "table" && hasClass(e, "publishes") }) {
+		for _, tr := range findAll(tbl, func(e *html.Node) bool { return e.Data == "tr" }) {
+			var b strings.Builder
+			for n := range tr.Descendants() {
+				if n.Type == html.TextNode {
+					b.WriteString(n.Data)
+				}
+			}
+			rows = append(rows, b.String())
+		}
+	}
+	// The header, then the newest first.
+	if len(rows) != 3 || strings.Contains(rows[1], "daemon start") || !strings.Contains(rows[2], "(daemon start)") {
+		t.Fatalf("publishes table rows %q; want the older one marked as the daemon's start", rows)
 	}
 }

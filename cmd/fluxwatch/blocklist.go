@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/seeds"
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 const blocklistUsage = "blocklist list | diff [--last N] | history DOMAIN | delist [--reason TEXT] DOMAIN... | relist DOMAIN..."
@@ -104,7 +105,11 @@ func cmdBlocklist(ctx context.Context, args []string, std *stdio) error {
 				}
 				continue
 			}
-			fmt.Fprintf(w, "publish %s: %d listed, %d added, %d removed\n", stamp(p.Time), p.Listed, len(p.Added), len(p.Removed))
+			kind := ""
+			if p.Kind == storage.PublishStart {
+				kind = " (daemon start: the stored list)"
+			}
+			fmt.Fprintf(w, "publish %s%s: %d listed, %d added, %d removed\n", stamp(p.Time), kind, p.Listed, len(p.Added), len(p.Removed))
 			for _, n := range p.Added {
 				fmt.Fprintf(w, "+ %s\n", n)
 			}

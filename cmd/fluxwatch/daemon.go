@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -44,7 +45,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer store.Close()
 	d := &daemon{store: store, log: log, std: std, now: std.clock(), metrics: metrics.New(cfg.DB),
-		status: newDaemonStatus(cfg.DB)}
+		status: newDaemonStatus(cfg.DB), classified: make(chan struct{})}
 	// Everything a job needs is built before anything starts: a daemon
 	// that cannot load a table, read a seed file or write an export does
 	// not start, rather than run half-configured.
@@ -54,6 +55,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer func() { d.state().release() }()
 	d.current.Store(st)
+	d.keepSerialAboveFiles(cfg)
 	app, err := d.httpApp(cfg)
 	if err != nil {
 		return err
@@ -64,6 +66,17 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer serving.close()
 	d.serving = serving
+	if serving.dns != nil {
+		d.metrics.FeedFrom(serving.dns.Stats)
+	}
+	// Before any job runs, every export is written from the list as
+	// stored and the zone served from it, with a NOTIFY (the listeners
+	// serve the last run's files until then, so a secondary that asks in
+	// between gets what it had, and an IXFR from it gets the differences).
+	// A publish that fails here leaves the last run's files served.
+	if err := d.publish(cfg, storage.PublishStart); err != nil {
+		log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
+	}
 	d.writer = store.NewWriter(storage.WriterOptions{
 		OnCommit: func(p, o int64) {
 			log.Debug("committed", "probes", p, "observations", o)
@@ -83,13 +96,18 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		}
 		defer d.coord.Close()
 		d.status.agents = d.coord.Agents
+		d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
+			s := d.coord.Stats()
+			return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
+				Terminated: s.Rejected, Batches: s.Batches}
+		})
 	}
 	d.metrics.CommittedFrom(d.writer.Committed)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	c, err := d.startJobs(ctx)
+	js, err := d.startJobs(ctx)
 	if err != nil {
 		return err
 	}
@@ -108,11 +126,11 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 			if err == nil {
 				var nst *daemonState
 				if nst, err = d.build(ctx, next); err == nil {
-					<-c.Stop().Done()
+					js.stop()
 					old := d.state()
 					d.current.Store(nst)
 					old.release()
-					if c, err = d.startJobs(ctx); err != nil {
+					if js, err = d.startJobs(ctx); err != nil {
 						return err
 					}
 					if !reflect.DeepEqual(next.Daemon.Serve, old.cfg.Daemon.Serve) {
@@ -126,7 +144,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		}
 	}
 	log.Info("daemon stopping: finishing running jobs")
-	<-c.Stop().Done()
+	js.stop()
 	if err := d.writer.Close(); err != nil {
 		return fmt.Errorf("committing observations: %w", err)
 	}
@@ -151,6 +169,16 @@ type daemon struct {
 	coord   *cluster.Coordinator // nil: measure locally
 	current atomic.Pointer[daemonState]
 	web     atomic.Pointer[http.Handler]
+
+	// The list is published whole: classifyMu is held by a classification
+	// for all of its run (it stores its verdicts a batch at a time) and
+	// listMu by a delisting or relisting; a publish holds both, so the
+	// files it writes and the publish record all hold one list.
+	classifyMu, listMu sync.Mutex
+	// classified is closed when the first classification since start has
+	// ended: the first scheduled publish waits for it.
+	classified    chan struct{}
+	firstClassify sync.Once
 }
 
 // daemonState is what one configuration builds.
@@ -295,10 +323,26 @@ func (d *daemon) importSeedDir(dir string) error {
 	return nil
 }
 
+// scheduledJobs are the jobs of one configuration, running.
+type scheduledJobs struct {
+	c    *cron.Cron
+	halt chan struct{} // closed when they stop: a run still waiting to begin gives up
+}
+
+// stop stops scheduling the jobs and waits for the running ones to end.
+func (j *scheduledJobs) stop() {
+	close(j.halt)
+	<-j.c.Stop().Done()
+}
+
+// errJobSkipped ends a job run that did nothing: it counts as no run.
+var errJobSkipped = errors.New("job skipped")
+
 // startJobs schedules the jobs of the current state and starts them.
-func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
+func (d *daemon) startJobs(ctx context.Context) (*scheduledJobs, error) {
 	st := d.state()
 	cfg := st.cfg
+	halt := make(chan struct{})
 	c := cron.New(cron.WithLogger(cronLogger{d.log}), cron.WithChain(
 		cron.Recover(cronLogger{d.log}), cron.SkipIfStillRunning(cronLogger{d.log})))
 	jobs := []struct {
@@ -326,6 +370,9 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
+			d.classifyMu.Lock()
+			defer d.classifyMu.Unlock()
+			defer d.firstClassify.Do(func() { close(d.classified) })
 			counts, err := st.classifier.Run(ctx, d.store, cfg.Window, d.now(), nil)
 			d.log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
 				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
@@ -338,21 +385,18 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 			return err
 		}},
 		{"publish", cfg.Daemon.Publish, func() error {
-			for _, e := range cfg.Daemon.Exports {
-				n, err := export(d.store, cfg, e.Format, e.Out, e.All, d.std.out)
-				if err != nil {
-					return err
-				}
-				d.log.Info("job publish", "format", e.Format, "out", e.Out, "listed", n)
-				if err := d.serving.published(e); err != nil { // the feed keeps serving the version before
-					d.log.Error("feed: publishing the zone failed", "out", e.Out, "err", err)
-				}
+			// The start published the stored list; the first publish
+			// after it is of what the first classification made of it
+			// (whether or not that classification failed halfway: the
+			// batches it stored are the list now).
+			select {
+			case <-d.classified:
+			case <-halt:
+				return errJobSkipped
+			case <-ctx.Done():
+				return errJobSkipped
 			}
-			rec, err := d.store.RecordPublish(d.now())
-			if err == nil && (len(rec.Added) > 0 || len(rec.Removed) > 0) {
-				d.log.Info("job publish: list changed", "listed", rec.Listed, "added", len(rec.Added), "removed", len(rec.Removed))
-			}
-			return err
+			return d.publish(cfg, storage.PublishScheduled)
 		}},
 		{"prune", cfg.Daemon.Prune, func() error {
 			if cfg.Retention <= 0 {
@@ -374,6 +418,10 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 		id, err := c.AddFunc(j.spec, func() {
 			start := time.Now()
 			err := j.run()
+			if errors.Is(err, errJobSkipped) {
+				d.log.Debug("job skipped", "job", j.name)
+				return
+			}
 			took := time.Since(start)
 			d.metrics.Job(j.name, took, err)
 			d.status.ran(j.name, start, took, err)
@@ -388,7 +436,7 @@ func (d *daemon) startJobs(ctx context.Context) (*cron.Cron, error) {
 	}
 	c.Start()
 	d.status.started(d.now())
-	return c, nil
+	return &scheduledJobs{c: c, halt: halt}, nil
 }
 
 // cronLogger adapts slog to cron's logger.
@@ -409,8 +457,9 @@ type feedServers struct {
 }
 
 // startFeed starts what daemon.serve configures. The DNS server starts
-// with the rpz export's last file, if there is one, so a restarted daemon
-// goes on serving its secondaries before its first publish.
+// with the rpz export's last file, if there is one: the version the
+// secondaries hold, which the start's publish then follows with a NOTIFY
+// and the differences for IXFR.
 func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedServers, error) {
 	sv := cfg.Daemon.Serve
 	s := &feedServers{}
@@ -432,10 +481,6 @@ func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedSer
 		if err != nil {
 			return nil, err
 		}
-		if err := srv.Start(); err != nil {
-			return nil, err
-		}
-		s.dns = srv
 		for _, e := range cfg.Daemon.Exports {
 			if e.Format == "rpz" && e.Out != "-" {
 				s.rpzPath = e.Out
@@ -443,10 +488,15 @@ func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedSer
 			}
 		}
 		if _, err := os.Stat(s.rpzPath); err == nil {
+			// Before Start: served from the first answer, notified to no one.
 			if err := srv.PublishFile(s.rpzPath); err != nil {
 				log.Warn("feed: not serving the last published zone", "err", err)
 			}
 		}
+		if err := srv.Start(); err != nil {
+			return nil, err
+		}
+		s.dns = srv
 	}
 	if sv.HTTPListen != "" {
 		files := map[string]string{}

@@ -97,7 +97,7 @@ func daemonTransfer(addr string, from uint32, unsigned bool) ([]dns.RR, error) {
 }
 
 // TestDaemonServesFeed runs the daemon with daemon.serve set: it publishes
-// the RPZ export to its DNS server on every publish, notifies the
+// the RPZ export to its DNS server at start and on every publish, notifies the
 // secondary (signed), hands the zone out by AXFR and IXFR only with the
 // key, serves the export files over HTTP with validators, never logs the
 // secret, and closes its listeners when it stops.
@@ -114,7 +114,7 @@ resolvers: [127.0.0.1:1]
 log_level: info
 daemon:
   crawl: "@every 1h"
-  classify: "@every 1h"
+  classify: "@every 1s"
   publish: "@every 1s"
   exports:
     - {format: rpz, out: %s}
@@ -147,7 +147,7 @@ daemon:
 	dnsAddr := feedWaitForLog(t, &stderr, `msg="feed: serving zone".* addr=(\S+)`)
 	httpAddr := feedWaitForLog(t, &stderr, `msg="feed: serving files" addr=(\S+)`)
 
-	// The first publish: NOTIFY, signed, with the serial of the file written.
+	// The start's publish: NOTIFY, signed, with the serial of the file written.
 	var first uint32
 	feedWaitUntil(t, 10*time.Second, "a NOTIFY", func() bool {
 		serial, signed, _ := rec.last()
@@ -219,6 +219,22 @@ daemon:
 		}
 		if resp.StatusCode != want {
 			t.Errorf("GET %s: %d, want %d", p, resp.StatusCode, want)
+		}
+	}
+
+	// /metrics counts what the zone server did: the transfers above, the
+	// refusal, the acknowledged NOTIFYs.
+	resp, err = http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`fluxwatch_feed_transfers_total{kind="axfr"} [1-9]`, `fluxwatch_feed_transfers_total{kind="ixfr_incremental"} [1-9]`,
+		`fluxwatch_feed_refused_total{reason="refused"} 1\n`, `fluxwatch_feed_refused_total{reason="bad_tsig"} 0\n`,
+		`fluxwatch_feed_notifies_acked_total [1-9]`, `fluxwatch_feed_serial [1-9]`} {
+		if !regexp.MustCompile(want).Match(body) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(body), "fluxwatch_feed_"))
 		}
 	}
 
@@ -295,4 +311,15 @@ func feedWaitUntil(t *testing.T, timeout time.Duration, what string, cond func()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -205,11 +205,13 @@ func (d *daemon) httpApp(cfg *config.Config) (http.Handler, error) {
 				http.Error(w, fmt.Sprintf("domain %q: %v", req.Domain, err), http.StatusBadRequest)
 				return
 			}
+			d.listMu.Lock() // never in the middle of a publish
 			if relist {
 				_, err = classify.Relist(d.store, name, req.Reason, d.now())
 			} else {
 				err = classify.Delist(d.store, name, req.Reason, d.now())
 			}
+			d.listMu.Unlock()
 			switch {
 			case errors.Is(err, storage.ErrUnknownDomain):
 				http.Error(w, err.Error(), http.StatusNotFound)
