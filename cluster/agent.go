@@ -43,6 +43,9 @@ type AgentConfig struct {
 	// Retries is as in scheduler.Options: extra attempts of a query that
 	// timed out, while its vantage answers others (0: one; negative: none).
 	Retries int
+	// Canary is as in scheduler.Options: the name whose SOA decides
+	// whether a vantage that stopped answering is down ("": the root).
+	Canary string
 	// VantageLabel qualifies the vantages in the probes the agent sends,
 	// as LABEL/ADDR (default: the region): the same resolver address asked
 	// from two networks is two vantages.
@@ -129,13 +132,14 @@ func (c *AgentConfig) Validate() error {
 // Agent measures the work addressed to it, or to its region, through its
 // own resolvers and publishes what it measured. See the package comment.
 type Agent struct {
-	cfg     AgentConfig
-	crawler crawler.Crawler
-	names   names
-	log     *slog.Logger
-	counts  *queryCounts
-	rounds  roundCache
-	started time.Time
+	cfg      AgentConfig
+	crawler  crawler.Crawler
+	vantages *scheduler.Vantages // the crawler's query path, and each vantage's health
+	names    names
+	log      *slog.Logger
+	counts   *queryCounts
+	rounds   roundCache
+	started  time.Time
 
 	inFlight                                       atomic.Int64
 	done, failed, expired, redelivered, probeCount atomic.Int64
@@ -158,7 +162,11 @@ func NewAgent(q crawler.Querier, c crawler.Crawler, cfg AgentConfig) (*Agent, er
 	}
 	cfg.setDefaults()
 	a := &Agent{cfg: cfg, names: names{cfg.Prefix}, log: cfg.Logger.With("agent", cfg.Name), counts: &queryCounts{}}
-	c.Querier = scheduler.LimitQuerier(counted{q, a.counts}, cfg.Vantages, cfg.QPS, cfg.Burst, cfg.GlobalQPS, cfg.Retries)
+	a.vantages = scheduler.NewVantages(counted{q, a.counts}, scheduler.Options{
+		Vantages: cfg.Vantages, QPS: cfg.QPS, Burst: cfg.Burst, GlobalQPS: cfg.GlobalQPS,
+		Retries: cfg.Retries, Canary: cfg.Canary, Now: cfg.Now, Logger: a.log,
+	})
+	c.Querier = a.vantages.Querier()
 	if c.Direct != nil {
 		c.Direct = scheduler.LimitDirect(counted{c.Direct, a.counts}, cfg.QPS, cfg.Burst)
 	}
@@ -404,14 +412,20 @@ func keepAlive(ctx context.Context, m jetstream.Msg, period time.Duration) func(
 }
 
 // measure probes the item's domain through every vantage at once (each
-// vantage's bucket paces its own queries).
+// vantage's bucket paces its own queries), but those that rest: as in a
+// local crawl, a dead vantage is skipped, not asked.
 func (a *Agent) measure(ctx context.Context, w Work) []obs.Probe {
 	round := a.rounds.get(w.Round)
 	probes := make([]obs.Probe, len(a.cfg.Vantages))
+	measured := make([]bool, len(a.cfg.Vantages))
 	var wg sync.WaitGroup
 	for i, v := range a.cfg.Vantages {
 		wg.Go(func() {
-			p := a.crawler.Probe(ctx, w.Domain, v.Addr, round)
+			p, ok := a.vantages.Probe(ctx, &a.crawler, w.Domain, v.Addr, round)
+			if !ok {
+				return
+			}
+			measured[i] = true
 			label := a.cfg.VantageLabel + "/" + v.Addr
 			p.Vantage = label
 			for j := range p.Observations {
@@ -421,7 +435,13 @@ func (a *Agent) measure(ctx context.Context, w Work) []obs.Probe {
 		})
 	}
 	wg.Wait()
-	return probes
+	out := probes[:0]
+	for i, p := range probes {
+		if measured[i] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Heartbeat returns what the agent's next heartbeat says.
@@ -442,6 +462,7 @@ func (a *Agent) heartbeatLocked() Heartbeat {
 	for _, v := range a.cfg.Vantages {
 		h.Vantages = append(h.Vantages, v.Addr)
 	}
+	h.VantageHealth = a.vantages.Health()
 	if a.pub != nil {
 		h.Published, h.PublishErrors = a.pub.published.Load(), a.pub.failed.Load()
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -250,5 +252,77 @@ func TestConnConfigValidateAndRedact(t *testing.T) {
 	}
 	if got := (ConnConfig{}).Redacted(); got != nats.DefaultURL {
 		t.Errorf("default URL %q", got)
+	}
+}
+
+// deadVantage answers through every vantage but dead, which never answers
+// anything, the canary included.
+type deadVantage struct{ dead string }
+
+func (d deadVantage) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	if vantage == d.dead {
+		return nil, 0, &net.OpError{Op: "read", Net: "udp", Err: timeoutError{}}
+	}
+	return fakeQuerier{}.Query(ctx, vantage, name, qtype)
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// An agent judges its vantages as a local crawl does: one that stops
+// answering rests after its canary fails, its domains are skipped rather
+// than measured into timeouts (so they stay due: the coordinator's lease
+// runs out and they are dispatched again), and the heartbeat, which
+// `status` prints, shows the vantage's health.
+func TestAgentRestsADeadVantage(t *testing.T) {
+	srv := startNATS(t)
+	url := srv.ClientURL()
+	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	store := openStore(t, "c.db")
+	var domains []string
+	for i := range 60 {
+		domains = append(domains, fmt.Sprintf("d%02d.example", i))
+	}
+	if _, err := store.AddDomains(domains, "t", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stored := &idSet{}
+	const lease = 5 * time.Minute
+	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: url}, Lease: lease, MaxInterval: time.Hour,
+		Now: clock.Now, OnStored: func(ids []string) { stored.add(ids...) }})
+	const dead = "192.0.2.99:53"
+	a, _ := runAgent(t, deadVantage{dead: dead}, AgentConfig{Conn: ConnConfig{URL: url}, Name: "a1",
+		Vantages: vantagesOf(dead), InFlight: 4, Outbox: filepath.Join(t.TempDir(), "a1.outbox"),
+		HeartbeatInterval: 50 * time.Millisecond, Now: clock.Now})
+	if _, err := c.Dispatch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "every item handled", func() bool { return a.Heartbeat().WorkDone == int64(len(domains)) })
+	h := a.Heartbeat().VantageHealth[dead]
+	if h.Healthy || h.Canaries == 0 || h.Skipped == 0 || h.Probes+h.Skipped != int64(len(domains)) {
+		t.Fatalf("dead vantage's health %+v after %d domains", h, len(domains))
+	}
+	// What the coordinator knows of the agent, as status prints it.
+	waitFor(t, 10*time.Second, "the heartbeat to reach the coordinator", func() bool {
+		for _, s := range c.Agents() {
+			if v, ok := s.VantageHealth[dead]; ok && !v.Healthy && v.Skipped == h.Skipped {
+				return true
+			}
+		}
+		return false
+	})
+	// The probes that went out before the vantage rested were stored; the
+	// skipped domains have nothing stored and are due when the lease ends.
+	waitFor(t, 10*time.Second, "the probes stored", func() bool { return stored.len() == int(h.Probes) })
+	clock.Add(lease)
+	due, err := store.Due(clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != int(h.Skipped) {
+		t.Fatalf("%d domains due when the lease ended; want the %d skipped", len(due), h.Skipped)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/importer"
 	"github.com/fluxwatch/fluxwatch/obs"
+	"github.com/fluxwatch/fluxwatch/scheduler"
 )
 
 // Message headers besides JetStream's Nats-Msg-Id.
@@ -88,11 +89,13 @@ func decodeObservation(data []byte) (obs.Probe, error) {
 // Heartbeat is what an agent says about itself every HeartbeatInterval.
 // Its JSON form is the message body; counts run from the agent's start.
 type Heartbeat struct {
-	Agent    string    `json:"agent"`
-	Region   string    `json:"region"`
-	Vantages []string  `json:"vantages"`
-	Started  time.Time `json:"started"`
-	Time     time.Time `json:"time"` // on the agent's clock
+	Agent    string   `json:"agent"`
+	Region   string   `json:"region"`
+	Vantages []string `json:"vantages"`
+	// VantageHealth is each vantage's health, as a local crawl keeps it.
+	VantageHealth map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
+	Started       time.Time                        `json:"started"`
+	Time          time.Time                        `json:"time"` // on the agent's clock
 	// InFlight is how many work items the agent holds now.
 	InFlight int `json:"in_flight"`
 	// WorkDone counts items measured and acknowledged; WorkFailed items

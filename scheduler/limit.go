@@ -114,15 +114,6 @@ func newLimitedQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst
 	return lq
 }
 
-// LimitQuerier holds every query through q to its vantage's token bucket
-// (the vantage's own rate, else qps; 0 or less lifts it) and to a global
-// bucket (globalQPS; 0: none), and retries timeouts as a Scheduler's
-// crawls do (retries as in Options): for measuring outside a Scheduler, as
-// remote agents do. Queries to a vantage not in vantages fail.
-func LimitQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, retries int) crawler.Querier {
-	return newLimitedQuerier(q, vantages, qps, burst, globalQPS, retries, DefaultWindow, &tally{}, nil)
-}
-
 // LimitDirect holds queries to parent zone servers to one shared bucket of
 // qps, as a Scheduler does.
 func LimitDirect(q crawler.Querier, qps float64, burst int) crawler.Querier {

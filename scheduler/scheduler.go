@@ -303,6 +303,9 @@ func (r *round) dispatch(v *vantage) {
 		if !ok {
 			continue // resting: the domain stays due
 		}
+		// The probe itself goes through probeHealthy, which finds the
+		// vantage allowed (or, if a finished probe rested it meanwhile,
+		// skips the domain).
 		inFlight.Add(1)
 		if v.paced {
 			// Counted as waiting until its worker starts it, so that
@@ -329,10 +332,11 @@ func (r *round) measure(v *vantage, i int) {
 		v.waiting.Add(-1)
 	}
 	domain := r.domains[i]
-	heard := v.responses.Load()
-	p := r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
-	if v.health.record(p, v.responses.Load() != heard) {
-		r.s.canary(r.work, v) // before the write: while it is out, others go on
+	p, ok := probeHealthy(r.work, r.s.crawler.Querier, v, r.s.opts.Canary, r.s.opts.Now, r.s.log, func() obs.Probe {
+		return r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
+	})
+	if !ok {
+		return // rested since it was started: the domain stays due
 	}
 	ttl := uint64(unanswered)
 	if t, ok := AddressTTL(p); ok {
@@ -350,17 +354,9 @@ func (r *round) measure(v *vantage, i int) {
 	r.mu.Unlock()
 }
 
-// canary asks v for the canary's SOA and tells v's health what came back:
-// any response but REFUSED means the vantage is up.
+// canary asks v's canary (see askCanary).
 func (s *Scheduler) canary(ctx context.Context, v *vantage) {
-	resp, _, err := s.crawler.Querier.Query(ctx, v.addr, s.opts.Canary, dns.TypeSOA)
-	answered := err == nil && resp.Rcode != dns.RcodeRefused
-	if !answered {
-		s.log.Warn("vantage does not answer; resting it", "vantage", v.addr, "canary", s.opts.Canary, "err", err)
-	} else {
-		s.log.Debug("vantage answers its canary", "vantage", v.addr)
-	}
-	v.health.canary(answered, s.opts.Now())
+	askCanary(ctx, s.crawler.Querier, v, s.opts.Canary, s.opts.Now, s.log)
 }
 
 // interval is the wait before the next measurement of a domain answered

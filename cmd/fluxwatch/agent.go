@@ -69,7 +69,7 @@ func cmdAgent(ctx context.Context, args []string, std *stdio) error {
 	if ac.Vantages, err = agentVantages(cfg, "/etc/resolv.conf"); err != nil {
 		return err
 	}
-	ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries = cfg.QPS, cfg.Burst, cfg.GlobalQPS, retries(cfg.Retries)
+	ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries, ac.Canary = cfg.QPS, cfg.Burst, cfg.GlobalQPS, retries(cfg.Retries), cfg.Canary
 	ac.Now, ac.Logger = std.clock(), log
 	a, err := cluster.NewAgent(q, c, ac)
 	if err != nil {

@@ -318,6 +318,11 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 		slices.Sort(errs)
 		fmt.Fprintf(std.out, "agent %s (%s): last heartbeat %s, %d vantages, %.0f probes/s, %.0f queries/s, %d work items done, errors: %s\n",
 			a.Agent, a.Region, stamp(a.Received), len(a.Vantages), a.ProbesPerSecond, a.QueriesPerSecond, a.WorkDone, strings.Join(errs, ", "))
+		for _, v := range slices.Sorted(maps.Keys(a.VantageHealth)) {
+			h := a.VantageHealth[v]
+			fmt.Fprintf(std.out, "  agent %s vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n",
+				a.Agent, v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
+		}
 	}
 	return nil
 }
