@@ -67,23 +67,33 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 		qtypes = DefaultQTypes
 	}
 	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now()}
-	delegation := c.Delegation && c.Direct != nil && ctx.Err() == nil
 	first := make([]obs.Observation, len(qtypes), len(qtypes)+1)
 	var (
 		wg       sync.WaitGroup
 		referral obs.Observation
-		referred bool
 	)
 	for i, qt := range qtypes[1:] {
 		wg.Go(func() { first[i+1] = c.observe(ctx, vantage, domain, qt) })
 	}
-	if delegation {
-		wg.Go(func() { referral, referred = c.delegation(ctx, domain, vantage, round) })
+	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
+		if zone, parent, ok := Zone(domain); ok {
+			// The whole lookup, once per zone, vantage and round: most
+			// probes find it done and need no goroutine for it.
+			k := roundKey{vantage, zone, delegationLookup}
+			var done bool
+			if referral, done = round.peek(k); !done {
+				wg.Go(func() {
+					referral = round.do(k.vantage, k.host, k.qtype, func() obs.Observation {
+						return c.delegation(ctx, zone, parent, vantage, round)
+					})
+				})
+			}
+		}
 	}
 	first[0] = c.observe(ctx, vantage, domain, qtypes[0])
 	wg.Wait()
 	p.Observations = first
-	if referred {
+	if !referral.Time.IsZero() {
 		p.Observations = append(p.Observations, referral)
 	}
 	if !c.NSHosts {
@@ -255,8 +265,31 @@ type roundEntry struct {
 	o    obs.Observation
 }
 
+// delegationLookup is the type in the key of a whole delegation lookup
+// (the parent's servers through a vantage, then the referral).
+const delegationLookup = 0
+
 // NewRound returns an empty round cache.
 func NewRound() *Round { return &Round{entries: map[roundKey]*roundEntry{}} }
+
+// peek returns the observation under k if it is already settled.
+func (r *Round) peek(k roundKey) (obs.Observation, bool) {
+	if r == nil {
+		return obs.Observation{}, false
+	}
+	r.mu.Lock()
+	e, ok := r.entries[k]
+	r.mu.Unlock()
+	if !ok {
+		return obs.Observation{}, false
+	}
+	select {
+	case <-e.done:
+		return e.o, true
+	default:
+		return obs.Observation{}, false
+	}
+}
 
 func (r *Round) do(vantage, host string, qtype uint16, ask func() obs.Observation) obs.Observation {
 	if r == nil {

@@ -23,18 +23,16 @@ func Zone(name string) (zone, parent string, ok bool) {
 	return zone, parent, true
 }
 
-// delegation asks a parent zone's server for domain's zone without
+// delegation asks a parent zone's server for zone (below parent) without
 // recursion and returns the referral as an observation flagged
-// FlagDelegation. The parent's servers are found through the vantage. The
-// answer is shared by every probe of the round.
-func (c *Crawler) delegation(ctx context.Context, domain, vantage string, round *Round) (obs.Observation, bool) {
-	zone, parent, ok := Zone(domain)
-	if !ok {
-		return obs.Observation{}, false
-	}
+// FlagDelegation; the parent's servers are found through the vantage. The
+// answer is shared by every probe of the round, and what the vantage said
+// of the parent too. A zero observation (no Time) means no parent server
+// was found.
+func (c *Crawler) delegation(ctx context.Context, zone, parent, vantage string, round *Round) obs.Observation {
 	servers := c.parentServers(ctx, parent, vantage, round)
 	if len(servers) == 0 {
-		return obs.Observation{}, false
+		return obs.Observation{}
 	}
 	// One answer per zone and round, from the first parent server that
 	// answers, whichever vantage found it.
@@ -48,7 +46,7 @@ func (c *Crawler) delegation(ctx context.Context, domain, vantage string, round 
 			}
 		}
 		return o
-	}), true
+	})
 }
 
 // parentServers returns the addresses (host:port) of the parent zone's
