@@ -38,8 +38,10 @@ const (
 // Verdicts lists the verdict names.
 var Verdicts = []string{SingleFlux, DoubleFlux, Benign, InsufficientData, Unresolvable}
 
-// Listed reports whether a verdict puts a domain on the blocklist.
-func Listed(verdict string) bool { return verdict == SingleFlux || verdict == DoubleFlux }
+// IsFlux reports whether a verdict name is a flux verdict, which lists a
+// domain (see Listing). Whether a domain is listed is another question,
+// answered by the listed index alone: see Verdict.Listed.
+func IsFlux(verdict string) bool { return verdict == SingleFlux || verdict == DoubleFlux }
 
 // Verdict is the classifier's conclusion about one domain. Its JSON form is
 // what `classify --json` prints and `export --format jsonl` writes.
@@ -58,8 +60,9 @@ type Verdict struct {
 	Agents      []string `json:"agents,omitempty"`
 	NameServers []string `json:"name_servers,omitempty"`
 	NSAgents    []string `json:"ns_agents,omitempty"`
-	// Listing is set while the domain is on the block list (see Listing);
-	// Run sets it.
+	// Listing is set while the domain is on the block list (see Listing):
+	// Run sets it on the verdicts it lists, and Each and Load set it from
+	// the listed index, so that it is never stale (see Listed).
 	Listing *Listing `json:"listing,omitempty"`
 	// Names is set on the verdict of a registrable domain classified from
 	// the measurements of several names under it: how many.

@@ -51,9 +51,13 @@ type ListingEvent struct {
 	Reason     string    `json:"reason,omitempty"`
 }
 
-// Listed reports whether the verdict's domain is on the block list: by its
-// own flux verdict, or by a listing that has not expired yet.
-func (v Verdict) Listed() bool { return Listed(v.Verdict) || v.Listing != nil }
+// Listed reports whether the verdict's domain is on the block list. It is
+// the one answer to that question: the listed index, which the block lists
+// are written from, holds exactly the domains whose Listing Run set, and
+// every reader of stored verdicts (Each, Load) takes Listing from it. A
+// flux verdict whose listing was delisted by hand, allowlisted or expired
+// is not listed; a later non-flux verdict whose listing still runs is.
+func (v Verdict) Listed() bool { return v.Listing != nil }
 
 // listingRecords turns a batch of verdicts into what storage keeps, moving
 // each domain's listing on from its previous listed record. It counts the
@@ -93,7 +97,7 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 				}
 				counts[CountRemoved]++
 			}
-		case Listed(v.Verdict) && evidence(v, now).Add(expiry).After(now):
+		case IsFlux(v.Verdict) && evidence(v, now).Add(expiry).After(now):
 			// The listing lasts from the evidence: the last probe judged,
 			// which for imported measurements may lie long before now.
 			seen := evidence(v, now)

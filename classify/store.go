@@ -91,21 +91,65 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	}
 }
 
-// Each calls fn with every stored verdict in name order; with listedOnly,
-// only the listed ones, read from the short listed index (their Features
-// are empty).
+// Each calls fn with every stored verdict in name order, its Listing taken
+// from the listed index (see Verdict.Listed); with listedOnly, only the
+// listed ones, read from the short records of the listed index, which keep
+// the flux verdict each listing rests on.
 func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
-	read := store.Verdicts
 	if listedOnly {
-		read = store.Listed
+		return store.Listed(func(domain string, b []byte) error {
+			var v Verdict
+			if err := json.Unmarshal(b, &v); err != nil {
+				return fmt.Errorf("listed record of %s: %w", domain, err)
+			}
+			return fn(v)
+		})
 	}
-	return read(func(domain string, b []byte) error {
-		var v Verdict
-		if err := json.Unmarshal(b, &v); err != nil {
-			return fmt.Errorf("verdict of %s: %w", domain, err)
+	return store.VerdictsAndListings(func(domain string, full, listed []byte) error {
+		v, err := decodeVerdict(domain, full, listed)
+		if err != nil {
+			return err
 		}
 		return fn(v)
 	})
+}
+
+// Load returns the stored verdict of domain, its Listing taken from the
+// listed index, or nil when there is none.
+func Load(store *storage.Store, domain string) (*Verdict, error) {
+	full, listed, err := store.VerdictAndListing(domain)
+	if err != nil || full == nil {
+		return nil, err
+	}
+	v, err := decodeVerdict(domain, full, listed)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// decodeVerdict decodes a full verdict record and sets its Listing from
+// the domain's record in the listed index (nil: not listed), whatever the
+// full record says: a hand delisting removes only the listed record.
+func decodeVerdict(domain string, full, listed []byte) (Verdict, error) {
+	var v Verdict
+	if err := json.Unmarshal(full, &v); err != nil {
+		return v, fmt.Errorf("verdict of %s: %w", domain, err)
+	}
+	v.Listing = nil
+	if listed != nil {
+		var l struct {
+			Listing *Listing `json:"listing"`
+		}
+		if err := json.Unmarshal(listed, &l); err != nil {
+			return v, fmt.Errorf("listed record of %s: %w", domain, err)
+		}
+		if l.Listing == nil {
+			return v, fmt.Errorf("listed record of %s: no listing", domain)
+		}
+		v.Listing = l.Listing
+	}
+	return v, nil
 }
 
 // addresses returns every distinct answer address in the window.

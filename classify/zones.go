@@ -2,7 +2,6 @@ package classify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -69,16 +68,12 @@ func (g zoneGroups) add(name, verdict string) {
 
 // uncount takes a stored verdict of domain out of counts.
 func uncount(store *storage.Store, domain string, counts map[string]int) error {
-	b, err := store.Verdict(domain)
-	if err != nil || b == nil {
+	v, err := Load(store, domain)
+	if err != nil || v == nil {
 		return err
 	}
-	var v Verdict
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("verdict of %s: %w", domain, err)
-	}
 	counts[v.Verdict]--
-	if v.Listing != nil {
+	if v.Listed() {
 		counts[CountListed]--
 	}
 	return nil
@@ -167,7 +162,7 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		}
 		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
 		v := c.Classify(zone, probes, now)
-		if Listed(v.Verdict) && group.benign > 0 {
+		if IsFlux(v.Verdict) && group.benign > 0 {
 			// A zone whose own names include benign ones is not an
 			// attacker's zone: flux under it is listed name by name, the
 			// zone is not blocked as a whole.

@@ -110,7 +110,7 @@ func printVerdicts(w io.Writer, vs []classify.Verdict) error {
 	counts := map[string]int{}
 	for _, listed := range []bool{true, false} {
 		for _, v := range vs {
-			if classify.Listed(v.Verdict) == listed {
+			if classify.IsFlux(v.Verdict) == listed {
 				counts[v.Verdict]++
 				t.row(v)
 			}
@@ -239,14 +239,9 @@ func cmdShow(ctx context.Context, args []string, std *stdio) error {
 	}
 	w := bufio.NewWriter(std.out)
 	defer w.Flush()
-	var verdict *classify.Verdict
-	if b, err := store.Verdict(domain); err != nil {
+	verdict, err := classify.Load(store, domain)
+	if err != nil {
 		return err
-	} else if b != nil {
-		verdict = new(classify.Verdict)
-		if err := json.Unmarshal(b, verdict); err != nil {
-			return fmt.Errorf("verdict of %s: %w", domain, err)
-		}
 	}
 	if *asJSON || *probes {
 		return results.WriteHistory(w, store, domain, from, verdict, *asJSON)

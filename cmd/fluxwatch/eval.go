@@ -246,7 +246,7 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 			r.Wrong = append(r.Wrong, fmt.Sprintf("%s (%s %s) → %s: %s", v.Domain, d.Class, d.Kind, v.Verdict, v.Evidence))
 		}
 		isFlux := truth == classify.SingleFlux || truth == classify.DoubleFlux
-		listed := classify.Listed(v.Verdict)
+		listed := v.Listed()
 		switch {
 		case isFlux:
 			fluxTruth++

@@ -28,7 +28,7 @@ func storeVerdicts(t *testing.T, vs []classify.Verdict) string {
 	for _, v := range vs {
 		full, _ := json.Marshal(v)
 		r := storage.VerdictRecord{Domain: v.Domain, Full: full}
-		if classify.Listed(v.Verdict) {
+		if classify.IsFlux(v.Verdict) {
 			short := v
 			short.Features = classify.Features{}
 			r.Listed, _ = json.Marshal(short)
