@@ -67,7 +67,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if len(batch) == 0 {
 			return counts, c.classifyZones(ctx, store, groups, window, now, counts, each)
 		}
-		if records, err = c.listingRecords(store, batch, now, counts); err != nil {
+		if records, err = c.listingRecords(store, batch, window, now, counts); err != nil {
 			return nil, err
 		}
 		if err := store.PutVerdicts(records); err != nil {

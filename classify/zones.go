@@ -94,7 +94,7 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		if len(batch) == 0 {
 			return nil
 		}
-		records, err := c.listingRecords(store, batch, now, counts)
+		records, err := c.listingRecords(store, batch, window, now, counts)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +85,72 @@ func TestDelistedAndExpiredFluxIsNotListed(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "single-flux 3,") || !strings.Contains(stdout, "listed 1\n") {
 		t.Errorf("status: %v\n%s%s", err, stdout, stderr)
 	}
+}
+
+// classify without IP tables lists the world's CDNs (their many /16s look
+// like many networks); classify again with the ASN table, on the same
+// measurements, clears them at once: the listed set is that of a run with
+// the table alone, and blocklist history says a benign verdict cleared them.
+func TestClassifyWithTablesClearsWhatItListedWithout(t *testing.T) {
+	w := startWorld(t, 7)
+	db, vantages := seedWorld(t, w)
+	args := append([]string{"crawl", "--db", db, "--qps", "0", "--rounds", "3", "--interval", "2s", "--log-level", "warn"}, vantages...)
+	if _, stderr, err := fw(t, "", args...); err != nil {
+		t.Fatalf("crawl: %v\n%s", err, stderr)
+	}
+	dir := t.TempDir()
+	asn := filepath.Join(dir, "asn.tsv")
+	f, _ := os.Create(asn)
+	if err := w.WriteASNTable(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tablesOnly := filepath.Join(dir, "tables-only.db")
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tablesOnly, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(db string) []string {
+		t.Helper()
+		out, stderr, err := fw(t, "", "export", "--db", db, "--format", "domains")
+		if err != nil {
+			t.Fatalf("export: %v\n%s", err, stderr)
+		}
+		return strings.Fields(out)
+	}
+	// The window ends at each domain's last probe: every run judges the
+	// same measurements.
+	if _, stderr, err := fw(t, "", "classify", "--db", db); err != nil {
+		t.Fatalf("classify: %v\n%s", err, stderr)
+	}
+	without := listed(db)
+	if _, stderr, err := fw(t, "", "classify", "--db", db, "--asn-db", asn); err != nil {
+		t.Fatalf("classify --asn-db: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := fw(t, "", "classify", "--db", tablesOnly, "--asn-db", asn); err != nil {
+		t.Fatalf("classify --asn-db: %v\n%s", err, stderr)
+	}
+	with, want := listed(db), listed(tablesOnly)
+	if !slices.Equal(with, want) || len(want) == 0 {
+		t.Fatalf("listed after classify with the table: %v; classify with the table alone lists %v", with, want)
+	}
+	var cleared []string
+	for _, name := range without {
+		if slices.Contains(with, name) {
+			continue
+		}
+		cleared = append(cleared, name)
+		out, _, err := fw(t, "", "blocklist", "history", "--db", db, name)
+		if err != nil || !strings.Contains(out, "cleared") || !strings.Contains(out, "benign (confidence") ||
+			!strings.Contains(out, "reason: benign on the evidence it was listed on") {
+			t.Errorf("history of %s: %v\n%s", name, err, out)
+		}
+	}
+	if len(cleared) == 0 {
+		t.Fatalf("classify without tables listed %v, no more than with them: the test shows nothing", without)
+	}
+	t.Logf("cleared by the table: %v", cleared)
 }
