@@ -38,15 +38,28 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("looking up ASNs online: %w", err)
 		}
 	}
+	// A registrable domain that is seeded and has measured names under it
+	// is judged once, as a zone, with them (classifyZones): it is found
+	// first, so that the pass over the domains can leave it out.
+	active, err := store.Active()
+	if err != nil {
+		return nil, fmt.Errorf("classifying: %w", err)
+	}
+	groups := zoneGroups{}
+	apexes := groups.apexes(active)
+	active = nil
 	counts := map[string]int{}
 	batch := make([]Verdict, 0, runBatch)
 	var records []storage.VerdictRecord
 	var probes []obs.Probe
 	batches := 0
-	groups := zoneGroups{}
 	for after := ""; ; {
 		batch = batch[:0]
 		last, err := store.ScanWindows(after, runBatch, window, now, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
+			if apexes[d.Name] {
+				groups.apex(d.Name)
+				return nil
+			}
 			probes = probes[:0]
 			if err := history(func(p obs.Probe) error {
 				if !p.Start.After(now) {
@@ -64,8 +77,12 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if err != nil {
 			return nil, fmt.Errorf("classifying: %w", err)
 		}
-		if len(batch) == 0 {
+		if last == "" {
 			return counts, c.classifyZones(ctx, store, groups, window, now, counts, each)
+		}
+		after = last
+		if len(batch) == 0 {
+			continue // zone apexes only
 		}
 		if records, err = c.listingRecords(store, batch, window, now, counts); err != nil {
 			return nil, err
@@ -87,7 +104,6 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if batches++; batches%releaseEvery == 0 {
 			store.ReleaseMemory() // best effort: only the resident set is at stake
 		}
-		after = last
 	}
 }
 

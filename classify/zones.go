@@ -40,7 +40,8 @@ const maxZoneNames = 256
 type zoneGroup struct {
 	names  []string
 	total  int
-	benign int // names judged benign on their own
+	benign int  // names judged benign on their own
+	apex   bool // the zone itself is seeded, and left to classifyZones
 }
 
 // zoneGroups collects, during Run's pass over the domains, the names under
@@ -66,17 +67,38 @@ func (g zoneGroups) add(name, verdict string) {
 	}
 }
 
-// uncount takes a stored verdict of domain out of counts.
-func uncount(store *storage.Store, domain string, counts map[string]int) error {
-	v, err := Load(store, domain)
-	if err != nil || v == nil {
-		return err
+// apexes returns the names of active that are registrable domains with
+// another of the names under them: Run judges each once, as a zone.
+func (g zoneGroups) apexes(active []string) map[string]bool {
+	seeded := map[string]bool{}
+	under := map[string]bool{}
+	for _, name := range active {
+		switch zone := zoneOf(name); {
+		case zone == "":
+		case zone == name:
+			seeded[name] = true
+		default:
+			under[zone] = true
+		}
 	}
-	counts[v.Verdict]--
-	if v.Listed() {
-		counts[CountListed]--
+	out := map[string]bool{}
+	for zone := range under {
+		if seeded[zone] {
+			out[zone] = true
+		}
 	}
-	return nil
+	return out
+}
+
+// apex notes that the zone itself is seeded and active: classifyZones
+// judges it with its names, or alone if they are gone.
+func (g zoneGroups) apex(zone string) {
+	z := g[zone]
+	if z == nil {
+		z = &zoneGroup{}
+		g[zone] = z
+	}
+	z.apex = true
 }
 
 // classifyZones classifies the registrable domains of groups that hold at
@@ -115,16 +137,9 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 	for _, zone := range zones {
 		group := groups[zone]
 		names, total := group.names, group.total
-		if d, seeded, err := store.Domain(zone); err != nil {
-			return err
-		} else if seeded && d.Active { // measured, and judged on its own by the first pass
+		if group.apex { // seeded, and left out of Run's pass over the domains
 			names, total = append(names, zone), total+1
-			// Its own verdict of the first pass is replaced: count it out.
-			if err := uncount(store, zone, counts); err != nil {
-				return err
-			}
-		}
-		if total < 2 {
+		} else if total < 2 {
 			continue
 		}
 		// The zone's window ends at the last probe of any of its names.
@@ -149,8 +164,18 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 				// its name servers and CNAME targets keep their names.
 				p.Domain = zone
 				for i := range p.Observations {
-					if p.Observations[i].Name == name {
-						p.Observations[i].Name = zone
+					o := &p.Observations[i]
+					if o.Name != name {
+						continue
+					}
+					o.Name = zone
+					// And the records it owns (the NS records above all,
+					// which say whose the name servers are): History
+					// hands each probe its own copy of them.
+					for j := range o.Answer {
+						if o.Answer[j].Name == name {
+							o.Answer[j].Name = zone
+						}
 					}
 				}
 				probes = append(probes, p)
@@ -162,6 +187,15 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		}
 		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
 		v := c.Classify(zone, probes, now)
+		if total == 1 { // a seeded zone whose names are gone: judged alone
+			batch = append(batch, v)
+			if len(batch) == runBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if IsFlux(v.Verdict) && group.benign > 0 {
 			// A zone whose own names include benign ones is not an
 			// attacker's zone: flux under it is listed name by name, the
