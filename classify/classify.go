@@ -129,6 +129,11 @@ type Classifier struct {
 	// Expiry is how long a listing lasts after the last flux verdict
 	// (DefaultExpiry if zero).
 	Expiry time.Duration
+	// DryRun makes Run compute the verdicts and pass them on without
+	// storing them or touching any listing: an exploratory run (another
+	// window, other tables) replaces nothing. Its verdicts carry no
+	// Listing and its counts no listing changes.
+	DryRun bool
 }
 
 // Classify decides on one domain from its probes in time order.

@@ -239,7 +239,22 @@ func TestListingClearedByBenignVerdict(t *testing.T) {
 	if got := listed(store); !slices.Equal(got, []string{"cdn.test", "flux.test"}) {
 		t.Fatalf("listed without IP tables: %v; want the CDN too", got)
 	}
-	counts := run(store, Classifier{Meta: cdnTable(t)}, now.Add(time.Minute))
+	// A dry run with the tables passes its verdicts on, stores nothing.
+	dry := map[string]string{}
+	counts, err := (&Classifier{Meta: cdnTable(t), DryRun: true}).Run(context.Background(), store, time.Hour, now.Add(time.Minute), func(v Verdict) error {
+		if v.Listing != nil {
+			t.Errorf("dry run verdict of %s has a listing", v.Domain)
+		}
+		dry[v.Domain] = v.Verdict
+		return nil
+	})
+	if err != nil || dry["cdn.test"] != Benign || dry["flux.test"] != SingleFlux || counts[CountCleared] != 0 || counts[CountListed] != 0 {
+		t.Fatalf("dry run: %v, %v, %v", dry, counts, err)
+	}
+	if v, err := Load(store, "cdn.test"); err != nil || v.Verdict != SingleFlux || !v.Listed() {
+		t.Fatalf("cdn.test after a dry run: %+v, %v", v, err)
+	}
+	counts = run(store, Classifier{Meta: cdnTable(t)}, now.Add(time.Minute))
 	tablesOnly := open()
 	run(tablesOnly, Classifier{Meta: cdnTable(t)}, now.Add(time.Minute))
 	if got, want := listed(store), listed(tablesOnly); !slices.Equal(got, want) || !slices.Equal(want, []string{"flux.test"}) {

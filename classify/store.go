@@ -84,11 +84,8 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if len(batch) == 0 {
 			continue // zone apexes only
 		}
-		if records, err = c.listingRecords(store, batch, window, now, counts); err != nil {
+		if records, err = c.store(store, batch, window, now, counts, records); err != nil {
 			return nil, err
-		}
-		if err := store.PutVerdicts(records); err != nil {
-			return nil, fmt.Errorf("storing verdicts: %w", err)
 		}
 		for _, v := range batch {
 			counts[v.Verdict]++
@@ -105,6 +102,23 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			store.ReleaseMemory() // best effort: only the resident set is at stake
 		}
 	}
+}
+
+// store stores a batch of verdicts, moving their listings on, unless the
+// run is a dry one. It returns records for reuse.
+func (c *Classifier) store(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int,
+	records []storage.VerdictRecord) ([]storage.VerdictRecord, error) {
+	if c.DryRun {
+		return records, nil
+	}
+	records, err := c.listingRecords(store, batch, window, now, counts)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.PutVerdicts(records); err != nil {
+		return nil, fmt.Errorf("storing verdicts: %w", err)
+	}
+	return records, nil
 }
 
 // Each calls fn with every stored verdict in name order, its Listing taken

@@ -116,12 +116,8 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		if len(batch) == 0 {
 			return nil
 		}
-		records, err := c.listingRecords(store, batch, window, now, counts)
-		if err != nil {
+		if _, err := c.store(store, batch, window, now, counts, nil); err != nil {
 			return err
-		}
-		if err := store.PutVerdicts(records); err != nil {
-			return fmt.Errorf("storing verdicts: %w", err)
 		}
 		for _, v := range batch {
 			counts[v.Verdict]++

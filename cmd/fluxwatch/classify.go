@@ -19,9 +19,10 @@ import (
 )
 
 func cmdClassify(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("classify", "classify [--json] [--asn-db FILE] [--window D]", std)
+	s := newFlags("classify", "classify [--json] [--dry-run] [--asn-db FILE] [--window D]", std)
 	s.classifyFlags()
 	asJSON := s.fs.Bool("json", false, "print verdicts as JSON Lines")
+	dryRun := s.fs.Bool("dry-run", false, "compute and print the verdicts, but store none and change no listing")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -33,24 +34,31 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 	defer store.Close()
 	if *asJSON {
 		enc := json.NewEncoder(std.out)
-		_, err := classifyStore(ctx, cfg, store, time.Now(), func(v classify.Verdict) error { return enc.Encode(v) })
+		_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
 		return err
 	}
 	t := newVerdictTable(std.out, false)
-	counts, err := classifyStore(ctx, cfg, store, time.Now(), t.row)
+	counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, t.row)
 	if err != nil {
 		return err
 	}
-	return t.close(counts)
+	if err := t.close(counts); err != nil {
+		return err
+	}
+	if *dryRun {
+		_, err = fmt.Fprintln(std.out, "dry run: no verdict stored, no listing changed")
+	}
+	return err
 }
 
-// classifyStore classifies every active domain, stores the verdicts and
-// passes each to each.
-func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, each func(classify.Verdict) error) (map[string]int, error) {
+// classifyStore classifies every active domain and passes each verdict to
+// each; unless dryRun, it stores the verdicts and moves the listings on.
+func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, dryRun bool, each func(classify.Verdict) error) (map[string]int, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
+	c.DryRun = dryRun
 	return c.Run(ctx, store, cfg.Window, now, each)
 }
 

@@ -127,6 +127,24 @@ func TestClassifyWithTablesClearsWhatItListedWithout(t *testing.T) {
 		t.Fatalf("classify: %v\n%s", err, stderr)
 	}
 	without := listed(db)
+	// An exploratory dry run, on another window and with the table,
+	// prints verdicts but changes nothing stored.
+	all := func() string {
+		t.Helper()
+		out, stderr, err := fw(t, "", "export", "--db", db, "--format", "jsonl", "--all")
+		if err != nil {
+			t.Fatalf("export: %v\n%s", err, stderr)
+		}
+		return out
+	}
+	before := all()
+	out, stderr, err := fw(t, "", "classify", "--db", db, "--dry-run", "--window", "1ns", "--asn-db", asn)
+	if err != nil || !strings.Contains(out, "insufficient-data") || !strings.Contains(out, "dry run: no verdict stored, no listing changed") {
+		t.Fatalf("classify --dry-run: %v\n%s%s", err, out, stderr)
+	}
+	if after := all(); after != before {
+		t.Fatalf("classify --dry-run changed the stored verdicts:\n%s\nthen\n%s", before, after)
+	}
 	if _, stderr, err := fw(t, "", "classify", "--db", db, "--asn-db", asn); err != nil {
 		t.Fatalf("classify --asn-db: %v\n%s", err, stderr)
 	}

@@ -30,7 +30,7 @@ Commands:
   export-observations [--out FILE]    write the stored observations as jsonl (for import elsewhere),
                                       or --format parquet --out DIR for Spark, DuckDB, ClickHouse
   crawl [--rounds N --interval D]     measure every domain through every vantage
-  classify [--json]                   classify the measured domains
+  classify [--json] [--dry-run]       classify the measured domains
   export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
                                       adblock, stix, misp, jsonl, csv) or the flux agents' addresses
                                       (ips, nftables, ipset, suricata)
