@@ -198,6 +198,7 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 			// zone is not blocked as a whole.
 			v.Evidence = fmt.Sprintf("%d of its names are benign on their own, so the zone is not listed as a whole; merged: %s", group.benign, v.Evidence)
 			v.Verdict, v.Confidence, v.Agents, v.NameServers, v.NSAgents = Benign, 0.5, nil, nil, nil
+			v.Score = score(Benign, v.Features, c.rules(), false)
 		}
 		v.Names = total
 		judged := ""

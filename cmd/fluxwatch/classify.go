@@ -83,9 +83,9 @@ func newVerdictTable(w io.Writer, withTruth bool) *verdictTable {
 
 func (t *verdictTable) row(v classify.Verdict) error {
 	if t.withTruth {
-		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
+		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%.2f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
 	} else {
-		fmt.Fprintf(t.tw, "%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
+		fmt.Fprintf(t.tw, "%s\t%s\t%.2f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
 	}
 	if t.rows++; t.rows%5000 == 0 {
 		return t.tw.Flush()

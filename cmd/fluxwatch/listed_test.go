@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,6 +155,27 @@ func TestClassifyWithTablesClearsWhatItListedWithout(t *testing.T) {
 	with, want := listed(db), listed(tablesOnly)
 	if !slices.Equal(with, want) || len(want) == 0 {
 		t.Fatalf("listed after classify with the table: %v; classify with the table alone lists %v", with, want)
+	}
+	// blocklist list --json prints the features of the verdicts the
+	// listings rest on, and their scores read as ones.
+	out, _, err = fw(t, "", "blocklist", "list", "--json", "--db", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(with) {
+		t.Fatalf("blocklist list --json: %d lines for %d listed", len(lines), len(with))
+	}
+	for _, line := range lines {
+		var v classify.Verdict
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatal(err)
+		}
+		f := v.Features
+		if f.Addresses == 0 || f.Networks == 0 || f.Rounds == 0 || f.FirstSeen.IsZero() || f.LastSeen.IsZero() || f.HolzScore == 0 ||
+			!strings.Contains(v.Evidence, fmt.Sprintf("%d addresses", f.Addresses)) || v.Score < 0.5 || v.Score > 1 || !v.Listed() {
+			t.Errorf("blocklist list --json: %s", line)
+		}
 	}
 	var cleared []string
 	for _, name := range without {
