@@ -44,7 +44,8 @@ Commands:
   db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
-  eval [--seed N] [--json]            score the classifier against the simulated world's truth
+  eval [--seed N | --seeds 1-50] [--json]
+                                      score the classifier against the simulated worlds' truth
   version                             print the version
 
 Every command takes --config FILE (YAML) and --db PATH (default ./fluxwatch.db
