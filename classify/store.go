@@ -41,16 +41,13 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	// A registrable domain that is seeded and has measured names under it
 	// is judged once, as a zone, with them (classifyZones): it is found
 	// first, so that the pass over the domains can leave it out.
-	active, err := store.Active()
+	apexes, err := zonesWithNames(store)
 	if err != nil {
 		return nil, fmt.Errorf("classifying: %w", err)
 	}
 	groups := zoneGroups{}
-	apexes := groups.apexes(active)
-	active = nil
 	counts := map[string]int{}
 	batch := make([]Verdict, 0, runBatch)
-	var records []storage.VerdictRecord
 	var probes []obs.Probe
 	batches := 0
 	for after := ""; ; {
@@ -84,7 +81,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if len(batch) == 0 {
 			continue // zone apexes only
 		}
-		if records, err = c.store(store, batch, window, now, counts, records); err != nil {
+		if err := c.save(store, batch, window, now, counts); err != nil {
 			return nil, err
 		}
 		for _, v := range batch {
@@ -104,21 +101,20 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	}
 }
 
-// store stores a batch of verdicts, moving their listings on, unless the
-// run is a dry one. It returns records for reuse.
-func (c *Classifier) store(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int,
-	records []storage.VerdictRecord) ([]storage.VerdictRecord, error) {
+// save stores a batch of verdicts, moving their listings on, unless the
+// run is a dry one.
+func (c *Classifier) save(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int) error {
 	if c.DryRun {
-		return records, nil
+		return nil
 	}
 	records, err := c.listingRecords(store, batch, window, now, counts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := store.PutVerdicts(records); err != nil {
-		return nil, fmt.Errorf("storing verdicts: %w", err)
+		return fmt.Errorf("storing verdicts: %w", err)
 	}
-	return records, nil
+	return nil
 }
 
 // Each calls fn with every stored verdict in name order, its Listing taken

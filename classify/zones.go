@@ -67,27 +67,18 @@ func (g zoneGroups) add(name, verdict string) {
 	}
 }
 
-// apexes returns the names of active that are registrable domains with
-// another of the names under them: Run judges each once, as a zone.
-func (g zoneGroups) apexes(active []string) map[string]bool {
-	seeded := map[string]bool{}
-	under := map[string]bool{}
-	for _, name := range active {
-		switch zone := zoneOf(name); {
-		case zone == "":
-		case zone == name:
-			seeded[name] = true
-		default:
-			under[zone] = true
-		}
-	}
+// zonesWithNames returns the registrable domains that have an active
+// domain under them. Those that are active domains themselves are apexes
+// that Run judges once, as zones, with their names.
+func zonesWithNames(store *storage.Store) (map[string]bool, error) {
 	out := map[string]bool{}
-	for zone := range under {
-		if seeded[zone] {
+	err := store.ActiveNames(func(name string) error {
+		if zone := zoneOf(name); zone != "" && zone != name {
 			out[zone] = true
 		}
-	}
-	return out
+		return nil
+	})
+	return out, err
 }
 
 // apex notes that the zone itself is seeded and active: classifyZones
@@ -116,7 +107,7 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := c.store(store, batch, window, now, counts, nil); err != nil {
+		if err := c.save(store, batch, window, now, counts); err != nil {
 			return err
 		}
 		for _, v := range batch {

@@ -357,7 +357,8 @@ func (s *Store) Verdicts(fn func(domain string, v []byte) error) error {
 // VerdictsAndListings calls fn with every stored verdict in name order,
 // together with the domain's record in the listed index (nil when it is
 // not listed), both read in one transaction: the listed index says whether
-// a domain is listed, whatever its full record says.
+// a domain is listed, whatever its full record says. The slices are valid
+// only until fn returns.
 func (s *Store) VerdictsAndListings(fn func(domain string, full, listed []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		lc := tx.Bucket(bucketListed).Cursor()
@@ -431,6 +432,24 @@ func (s *Store) Due(now time.Time) ([]string, error) {
 // Active returns every active domain in name order.
 func (s *Store) Active() ([]string, error) {
 	return s.activeWhere(false, time.Time{})
+}
+
+// ActiveNames calls fn with the name of every active domain, in name
+// order, in one read transaction; it reads only the head of each record
+// and keeps nothing.
+func (s *Store) ActiveNames(fn func(name string) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			_, active, err := decodeDomainHead(v)
+			if err != nil {
+				return fmt.Errorf("domain %q: %w", k, err)
+			}
+			if !active {
+				return nil
+			}
+			return fn(string(k))
+		})
+	})
 }
 
 // activeWhere returns the active domains, in name order: when onlyDue,
