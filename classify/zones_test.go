@@ -171,3 +171,37 @@ func TestZoneDoubleFluxFromItsNamesNameServers(t *testing.T) {
 		t.Fatalf("dbl.test: %+v", zone)
 	}
 }
+
+// A seeded apex left to the zone pass whose names went away meanwhile (a
+// seeds remove between the two reads) is judged alone, like any name.
+func TestZoneApexWithoutNamesJudgedAlone(t *testing.T) {
+	store, err := storage.Open(filepath.Join(t.TempDir(), "z.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rng := rand.New(rand.NewPCG(81, 82))
+	probes := world{rounds: 4, vantages: 3, ttl: 60, addrs: func(int, int) []string { return spread(rng, 30, 6) }}.probes("solo.test")
+	store.AddDomains([]string{"solo.test"}, "", t0)
+	if _, err := store.WriteProbes(probes); err != nil {
+		t.Fatal(err)
+	}
+	c := Classifier{Meta: asnTable(t)}
+	alone := c.Classify("solo.test", probes, t0.Add(time.Hour))
+	groups := zoneGroups{}
+	groups.apex("solo.test")
+	counts := map[string]int{}
+	var got []Verdict
+	if err := c.classifyZones(context.Background(), store, groups, time.Hour, t0.Add(time.Hour), counts, func(v Verdict) error {
+		got = append(got, v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Names != 0 || got[0].Evidence != alone.Evidence || got[0].Verdict != SingleFlux || counts[SingleFlux] != 1 {
+		t.Fatalf("zone pass of a lone apex: %+v; alone: %s", got, alone.Evidence)
+	}
+	if v, err := Load(store, "solo.test"); err != nil || v == nil || !v.Listed() {
+		t.Fatalf("stored: %+v, %v", v, err)
+	}
+}
