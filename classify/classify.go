@@ -38,15 +38,20 @@ const (
 // Verdicts lists the verdict names.
 var Verdicts = []string{SingleFlux, DoubleFlux, Benign, InsufficientData, Unresolvable}
 
-// Listed reports whether a verdict puts a domain on the blocklist.
-func Listed(verdict string) bool { return verdict == SingleFlux || verdict == DoubleFlux }
+// IsFlux reports whether a verdict name is a flux verdict, which lists a
+// domain (see Listing). Whether a domain is listed is another question,
+// answered by the listed index alone: see Verdict.Listed.
+func IsFlux(verdict string) bool { return verdict == SingleFlux || verdict == DoubleFlux }
 
 // Verdict is the classifier's conclusion about one domain. Its JSON form is
 // what `classify --json` prints and `export --format jsonl` writes.
 type Verdict struct {
-	Domain  string  `json:"domain"`
-	Verdict string  `json:"verdict"`
-	Score   float64 `json:"score"`
+	Domain  string `json:"domain"`
+	Verdict string `json:"verdict"`
+	// Score rises with the flux evidence from 0 to 1: flux verdicts score
+	// at least 0.5, others less (see score). The Holz et al. flux score
+	// is the feature holz_score.
+	Score float64 `json:"score"`
 	// Confidence is how sure the verdict is, from 0 to 1.
 	Confidence   float64   `json:"confidence"`
 	Evidence     string    `json:"evidence"`
@@ -58,8 +63,9 @@ type Verdict struct {
 	Agents      []string `json:"agents,omitempty"`
 	NameServers []string `json:"name_servers,omitempty"`
 	NSAgents    []string `json:"ns_agents,omitempty"`
-	// Listing is set while the domain is on the block list (see Listing);
-	// Run sets it.
+	// Listing is set while the domain is on the block list (see Listing):
+	// Run sets it on the verdicts it lists, and Each and Load set it from
+	// the listed index, so that it is never stale (see Listed).
 	Listing *Listing `json:"listing,omitempty"`
 	// Names is set on the verdict of a registrable domain classified from
 	// the measurements of several names under it: how many.
@@ -126,23 +132,25 @@ type Classifier struct {
 	// Expiry is how long a listing lasts after the last flux verdict
 	// (DefaultExpiry if zero).
 	Expiry time.Duration
+	// DryRun makes Run compute the verdicts and pass them on without
+	// storing them or touching any listing: an exploratory run (another
+	// window, other tables) replaces nothing. Its verdicts carry no
+	// Listing and its counts no listing changes.
+	DryRun bool
 }
 
 // Classify decides on one domain from its probes in time order.
 func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) Verdict {
-	r := c.Rules
-	if r == nil {
-		r = &DefaultRules
-	}
+	r := c.rules()
 	f, sets := extract(domain, probes, c.Meta, c.CDNSuffixes)
-	v := Verdict{Domain: domain, Features: f, ClassifiedAt: now.UTC(), Score: round2(f.HolzScore)}
+	v := Verdict{Domain: domain, Features: f, ClassifiedAt: now.UTC()}
 	fluxKind := fluxA(f, r)
 	allowed, allowEntry := c.Allow.Match(domain)
 	switch {
 	case f.Probes == 0:
-		v.Verdict, v.Score, v.Evidence = InsufficientData, 0, "not measured yet"
+		v.Verdict, v.Evidence = InsufficientData, "not measured yet"
 	case f.Rounds == 0:
-		v.Verdict, v.Score, v.Confidence = Unresolvable, 0, confidence(f.Probes, 1)
+		v.Verdict, v.Confidence = Unresolvable, confidence(f.Probes, 1)
 		v.Evidence = fmt.Sprintf("no address in %d probes (%s)", f.Probes, errorSummary(f.Errors))
 	case allowed:
 		v.Verdict, v.Confidence = Benign, 1
@@ -165,6 +173,7 @@ func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) 
 		v.Verdict, v.Confidence = SingleFlux, confidence(f.Rounds, 0.7)
 		v.Evidence = fmt.Sprintf("%s %s; %s", fluxKind, addrEvidence(f), nsEvidence(f))
 	}
+	v.Score = score(v.Verdict, f, r, allowed)
 	switch v.Verdict {
 	case SingleFlux:
 		v.Agents = sortedAddrs(sets.addrs)
@@ -177,6 +186,14 @@ func (c *Classifier) Classify(domain string, probes []obs.Probe, now time.Time) 
 		}
 	}
 	return v
+}
+
+// rules returns the rules in force.
+func (c *Classifier) rules() *Rules {
+	if c.Rules == nil {
+		return &DefaultRules
+	}
+	return c.Rules
 }
 
 // MaxAgents bounds the addresses and name servers a verdict carries, so a
@@ -193,6 +210,30 @@ func sortedAddrs(set map[netip.Addr]bool) []string {
 		out[i] = a.String()
 	}
 	return out
+}
+
+// score maps the flux evidence to a number from 0 to 1 that rises with it
+// (the README documents the mapping): single flux scores 0.5 to 0.75,
+// double flux 0.75 to 1, a benign verdict under 0.5 (0 when allowlisted),
+// a name without answered rounds 0. Within each, the score rises with the
+// spread of the addresses: log2 of the networks (saturating at 32) and of
+// the addresses (at 256), averaged; a benign name whose answers do not
+// rotate within the TTL limit scores half. The Holz f is Features.HolzScore.
+func score(verdict string, f Features, r *Rules, allowlisted bool) float64 {
+	spread := (min(1, math.Log2(float64(max(f.Networks, 1)))/5) + min(1, math.Log2(float64(max(f.Addresses, 1)))/8)) / 2
+	switch {
+	case verdict == SingleFlux:
+		return round2(0.5 + 0.25*spread)
+	case verdict == DoubleFlux:
+		return round2(0.75 + 0.25*spread)
+	case verdict != Benign || allowlisted:
+		return 0
+	}
+	rotating := f.MinTTL <= r.MaxTTL && (f.SetChanges > 0 || f.VantageDisagreement > 0)
+	if !rotating {
+		spread /= 2
+	}
+	return math.Floor(45*spread) / 100 // rounded down: under 0.45, whatever the rounding
 }
 
 // confidence grows with the number of rounds from base toward 0.99.

@@ -113,8 +113,8 @@ func TestSingleFlux(t *testing.T) {
 	if f.ASNs < 20 || f.Networks != f.ASNs || f.Rounds != 5 || f.Vantages != 4 || f.MinTTL != 60 || f.SetChanges != 16 {
 		t.Fatalf("features %+v", f)
 	}
-	if want := 1.32*float64(f.Addresses) + 18.54*float64(f.Networks) - 142.38; v.Score != round2(want) {
-		t.Fatalf("score %v; want Holz %v", v.Score, want)
+	if want := 1.32*float64(f.Addresses) + 18.54*float64(f.Networks) - 142.38; f.HolzScore != want {
+		t.Fatalf("holz_score %v; want %v", f.HolzScore, want)
 	}
 	if !strings.Contains(v.Evidence, "NS stable") || !strings.Contains(v.Evidence, "ASNs") {
 		t.Fatalf("evidence %q", v.Evidence)
@@ -281,6 +281,47 @@ func BenchmarkClassify(b *testing.B) {
 	for b.Loop() {
 		if v := c.Classify("x.test", probes, t0); v.Verdict != SingleFlux {
 			b.Fatal(v.Verdict)
+		}
+	}
+}
+
+// The score reads as one: from 0 to 1, flux at least 0.5 (double flux at
+// least 0.75), anything else under 0.5 and an allowlisted name 0, rising
+// with the networks and addresses within each verdict, whatever the Holz f.
+func TestScoreRisesWithTheFluxEvidence(t *testing.T) {
+	r := &DefaultRules
+	rot := Features{MinTTL: 60, SetChanges: 3}
+	with := func(f Features, addrs, nets int) Features { f.Addresses, f.Networks = addrs, nets; return f }
+	for _, tt := range []struct {
+		name     string
+		verdict  string
+		f        Features
+		allow    bool
+		min, max float64
+	}{
+		{"no answer", Unresolvable, Features{}, false, 0, 0},
+		{"one round", InsufficientData, with(rot, 50, 10), false, 0, 0},
+		{"allowlisted pool", Benign, with(rot, 300, 40), true, 0, 0},
+		{"stable name", Benign, with(Features{MinTTL: 3600}, 2, 1), false, 0, 0.1},
+		{"CDN", Benign, with(rot, 183, 2), false, 0.2, 0.45},
+		{"huge benign", Benign, with(rot, 5000, 500), false, 0.44, 0.45},
+		{"narrow flux", SingleFlux, with(rot, 191, 3), false, 0.5, 0.75},
+		{"wide flux", SingleFlux, with(rot, 256, 32), false, 0.75, 0.75},
+		{"small double flux", DoubleFlux, with(rot, 8, 4), false, 0.75, 0.9},
+		{"wide double flux", DoubleFlux, with(rot, 1000, 100), false, 1, 1},
+	} {
+		if got := score(tt.verdict, tt.f, r, tt.allow); got < tt.min || got > tt.max {
+			t.Errorf("%s: score %v, want %v to %v", tt.name, got, tt.min, tt.max)
+		}
+	}
+	for _, verdict := range []string{Benign, SingleFlux, DoubleFlux} {
+		prev := -1.0
+		for _, n := range []int{1, 2, 4, 8, 16, 32} {
+			got := score(verdict, with(rot, 8*n, n), r, false)
+			if got < prev {
+				t.Errorf("%s: score falls from %v to %v at %d networks", verdict, prev, got, n)
+			}
+			prev = got
 		}
 	}
 }

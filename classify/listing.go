@@ -13,9 +13,14 @@ import (
 const DefaultExpiry = 7 * 24 * time.Hour
 
 // Listing is a domain's place on the block list. A flux verdict lists a
-// domain (or confirms its listing); it stays listed until ExpiresAt, even
-// when later verdicts find no flux, unless it is allowlisted or delisted by
-// hand, which take it off at once.
+// domain (or confirms its listing). A listing follows the latest verdict:
+// a benign verdict whose window still holds the evidence the listing rests
+// on (the probes of the flux verdict that last confirmed it) clears it at
+// once, since it judged that same evidence, and found it benign (with
+// better IP tables, say, or more of it). Other verdicts that find no flux
+// (the flux stopped being observed: the window moved past it, or the name
+// stopped answering) leave it until ExpiresAt. The allowlist and delisting
+// by hand take it off at once.
 type Listing struct {
 	FirstListed   time.Time `json:"first_listed"`
 	LastConfirmed time.Time `json:"last_confirmed"`
@@ -27,6 +32,7 @@ const (
 	EventListed      = "listed"      // a flux verdict put the domain on the list
 	EventChanged     = "changed"     // a listed domain's flux verdict changed kind
 	EventExpired     = "expired"     // no flux verdict since Expiry: off the list
+	EventCleared     = "cleared"     // a benign verdict on the listing's evidence took it off
 	EventAllowlisted = "allowlisted" // the allowlist took it off
 	EventDelisted    = "delisted"    // an operator took it off
 	EventRelisted    = "relisted"    // an operator let the classifier list it again
@@ -38,6 +44,7 @@ const (
 	CountListed  = "listed"           // on the list after the run (a listing that has not expired included)
 	CountAdded   = "listings_added"   // newly listed
 	CountExpired = "listings_expired" // off the list: expired
+	CountCleared = "listings_cleared" // off the list: a benign verdict on the same evidence
 	CountRemoved = "listings_removed" // off the list: allowlisted or delisted by hand
 )
 
@@ -51,14 +58,18 @@ type ListingEvent struct {
 	Reason     string    `json:"reason,omitempty"`
 }
 
-// Listed reports whether the verdict's domain is on the block list: by its
-// own flux verdict, or by a listing that has not expired yet.
-func (v Verdict) Listed() bool { return Listed(v.Verdict) || v.Listing != nil }
+// Listed reports whether the verdict's domain is on the block list. It is
+// the one answer to that question: the listed index, which the block lists
+// are written from, holds exactly the domains whose Listing Run set, and
+// every reader of stored verdicts (Each, Load) takes Listing from it. A
+// flux verdict whose listing was delisted by hand, allowlisted or expired
+// is not listed; a later non-flux verdict whose listing still runs is.
+func (v Verdict) Listed() bool { return v.Listing != nil }
 
 // listingRecords turns a batch of verdicts into what storage keeps, moving
 // each domain's listing on from its previous listed record. It counts the
 // listing changes in counts.
-func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now time.Time, counts map[string]int) ([]storage.VerdictRecord, error) {
+func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int) ([]storage.VerdictRecord, error) {
 	names := make([]string, len(batch))
 	for i, v := range batch {
 		names[i] = v.Domain
@@ -93,7 +104,7 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 				}
 				counts[CountRemoved]++
 			}
-		case Listed(v.Verdict) && evidence(v, now).Add(expiry).After(now):
+		case IsFlux(v.Verdict) && evidence(v, now).Add(expiry).After(now):
 			// The listing lasts from the evidence: the last probe judged,
 			// which for imported measurements may lie long before now.
 			seen := evidence(v, now)
@@ -108,9 +119,13 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 			if prev != nil && prev.Listing != nil {
 				v.Listing.FirstListed = prev.Listing.FirstListed
 			}
+			// The listed record keeps the features: the evidence the
+			// listing rests on (blocklist list --json, clearing).
 			s := *v
-			s.Features = Features{}
 			short = &s
+		case prev != nil && v.Verdict == Benign && holdsEvidence(v, prev, window):
+			event = &ListingEvent{Event: EventCleared, Reason: "benign on the evidence it was listed on: " + v.Evidence}
+			counts[CountCleared]++
 		case prev != nil && prev.Listing != nil && now.Before(prev.Listing.ExpiresAt):
 			// No flux seen now, but the listing has not run out: the listed
 			// record keeps the verdict that listed it.
@@ -143,6 +158,24 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, now t
 		records = append(records, r)
 	}
 	return records, nil
+}
+
+// holdsEvidence reports whether the window v was judged on (window long,
+// ending at v's last probe) holds all the probes the listing of prev rests
+// on: those of the flux verdict that last confirmed it, from its first to
+// its last probe. A listed record written before the features were kept
+// in it has no first probe: its last confirmation stands for all.
+func holdsEvidence(v, prev *Verdict, window time.Duration) bool {
+	if prev.Listing == nil || v.Features.LastSeen.IsZero() {
+		return false
+	}
+	to := prev.Listing.LastConfirmed
+	from := prev.Features.FirstSeen
+	if from.IsZero() || from.After(to) {
+		from = to
+	}
+	start := v.Features.LastSeen.Add(-window)
+	return !v.Features.LastSeen.Before(to) && !from.Before(start)
 }
 
 // evidence is when the verdict's evidence was last seen: its last probe, or

@@ -2,12 +2,16 @@ package classify
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -163,5 +167,141 @@ func TestListingLifecycle(t *testing.T) {
 	}
 	if pubs, err := store.Publishes(10); err != nil || len(pubs) != 3 || !pubs[0].Time.Equal(t3) {
 		t.Fatalf("publishes %+v, %v", pubs, err)
+	}
+}
+
+// cdnTable is asnTable with 172.16.0.0/12, sixteen /16s, in one ASN: a CDN.
+func cdnTable(t *testing.T) *ipmeta.DB {
+	t.Helper()
+	var b strings.Builder
+	for n := range 100 {
+		fmt.Fprintf(&b, "10.%d.0.0\t10.%d.255.255\t%d\tZZ\tTEST-%d\n", n, n, 64500+n, n)
+	}
+	b.WriteString("172.16.0.0\t172.31.255.255\t64999\tUS\tCDN\n")
+	tab, err := ipmeta.Load(strings.NewReader(b.String()), "cdn.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &ipmeta.DB{}
+	db.AddASN(tab)
+	return db
+}
+
+// A listing follows the latest verdict: classified without IP tables, a
+// CDN spread over many /16s is listed; classified again with the tables,
+// on the same measurements, it is benign and its listing is cleared at
+// once (logged with the reason), so the listed set is that of a run with
+// the tables alone. True flux stays listed.
+func TestListingClearedByBenignVerdict(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	var probes []obs.Probe
+	probes = append(probes, world{rounds: 4, vantages: 3, ttl: 20, addrs: func(int, int) []string {
+		var out []string
+		for range 6 {
+			out = append(out, fmt.Sprintf("172.%d.%d.%d", 16+rng.IntN(16), rng.IntN(4), 1+rng.IntN(254)))
+		}
+		return out
+	}}.probes("cdn.test")...)
+	probes = append(probes, world{rounds: 4, vantages: 3, ttl: 60, addrs: func(int, int) []string { return spread(rng, 30, 6) }}.probes("flux.test")...)
+	open := func() *storage.Store {
+		t.Helper()
+		store, err := storage.Open(filepath.Join(t.TempDir(), "l.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		store.AddDomains([]string{"cdn.test", "flux.test"}, "", t0)
+		if _, err := store.WriteProbes(probes); err != nil {
+			t.Fatal(err)
+		}
+		return store
+	}
+	listed := func(store *storage.Store) []string {
+		t.Helper()
+		var names []string
+		if err := Each(store, true, func(v Verdict) error { names = append(names, v.Domain); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	run := func(store *storage.Store, c Classifier, now time.Time) map[string]int {
+		t.Helper()
+		counts, err := c.Run(context.Background(), store, time.Hour, now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counts
+	}
+	now := t0.Add(30 * time.Minute)
+
+	store := open()
+	run(store, Classifier{}, now)
+	if got := listed(store); !slices.Equal(got, []string{"cdn.test", "flux.test"}) {
+		t.Fatalf("listed without IP tables: %v; want the CDN too", got)
+	}
+	// A dry run with the tables passes its verdicts on, stores nothing.
+	dry := map[string]string{}
+	counts, err := (&Classifier{Meta: cdnTable(t), DryRun: true}).Run(context.Background(), store, time.Hour, now.Add(time.Minute), func(v Verdict) error {
+		if v.Listing != nil {
+			t.Errorf("dry run verdict of %s has a listing", v.Domain)
+		}
+		dry[v.Domain] = v.Verdict
+		return nil
+	})
+	if err != nil || dry["cdn.test"] != Benign || dry["flux.test"] != SingleFlux || counts[CountCleared] != 0 || counts[CountListed] != 0 {
+		t.Fatalf("dry run: %v, %v, %v", dry, counts, err)
+	}
+	if v, err := Load(store, "cdn.test"); err != nil || v.Verdict != SingleFlux || !v.Listed() {
+		t.Fatalf("cdn.test after a dry run: %+v, %v", v, err)
+	}
+	counts = run(store, Classifier{Meta: cdnTable(t)}, now.Add(time.Minute))
+	tablesOnly := open()
+	run(tablesOnly, Classifier{Meta: cdnTable(t)}, now.Add(time.Minute))
+	if got, want := listed(store), listed(tablesOnly); !slices.Equal(got, want) || !slices.Equal(want, []string{"flux.test"}) {
+		t.Fatalf("listed after a run with the tables: %v; a run with the tables alone lists %v", got, want)
+	}
+	if counts[CountCleared] != 1 || counts[CountListed] != 1 || counts[CountExpired] != 0 {
+		t.Fatalf("counts of the run with the tables: %v", counts)
+	}
+	var events []ListingEvent
+	History(store, "cdn.test", func(e ListingEvent) error { events = append(events, e); return nil })
+	if len(events) != 2 || events[0].Event != EventListed || events[1].Event != EventCleared || events[1].Verdict != Benign ||
+		!strings.Contains(events[1].Reason, "benign on the evidence it was listed on") || !strings.Contains(events[1].Reason, "CDN-like") {
+		t.Fatalf("listing log of cdn.test: %+v", events)
+	}
+	if v, err := Load(store, "cdn.test"); err != nil || v == nil || v.Listed() || v.Verdict != Benign {
+		t.Fatalf("cdn.test after clearing: %+v, %v", v, err)
+	}
+}
+
+// Only a window that holds every probe of the verdict a listing rests on
+// clears it: a window that slid past the flux (the flux stopped being
+// observed) leaves the listing to expire.
+func TestHoldsEvidence(t *testing.T) {
+	listing := &Listing{LastConfirmed: t0.Add(30 * time.Minute)}
+	prev := &Verdict{Listing: listing, Features: Features{FirstSeen: t0, LastSeen: t0.Add(30 * time.Minute)}}
+	for _, tt := range []struct {
+		last   time.Duration // the new verdict's last probe, after t0
+		window time.Duration
+		want   bool
+	}{
+		{30 * time.Minute, time.Hour, true},                // the same probes
+		{30 * time.Minute, 30 * time.Minute, true},         // exactly them
+		{50 * time.Minute, time.Hour, true},                // them and more
+		{31 * time.Minute, 30 * time.Minute, false},        // the first probe slid out
+		{2 * time.Hour, time.Hour, false},                  // the flux is past
+		{30 * time.Minute, time.Nanosecond, false},         // an exploratory window
+		{29 * time.Minute, time.Hour, false},               // older than the listing's evidence
+		{30*time.Minute + time.Second, time.Minute, false}, // holds only the last probe
+	} {
+		v := &Verdict{Features: Features{LastSeen: t0.Add(tt.last)}}
+		if got := holdsEvidence(v, prev, tt.window); got != tt.want {
+			t.Errorf("last probe at +%s, window %s: %v, want %v", tt.last, tt.window, got, tt.want)
+		}
+	}
+	// A listed record without features: its last confirmation stands for all.
+	old := &Verdict{Listing: listing}
+	if !holdsEvidence(&Verdict{Features: Features{LastSeen: t0.Add(40 * time.Minute)}}, old, 15*time.Minute) {
+		t.Error("a window holding the last confirmation of a record without features does not hold its evidence")
 	}
 }

@@ -82,13 +82,17 @@ func TestAllowlistedNameIsNeverListed(t *testing.T) {
 		}
 	}
 	c := Classifier{Meta: asnTable(t)}
-	if v := c.Classify("2.pool.time.test", probes, t0); v.Verdict != SingleFlux {
-		t.Fatalf("without the allowlist: %s (the test needs flux-like answers)", v.Verdict)
+	if v := c.Classify("2.pool.time.test", probes, t0); v.Verdict != SingleFlux || v.Score < 0.5 {
+		t.Fatalf("without the allowlist: %s, score %v (the test needs flux-like answers)", v.Verdict, v.Score)
 	}
 	c.Allow = allow
 	v := c.Classify("2.pool.time.test", probes, t0)
 	if v.Verdict != Benign || v.Confidence != 1 || !strings.Contains(v.Evidence, "allowlisted (pool.time.test from "+path+":3)") {
 		t.Fatalf("%s %.2f: %s", v.Verdict, v.Confidence, v.Evidence)
+	}
+	// Its Holz f is high, its score nil: the score reads as the verdict.
+	if v.Score != 0 || v.Features.HolzScore <= 0 {
+		t.Fatalf("allowlisted: score %v, holz_score %v", v.Score, v.Features.HolzScore)
 	}
 }
 

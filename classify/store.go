@@ -38,15 +38,25 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("looking up ASNs online: %w", err)
 		}
 	}
+	// A registrable domain that is seeded and has measured names under it
+	// is judged once, as a zone, with them (classifyZones): it is found
+	// first, so that the pass over the domains can leave it out.
+	apexes, err := zonesWithNames(store)
+	if err != nil {
+		return nil, fmt.Errorf("classifying: %w", err)
+	}
+	groups := zoneGroups{}
 	counts := map[string]int{}
 	batch := make([]Verdict, 0, runBatch)
-	var records []storage.VerdictRecord
 	var probes []obs.Probe
 	batches := 0
-	groups := zoneGroups{}
 	for after := ""; ; {
 		batch = batch[:0]
 		last, err := store.ScanWindows(after, runBatch, window, now, func(d storage.Domain, history func(func(obs.Probe) error) error) error {
+			if apexes[d.Name] {
+				groups.apex(d.Name)
+				return nil
+			}
 			probes = probes[:0]
 			if err := history(func(p obs.Probe) error {
 				if !p.Start.After(now) {
@@ -64,14 +74,15 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if err != nil {
 			return nil, fmt.Errorf("classifying: %w", err)
 		}
-		if len(batch) == 0 {
+		if last == "" {
 			return counts, c.classifyZones(ctx, store, groups, window, now, counts, each)
 		}
-		if records, err = c.listingRecords(store, batch, now, counts); err != nil {
-			return nil, err
+		after = last
+		if len(batch) == 0 {
+			continue // zone apexes only
 		}
-		if err := store.PutVerdicts(records); err != nil {
-			return nil, fmt.Errorf("storing verdicts: %w", err)
+		if err := c.save(store, batch, window, now, counts); err != nil {
+			return nil, err
 		}
 		for _, v := range batch {
 			counts[v.Verdict]++
@@ -87,25 +98,84 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 		if batches++; batches%releaseEvery == 0 {
 			store.ReleaseMemory() // best effort: only the resident set is at stake
 		}
-		after = last
 	}
 }
 
-// Each calls fn with every stored verdict in name order; with listedOnly,
-// only the listed ones, read from the short listed index (their Features
-// are empty).
-func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
-	read := store.Verdicts
-	if listedOnly {
-		read = store.Listed
+// save stores a batch of verdicts, moving their listings on, unless the
+// run is a dry one.
+func (c *Classifier) save(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int) error {
+	if c.DryRun {
+		return nil
 	}
-	return read(func(domain string, b []byte) error {
-		var v Verdict
-		if err := json.Unmarshal(b, &v); err != nil {
-			return fmt.Errorf("verdict of %s: %w", domain, err)
+	records, err := c.listingRecords(store, batch, window, now, counts)
+	if err != nil {
+		return err
+	}
+	if err := store.PutVerdicts(records); err != nil {
+		return fmt.Errorf("storing verdicts: %w", err)
+	}
+	return nil
+}
+
+// Each calls fn with every stored verdict in name order, its Listing taken
+// from the listed index (see Verdict.Listed); with listedOnly, only the
+// listed ones, read from the short records of the listed index, which keep
+// the flux verdict each listing rests on.
+func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
+	if listedOnly {
+		return store.Listed(func(domain string, b []byte) error {
+			var v Verdict
+			if err := json.Unmarshal(b, &v); err != nil {
+				return fmt.Errorf("listed record of %s: %w", domain, err)
+			}
+			return fn(v)
+		})
+	}
+	return store.VerdictsAndListings(func(domain string, full, listed []byte) error {
+		v, err := decodeVerdict(domain, full, listed)
+		if err != nil {
+			return err
 		}
 		return fn(v)
 	})
+}
+
+// Load returns the stored verdict of domain, its Listing taken from the
+// listed index, or nil when there is none.
+func Load(store *storage.Store, domain string) (*Verdict, error) {
+	full, listed, err := store.VerdictAndListing(domain)
+	if err != nil || full == nil {
+		return nil, err
+	}
+	v, err := decodeVerdict(domain, full, listed)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// decodeVerdict decodes a full verdict record and sets its Listing from
+// the domain's record in the listed index (nil: not listed), whatever the
+// full record says: a hand delisting removes only the listed record.
+func decodeVerdict(domain string, full, listed []byte) (Verdict, error) {
+	var v Verdict
+	if err := json.Unmarshal(full, &v); err != nil {
+		return v, fmt.Errorf("verdict of %s: %w", domain, err)
+	}
+	v.Listing = nil
+	if listed != nil {
+		var l struct {
+			Listing *Listing `json:"listing"`
+		}
+		if err := json.Unmarshal(listed, &l); err != nil {
+			return v, fmt.Errorf("listed record of %s: %w", domain, err)
+		}
+		if l.Listing == nil {
+			return v, fmt.Errorf("listed record of %s: no listing", domain)
+		}
+		v.Listing = l.Listing
+	}
+	return v, nil
 }
 
 // addresses returns every distinct answer address in the window.

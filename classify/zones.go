@@ -2,7 +2,6 @@ package classify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -41,7 +40,8 @@ const maxZoneNames = 256
 type zoneGroup struct {
 	names  []string
 	total  int
-	benign int // names judged benign on their own
+	benign int  // names judged benign on their own
+	apex   bool // the zone itself is seeded, and left to classifyZones
 }
 
 // zoneGroups collects, during Run's pass over the domains, the names under
@@ -67,21 +67,29 @@ func (g zoneGroups) add(name, verdict string) {
 	}
 }
 
-// uncount takes a stored verdict of domain out of counts.
-func uncount(store *storage.Store, domain string, counts map[string]int) error {
-	b, err := store.Verdict(domain)
-	if err != nil || b == nil {
-		return err
+// zonesWithNames returns the registrable domains that have an active
+// domain under them. Those that are active domains themselves are apexes
+// that Run judges once, as zones, with their names.
+func zonesWithNames(store *storage.Store) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := store.ActiveNames(func(name string) error {
+		if zone := zoneOf(name); zone != "" && zone != name {
+			out[zone] = true
+		}
+		return nil
+	})
+	return out, err
+}
+
+// apex notes that the zone itself is seeded and active: classifyZones
+// judges it with its names, or alone if they are gone.
+func (g zoneGroups) apex(zone string) {
+	z := g[zone]
+	if z == nil {
+		z = &zoneGroup{}
+		g[zone] = z
 	}
-	var v Verdict
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("verdict of %s: %w", domain, err)
-	}
-	counts[v.Verdict]--
-	if v.Listing != nil {
-		counts[CountListed]--
-	}
-	return nil
+	z.apex = true
 }
 
 // classifyZones classifies the registrable domains of groups that hold at
@@ -99,12 +107,8 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		if len(batch) == 0 {
 			return nil
 		}
-		records, err := c.listingRecords(store, batch, now, counts)
-		if err != nil {
+		if err := c.save(store, batch, window, now, counts); err != nil {
 			return err
-		}
-		if err := store.PutVerdicts(records); err != nil {
-			return fmt.Errorf("storing verdicts: %w", err)
 		}
 		for _, v := range batch {
 			counts[v.Verdict]++
@@ -120,16 +124,9 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 	for _, zone := range zones {
 		group := groups[zone]
 		names, total := group.names, group.total
-		if d, seeded, err := store.Domain(zone); err != nil {
-			return err
-		} else if seeded && d.Active { // measured, and judged on its own by the first pass
+		if group.apex { // seeded, and left out of Run's pass over the domains
 			names, total = append(names, zone), total+1
-			// Its own verdict of the first pass is replaced: count it out.
-			if err := uncount(store, zone, counts); err != nil {
-				return err
-			}
-		}
-		if total < 2 {
+		} else if total < 2 {
 			continue
 		}
 		// The zone's window ends at the last probe of any of its names.
@@ -154,8 +151,18 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 				// its name servers and CNAME targets keep their names.
 				p.Domain = zone
 				for i := range p.Observations {
-					if p.Observations[i].Name == name {
-						p.Observations[i].Name = zone
+					o := &p.Observations[i]
+					if o.Name != name {
+						continue
+					}
+					o.Name = zone
+					// And the records it owns (the NS records above all,
+					// which say whose the name servers are): History
+					// hands each probe its own copy of them.
+					for j := range o.Answer {
+						if o.Answer[j].Name == name {
+							o.Answer[j].Name = zone
+						}
 					}
 				}
 				probes = append(probes, p)
@@ -167,12 +174,22 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 		}
 		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
 		v := c.Classify(zone, probes, now)
-		if Listed(v.Verdict) && group.benign > 0 {
+		if total == 1 { // a seeded zone whose names are gone: judged alone
+			batch = append(batch, v)
+			if len(batch) == runBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if IsFlux(v.Verdict) && group.benign > 0 {
 			// A zone whose own names include benign ones is not an
 			// attacker's zone: flux under it is listed name by name, the
 			// zone is not blocked as a whole.
 			v.Evidence = fmt.Sprintf("%d of its names are benign on their own, so the zone is not listed as a whole; merged: %s", group.benign, v.Evidence)
 			v.Verdict, v.Confidence, v.Agents, v.NameServers, v.NSAgents = Benign, 0.5, nil, nil, nil
+			v.Score = score(Benign, v.Features, c.rules(), false)
 		}
 		v.Names = total
 		judged := ""

@@ -336,7 +336,7 @@ func TestClusterMatchesSingleMachineCrawl(t *testing.T) {
 			continue
 		}
 		agree++
-		if classify.Listed(r.Verdict) {
+		if classify.IsFlux(r.Verdict) {
 			flux++
 		}
 	}

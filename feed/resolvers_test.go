@@ -108,13 +108,13 @@ func startUpstream(t *testing.T) string {
 	return dnstest.Serve(t, h)
 }
 
-// writeRPZ writes the RPZ export of listed (single-flux verdicts) with
+// writeRPZ writes the RPZ export of listed (listed single-flux verdicts) with
 // serial to path, through the exporter the daemon uses, atomically.
 func writeRPZ(t *testing.T, path string, serial uint32, listed ...string) {
 	t.Helper()
 	var vs []classify.Verdict
 	for _, d := range listed {
-		vs = append(vs, classify.Verdict{Domain: d, Verdict: classify.SingleFlux, Score: 42})
+		vs = append(vs, classify.Verdict{Domain: d, Verdict: classify.SingleFlux, Score: 0.62, Listing: &classify.Listing{}})
 	}
 	vs = append(vs, classify.Verdict{Domain: "benign.test", Verdict: classify.Benign})
 	err := results.WriteFileAtomic(path, func(w io.Writer) error {

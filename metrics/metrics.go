@@ -63,7 +63,7 @@ func New(dbPath string) *Metrics {
 		}, []string{"verdict"}),
 		listings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxwatch_listings_total",
-			Help: "Changes of the block list: added (newly listed), expired, removed (allowlisted or delisted by hand).",
+			Help: "Changes of the block list: added (newly listed), expired, cleared (by a benign verdict on the same evidence), removed (allowlisted or delisted by hand).",
 		}, []string{"change"}),
 		jobRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxwatch_job_runs_total",
@@ -136,7 +136,7 @@ func (m *Metrics) Classified(counts map[string]int) {
 	for _, v := range classify.Verdicts {
 		m.domains.WithLabelValues(v).Set(float64(counts[v]))
 	}
-	for key, change := range map[string]string{classify.CountAdded: "added", classify.CountExpired: "expired", classify.CountRemoved: "removed"} {
+	for key, change := range map[string]string{classify.CountAdded: "added", classify.CountExpired: "expired", classify.CountCleared: "cleared", classify.CountRemoved: "removed"} {
 		m.listings.WithLabelValues(change).Add(float64(counts[key]))
 	}
 }

@@ -76,7 +76,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	m.Query(v, dns.TypeNS, obs.Timeout, 0, 0)
 	m.InFlight(v, 1)
 	m.InFlight(v, -1)
-	m.Classified(map[string]int{classify.SingleFlux: 3, classify.Benign: 7, classify.CountAdded: 2, classify.CountExpired: 1})
+	m.Classified(map[string]int{classify.SingleFlux: 3, classify.Benign: 7, classify.CountAdded: 2, classify.CountExpired: 1, classify.CountCleared: 4})
 	m.Job("crawl", time.Second, nil)
 	m.Job("crawl", time.Second, errors.New("boom"))
 	m.Transaction(5 * time.Millisecond)
@@ -103,6 +103,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		{"fluxwatch_domains", map[string]string{"verdict": "benign"}, 7},
 		{"fluxwatch_listings_total", map[string]string{"change": "added"}, 2},
 		{"fluxwatch_listings_total", map[string]string{"change": "expired"}, 1},
+		{"fluxwatch_listings_total", map[string]string{"change": "cleared"}, 4},
 		{"fluxwatch_job_runs_total", map[string]string{"job": "crawl"}, 2},
 		{"fluxwatch_job_failures_total", map[string]string{"job": "crawl"}, 1},
 		{"fluxwatch_job_duration_seconds", map[string]string{"job": "crawl"}, 2},

@@ -375,8 +375,8 @@ func TestWriteRefusesBadAddresses(t *testing.T) {
 	for _, a := range bad {
 		for _, format := range formats {
 			for _, v := range []classify.Verdict{
-				{Domain: "z.test", Verdict: classify.SingleFlux, Confidence: 1, Agents: []string{"192.0.2.1", a}},
-				{Domain: "z.test", Verdict: classify.DoubleFlux, Confidence: 1, NSAgents: []string{a}},
+				{Domain: "z.test", Verdict: classify.SingleFlux, Listing: listing, Confidence: 1, Agents: []string{"192.0.2.1", a}},
+				{Domain: "z.test", Verdict: classify.DoubleFlux, Listing: listing, Confidence: 1, NSAgents: []string{a}},
 			} {
 				_, err := tryWrite(t, format, append(agentVerdicts(), v), opts)
 				if !errors.Is(err, results.ErrBadAddress) {
@@ -386,13 +386,13 @@ func TestWriteRefusesBadAddresses(t *testing.T) {
 		}
 	}
 	// Addresses of verdicts that no address is exported for are not read.
-	low := classify.Verdict{Domain: "z.test", Verdict: classify.SingleFlux, Confidence: 0.1, Agents: []string{"bad"}}
+	low := classify.Verdict{Domain: "z.test", Verdict: classify.SingleFlux, Listing: listing, Confidence: 0.1, Agents: []string{"bad"}}
 	for _, format := range formats {
 		if _, err := tryWrite(t, format, append(agentVerdicts(), low), opts); err != nil {
 			t.Errorf("%s with a bad address on a verdict below the threshold: %v", format, err)
 		}
 	}
-	if _, err := tryWrite(t, "rpz", append(agentVerdicts(), classify.Verdict{Domain: "z.test", Verdict: classify.SingleFlux, Confidence: 1, Agents: []string{"bad"}}), results.Options{}); err != nil {
+	if _, err := tryWrite(t, "rpz", append(agentVerdicts(), classify.Verdict{Domain: "z.test", Verdict: classify.SingleFlux, Listing: listing, Confidence: 1, Agents: []string{"bad"}}), results.Options{}); err != nil {
 		t.Errorf("rpz without rpz-ip triggers read the agents: %v", err)
 	}
 }

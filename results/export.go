@@ -98,10 +98,10 @@ func (o Options) minConfidence() float64 {
 	return o.MinConfidence
 }
 
-// confident reports whether v is sure enough for the exports that block
-// more than its name (see Options.MinConfidence).
+// confident reports whether v is listed, by a flux verdict sure enough for
+// the exports that block more than its name (see Options.MinConfidence).
 func (o Options) confident(v classify.Verdict) bool {
-	return classify.Listed(v.Verdict) && v.Confidence >= o.minConfidence()
+	return v.Listed() && classify.IsFlux(v.Verdict) && v.Confidence >= o.minConfidence()
 }
 
 // ErrBadName is returned for a name that cannot be written safely.
@@ -136,7 +136,9 @@ func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options
 	}, opts)
 }
 
-// include says whether a verdict belongs in an export of format.
+// include says whether a verdict belongs in an export of format: listed
+// (Verdict.Listed, the listed index) for every format but jsonl and csv
+// with All.
 func include(format string, v classify.Verdict, opts Options) bool {
 	switch {
 	case IsAddressFormat(format):

@@ -27,11 +27,16 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
+// listing is the listing of every listed verdict of the fixtures: the
+// exports list what the listed index holds (Verdict.Listed), not what a
+// verdict's kind says.
+var listing = &classify.Listing{FirstListed: t0.Add(-time.Hour), LastConfirmed: t0.Add(-time.Minute), ExpiresAt: t0.Add(7 * 24 * time.Hour)}
+
 // verdicts mixes every verdict, out of name order. The listed (flux) ones
 // are a-fast.test, double.flux.test, fastflux-b.test and xn--bcher-kva.test.
 func verdicts() []classify.Verdict {
 	flux := func(domain, verdict string, score float64, addrs, nets int) classify.Verdict {
-		return classify.Verdict{Domain: domain, Verdict: verdict, Score: score,
+		return classify.Verdict{Domain: domain, Verdict: verdict, Score: score, Listing: listing,
 			Evidence: "many addresses in many networks",
 			Features: classify.Features{Probes: 40, Vantages: 4, Rounds: 10, Addresses: addrs, Prefixes24: addrs,
 				Prefixes16: nets, Networks: nets, TopNetworkShare: 0.125, MinTTL: 30, MedianTTL: 60, SetChanges: 9,
@@ -406,6 +411,74 @@ func TestWriteJSONLAndCSV(t *testing.T) {
 	}
 }
 
+// A flux verdict whose listing is gone (delisted by hand, allowlisted or
+// expired) is not listed: no export holds it but jsonl and csv with All,
+// while a benign verdict whose listing still runs is listed.
+func TestWriteListedIsTheListing(t *testing.T) {
+	var vs []classify.Verdict
+	for _, v := range verdicts() {
+		switch v.Domain {
+		case "a-fast.test", "double.flux.test":
+			v.Listing = nil // delisted or expired
+		case "cdn.example.test":
+			v.Listing = listing // a listing that has not run out
+		}
+		vs = append(vs, v)
+	}
+	want := []string{"cdn.example.test", "fastflux-b.test", "xn--bcher-kva.test"}
+	for _, f := range []string{"domains", "jsonl", "csv"} {
+		for _, all := range []bool{false, true} {
+			got := names(t, f, write(t, f, vs, results.Options{All: all}))
+			if f == "domains" || !all {
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s (All=%v): %q, want %q", f, all, got, want)
+				}
+			} else if !reflect.DeepEqual(got, allNames) {
+				t.Errorf("%s (All=%v): %q, want %q", f, all, got, allNames)
+			}
+		}
+	}
+	// The addresses of a flux verdict that is no longer listed are not
+	// exported either.
+	vs = agentVerdicts()
+	for i := range vs {
+		vs[i].Listing = nil
+	}
+	if out := write(t, "ips", vs, results.Options{MinConfidence: -1}); len(out) != 0 {
+		t.Errorf("ips of verdicts not listed: %q", out)
+	}
+}
+
+// names returns the domain of each line of a domains, jsonl or csv export.
+func names(t *testing.T, format string, out []byte) []string {
+	t.Helper()
+	var got []string
+	switch format {
+	case "domains":
+		got = strings.Fields(string(out))
+	case "jsonl":
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for {
+			var v classify.Verdict
+			if err := dec.Decode(&v); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, v.Domain)
+		}
+	case "csv":
+		rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+		if err != nil || len(rows) == 0 {
+			t.Fatalf("csv: %v", err)
+		}
+		for _, r := range rows[1:] {
+			got = append(got, r[0])
+		}
+	}
+	return got
+}
+
 func TestWriteNothingListed(t *testing.T) {
 	benign := []classify.Verdict{{Domain: "ok.test", Verdict: classify.Benign}}
 	for _, f := range []string{"domains", "hosts", "dnsmasq", "unbound", "jsonl"} {
@@ -481,7 +554,7 @@ func TestWriteRefusesBadNames(t *testing.T) {
 	}
 	for _, name := range bad {
 		for _, format := range slices.Concat(results.Formats, results.AddressFormats) {
-			vs := append(agentVerdicts(), classify.Verdict{Domain: name, Verdict: classify.DoubleFlux, Confidence: 1, Agents: []string{"192.0.2.1"}})
+			vs := append(agentVerdicts(), classify.Verdict{Domain: name, Verdict: classify.DoubleFlux, Listing: listing, Confidence: 1, Agents: []string{"192.0.2.1"}})
 			// tryWrite checks that nothing was written.
 			if _, err := tryWrite(t, format, vs, results.Options{}); !errors.Is(err, results.ErrBadName) {
 				t.Errorf("Write(%s) with %q = %v, want ErrBadName", format, name, err)
@@ -512,7 +585,7 @@ func TestWriteRPZNameLength(t *testing.T) {
 	fits := longName(253 - len("*.") - len(".") - len(zone)) // 237 octets
 	tooLong := longName(len(fits) + 1)
 	listed := func(name string) []classify.Verdict {
-		return []classify.Verdict{{Domain: name, Verdict: classify.SingleFlux}}
+		return []classify.Verdict{{Domain: name, Verdict: classify.SingleFlux, Listing: listing}}
 	}
 	out := write(t, "rpz", listed(fits), results.Options{Serial: 1})
 	checkZone(t, zone, out)
@@ -615,7 +688,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	assertOnly(t, dir, "list.rpz")
 
 	// So does an export that refuses a name.
-	bad := append(verdicts(), classify.Verdict{Domain: "evil.test\n@ NS x.", Verdict: classify.SingleFlux})
+	bad := append(verdicts(), classify.Verdict{Domain: "evil.test\n@ NS x.", Verdict: classify.SingleFlux, Listing: listing})
 	err = results.WriteFileAtomic(path, func(w io.Writer) error { return results.Write(w, "rpz", bad, results.Options{}) })
 	if !errors.Is(err, results.ErrBadName) {
 		t.Errorf("WriteFileAtomic(Write with a bad name) = %v, want ErrBadName", err)

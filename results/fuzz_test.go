@@ -100,9 +100,12 @@ func FuzzExport(f *testing.F) {
 		v := classify.Verdict{Domain: name, Verdict: kinds[int(kind)%len(kinds)], Score: 0.87, Confidence: 0.7,
 			Evidence: "12 addresses in 9 networks", ClassifiedAt: at,
 			Agents: []string{agent, "192.0.2.1"}, NameServers: []string{ns}, NSAgents: []string{agent}}
+		listed := classify.IsFlux(v.Verdict)
+		if listed {
+			v.Listing = listing
+		}
 		verdicts := []classify.Verdict{v, {Domain: "benign.example", Verdict: classify.Benign, ClassifiedAt: at,
 			Confidence: 1, Agents: []string{"192.0.2.200"}}}
-		listed := classify.Listed(v.Verdict)
 		double := v.Verdict == classify.DoubleFlux
 		want := 0 // entries of the name in each output
 		if listed {

@@ -28,7 +28,7 @@ func WriteHistory(w io.Writer, store *storage.Store, domain string, from time.Ti
 	if !asJSON {
 		fmt.Fprintf(w, "%s  first seen %s  sources %s\n", d.Name, d.FirstSeen.Format(time.RFC3339), strings.Join(d.Sources, ","))
 		if verdict != nil {
-			fmt.Fprintf(w, "verdict: %s (score %.1f) %s\n", verdict.Verdict, verdict.Score, verdict.Evidence)
+			fmt.Fprintf(w, "verdict: %s (score %.2f) %s\n", verdict.Verdict, verdict.Score, verdict.Evidence)
 		}
 	}
 	enc := json.NewEncoder(w)

@@ -72,7 +72,7 @@ func historyStore(t *testing.T) *storage.Store {
 
 func TestWriteHistoryText(t *testing.T) {
 	s := historyStore(t)
-	verdict := &classify.Verdict{Domain: "flux.test", Verdict: classify.SingleFlux, Score: 42.25, Evidence: "5 addresses in 4 networks"}
+	verdict := &classify.Verdict{Domain: "flux.test", Verdict: classify.SingleFlux, Score: 0.62, Evidence: "5 addresses in 4 networks"}
 	var buf bytes.Buffer
 	if err := results.WriteHistory(&buf, s, "flux.test", time.Time{}, verdict, false); err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestWriteHistoryText(t *testing.T) {
 	golden(t, "history", buf.Bytes())
 	for _, want := range []string{
 		"flux.test  first seen 2026-03-01T11:00:00Z  sources unit\n",
-		"verdict: single-flux (score 42.2) 5 addresses in 4 networks\n",
+		"verdict: single-flux (score 0.62) 5 addresses in 4 networks\n",
 		"  via 127.0.0.1:5301\n",
 		"  via [::1]:5302\n",
 		"  A     192.0.2.10 198.51.100.1 203.0.113.5 ttl 60s\n",

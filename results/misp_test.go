@@ -229,7 +229,7 @@ func TestWriteMISPKeepsFeedOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := dump(t, dir)
-	bad := append(agentVerdicts(), classify.Verdict{Domain: "zz.test\",\"to_ids\":false", Verdict: classify.SingleFlux})
+	bad := append(agentVerdicts(), classify.Verdict{Domain: "zz.test\",\"to_ids\":false", Verdict: classify.SingleFlux, Listing: listing})
 	if err := results.WriteDir(dir, "misp", verdictsInOrder(bad), results.Options{Now: t0.Add(time.Hour)}); !errors.Is(err, results.ErrBadName) {
 		t.Fatalf("WriteDir with a bad name = %v, want ErrBadName", err)
 	}

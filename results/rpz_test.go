@@ -185,7 +185,7 @@ func TestWriteRPZTriggers(t *testing.T) {
 // Names and addresses that come from a flux domain's own DNS answers must
 // neither break the zone nor stop it: unsafe name servers are left out.
 func TestWriteRPZUnsafeNameServers(t *testing.T) {
-	v := classify.Verdict{Domain: "d.test", Verdict: classify.DoubleFlux, Confidence: 1,
+	v := classify.Verdict{Domain: "d.test", Verdict: classify.DoubleFlux, Listing: listing, Confidence: 1,
 		NameServers: []string{"ok.ns.test", "evil.test\n@ NS attacker.test.", "a b.test", "x;y.test", "*.ns.test", "",
 			"..", "ns.test.rpz-ip", longName(250), "UPPER.NS.TEST."}}
 	out := write(t, "rpz", []classify.Verdict{v}, results.Options{Serial: 1})
@@ -201,7 +201,7 @@ func TestWriteRPZRefuses(t *testing.T) {
 	// A listed name whose last label begins with rpz- would be read as a
 	// trigger of another kind (here: block answers holding 127.0.0.1).
 	for _, name := range []string{"32.1.0.0.127.rpz-ip", "ns.evil.rpz-nsdname", "x.rpz-client-ip", "rpz-drop"} {
-		vs := []classify.Verdict{{Domain: name, Verdict: classify.SingleFlux}}
+		vs := []classify.Verdict{{Domain: name, Verdict: classify.SingleFlux, Listing: listing}}
 		if _, err := tryWrite(t, "rpz", vs, results.Options{}); !errors.Is(err, results.ErrBadName) {
 			t.Errorf("rpz with %q = %v, want ErrBadName", name, err)
 		}
@@ -215,7 +215,7 @@ func TestWriteRPZRefuses(t *testing.T) {
 		t.Errorf("rpz-ip triggers below a %d-octet zone = %v, want ErrBadName", len(zone), err)
 	}
 	zone = longName(200)
-	out := write(t, "rpz", []classify.Verdict{{Domain: "a.b", Verdict: classify.DoubleFlux, Confidence: 1,
+	out := write(t, "rpz", []classify.Verdict{{Domain: "a.b", Verdict: classify.DoubleFlux, Listing: listing, Confidence: 1,
 		Agents: []string{"2a00:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}, NSAgents: []string{"2a00:ffff:ffff:ffff:ffff:ffff:ffff:fffe"}}},
 		results.Options{Zone: zone, RPZIPTriggers: true})
 	if got := rpzTriggers(t, out, zone); len(got["rpz-ip"]) != 1 || len(got["rpz-nsip"]) != 1 {
@@ -242,7 +242,7 @@ func TestRPZIPTriggersRoundTrip(t *testing.T) {
 	agents = append(agents, "::ffff:198.51.100.1", "1.2.3.4", "0.0.0.0", "255.255.255.255")
 	want = append([]string{"1.2.3.4", "198.51.100.1"}, want...)
 	slices.SortFunc(want, func(a, b string) int { return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b)) })
-	v := classify.Verdict{Domain: "d.test", Verdict: classify.DoubleFlux, Confidence: 1, Agents: agents, NSAgents: agents}
+	v := classify.Verdict{Domain: "d.test", Verdict: classify.DoubleFlux, Listing: listing, Confidence: 1, Agents: agents, NSAgents: agents}
 	out := write(t, "rpz", []classify.Verdict{v}, results.Options{RPZIPTriggers: true})
 	got := rpzTriggers(t, out, "fluxwatch.rpz")
 	if !slices.Equal(got["rpz-ip"], want) || !slices.Equal(got["rpz-nsip"], want) {

@@ -44,7 +44,7 @@ func WriteTimeline(w io.Writer, store *storage.Store, domain string, opts Timeli
 			d.Dark, d.NextDue.Format(time.RFC3339))
 	}
 	if v := opts.Verdict; v != nil {
-		fmt.Fprintf(w, "verdict: %s (score %.1f, confidence %.2f) %s\n", v.Verdict, v.Score, v.Confidence, v.Evidence)
+		fmt.Fprintf(w, "verdict: %s (score %.2f, confidence %.2f) %s\n", v.Verdict, v.Score, v.Confidence, v.Evidence)
 		if l := v.Listing; l != nil {
 			fmt.Fprintf(w, "listed since %s, last confirmed %s, expires %s\n",
 				l.FirstListed.Format(time.RFC3339), l.LastConfirmed.Format(time.RFC3339), l.ExpiresAt.Format(time.RFC3339))

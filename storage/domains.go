@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -396,6 +397,44 @@ func (s *Store) Verdicts(fn func(domain string, v []byte) error) error {
 	return s.forEach(bucketVerdicts, fn)
 }
 
+// VerdictsAndListings calls fn with every stored verdict in name order,
+// together with the domain's record in the listed index (nil when it is
+// not listed), both read in one transaction: the listed index says whether
+// a domain is listed, whatever its full record says. The slices are valid
+// only until fn returns.
+func (s *Store) VerdictsAndListings(fn func(domain string, full, listed []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		lc := tx.Bucket(bucketListed).Cursor()
+		lk, lv := lc.First()
+		return tx.Bucket(bucketVerdicts).ForEach(func(k, v []byte) error {
+			// Both buckets are in name order: the listed cursor follows.
+			for lk != nil && bytes.Compare(lk, k) < 0 {
+				lk, lv = lc.Next()
+			}
+			var listed []byte
+			if lk != nil && bytes.Equal(lk, k) {
+				listed = lv
+			}
+			return fn(string(k), v, listed)
+		})
+	})
+}
+
+// VerdictAndListing returns the stored verdict of one domain and its record
+// in the listed index, read in one transaction; each is nil when absent.
+func (s *Store) VerdictAndListing(domain string) (full, listed []byte, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketVerdicts).Get([]byte(domain)); v != nil {
+			full = bytes.Clone(v)
+		}
+		if v := tx.Bucket(bucketListed).Get([]byte(domain)); v != nil {
+			listed = bytes.Clone(v)
+		}
+		return nil
+	})
+	return full, listed, err
+}
+
 // Listed calls fn with the short record of every listed domain in name order.
 func (s *Store) Listed(fn func(domain string, v []byte) error) error {
 	return s.forEach(bucketListed, fn)
@@ -450,6 +489,24 @@ func (s *Store) Due(now time.Time) ([]string, error) {
 // Active returns every active domain in name order.
 func (s *Store) Active() ([]string, error) {
 	return s.activeWhere(false, time.Time{})
+}
+
+// ActiveNames calls fn with the name of every active domain, in name
+// order, in one read transaction; it reads only the head of each record
+// and keeps nothing.
+func (s *Store) ActiveNames(fn func(name string) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+			_, active, err := decodeDomainHead(v)
+			if err != nil {
+				return fmt.Errorf("domain %q: %w", k, err)
+			}
+			if !active {
+				return nil
+			}
+			return fn(string(k))
+		})
+	})
 }
 
 // activeWhere returns the active domains, in name order: when onlyDue,

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,5 +65,68 @@ func TestRecordPublishKinds(t *testing.T) {
 	pubs, err := s.Publishes(2)
 	if err != nil || len(pubs) != 2 || pubs[0].Kind != PublishStart || pubs[1].Kind != PublishScheduled {
 		t.Fatalf("publishes %+v, %v", pubs, err)
+	}
+}
+
+// Each verdict is read with its own record of the listed index, or none:
+// the two buckets are walked side by side.
+func TestVerdictsAndListings(t *testing.T) {
+	s := openTest(t)
+	var recs []VerdictRecord
+	for _, d := range []struct {
+		name   string
+		listed bool
+	}{{"a.test", false}, {"b.test", true}, {"c.test", false}, {"d.test", false}, {"e.test", true}, {"f.test", true}} {
+		r := VerdictRecord{Domain: d.name, Full: []byte("full " + d.name)}
+		if d.listed {
+			r.Listed = []byte("listed " + d.name)
+		}
+		recs = append(recs, r)
+	}
+	if err := s.PutVerdicts(recs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.VerdictsAndListings(func(domain string, full, listed []byte) error {
+		got = append(got, fmt.Sprintf("%s|%s|%s", domain, full, listed))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a.test|full a.test|", "b.test|full b.test|listed b.test", "c.test|full c.test|", "d.test|full d.test|",
+		"e.test|full e.test|listed e.test", "f.test|full f.test|listed f.test"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	full, listed, err := s.VerdictAndListing("e.test")
+	if err != nil || string(full) != "full e.test" || string(listed) != "listed e.test" {
+		t.Fatalf("VerdictAndListing(e.test): %q %q %v", full, listed, err)
+	}
+	if full, listed, err := s.VerdictAndListing("c.test"); err != nil || string(full) != "full c.test" || listed != nil {
+		t.Fatalf("VerdictAndListing(c.test): %q %q %v", full, listed, err)
+	}
+	if err := s.Delist("e.test", Delisting{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, listed, _ := s.VerdictAndListing("e.test"); listed != nil {
+		t.Fatalf("delisted e.test still has a listed record %q", listed)
+	}
+}
+
+// ActiveNames passes the active domains only, in name order.
+func TestActiveNames(t *testing.T) {
+	s := openTest(t)
+	if _, err := s.AddDomains([]string{"c.test", "a.test", "b.test"}, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveDomains([]string{"b.test"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.ActiveNames(func(n string) error { got = append(got, n); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"a.test", "c.test"}) {
+		t.Fatalf("active %v", got)
 	}
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -61,19 +60,15 @@ func loadDomain(store *storage.Store, meta *ipmeta.DB, name string, span time.Du
 	if p.Record, p.Seeded, err = store.Domain(name); err != nil {
 		return p, false, err
 	}
-	rec, err := store.Verdict(name)
-	if err != nil {
+	if p.Verdict, err = classify.Load(store, name); err != nil {
 		return p, false, err
 	}
-	if !p.Seeded && rec == nil {
+	if !p.Seeded && p.Verdict == nil {
 		return p, false, nil
 	}
 	var from time.Time
-	if rec != nil {
-		if p.Verdict, err = decodeVerdict(name, rec); err != nil {
-			return p, false, err
-		}
-		p.Listed = p.Verdict.Listing != nil
+	if p.Verdict != nil {
+		p.Listed = p.Verdict.Listed()
 		if last := p.Verdict.Features.LastSeen; span > 0 && !last.IsZero() {
 			from = last.Add(-span)
 		}
@@ -260,15 +255,6 @@ func cut(xs []string, n int) ([]string, int) {
 		return xs, 0
 	}
 	return xs[:n], len(xs) - n
-}
-
-// decodeVerdict decodes a stored verdict.
-func decodeVerdict(name string, rec []byte) (*classify.Verdict, error) {
-	v := new(classify.Verdict)
-	if err := json.Unmarshal(rec, v); err != nil {
-		return nil, fmt.Errorf("verdict of %s: %w", name, err)
-	}
-	return v, nil
 }
 
 // spanLabel names a span the way the span links do.

@@ -214,7 +214,7 @@ func verdictMatcher(q listQuery) func(name string, rec []byte) (bool, error) {
 			return false, fmt.Errorf("verdict of %s: %w", name, err)
 		}
 		if q.Verdict == "flux" {
-			return classify.Listed(v), nil
+			return classify.IsFlux(v), nil
 		}
 		return v == q.Verdict, nil
 	}
@@ -303,21 +303,17 @@ func (s *server) rows(names []string) ([]row, error) {
 	}
 	rows := make([]row, 0, len(names))
 	for _, name := range names {
-		rec, err := s.store.Verdict(name)
+		v, err := classify.Load(s.store, name)
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil {
+		if v == nil {
 			continue // reclassified away between the scan and now
 		}
-		var v classify.Verdict
-		if err := json.Unmarshal(rec, &v); err != nil {
-			return nil, fmt.Errorf("verdict of %s: %w", name, err)
-		}
 		rw := row{Domain: name, Verdict: v.Verdict, Score: v.Score, Confidence: v.Confidence,
-			FirstSeen: v.Features.FirstSeen, LastSeen: v.Features.LastSeen, Listed: v.Listing != nil,
+			FirstSeen: v.Features.FirstSeen, LastSeen: v.Features.LastSeen, Listed: v.Listed(),
 			Delisted: delisted[name], Names: v.Names, Evidence: v.Evidence}
-		if v.Listing != nil {
+		if v.Listed() {
 			rw.ExpiresAt = v.Listing.ExpiresAt
 		}
 		if d, ok, err := s.store.Domain(name); err == nil && ok {

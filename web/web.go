@@ -152,7 +152,7 @@ var templateFuncs = template.FuncMap{
 	},
 	"verdictClass": func(v string) string {
 		switch {
-		case classify.Listed(v):
+		case classify.IsFlux(v):
 			return "flux"
 		case v == classify.Benign:
 			return "benign"

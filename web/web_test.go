@@ -118,7 +118,7 @@ func TestWebIndexListsAndFiltersDomains(t *testing.T) {
 	}{
 		{"verdict=single-flux", func(v classify.Verdict) bool { return v.Verdict == classify.SingleFlux }},
 		{"verdict=double-flux", func(v classify.Verdict) bool { return v.Verdict == classify.DoubleFlux }},
-		{"verdict=flux", func(v classify.Verdict) bool { return classify.Listed(v.Verdict) }},
+		{"verdict=flux", func(v classify.Verdict) bool { return classify.IsFlux(v.Verdict) }},
 		{"verdict=benign", func(v classify.Verdict) bool { return v.Verdict == classify.Benign }},
 		{"verdict=listed", func(v classify.Verdict) bool { return v.Listing != nil }},
 		{"q=" + url.QueryEscape(strings.ToUpper(w.single[1:5])), func(v classify.Verdict) bool { return strings.Contains(v.Domain, w.single[1:5]) }},

@@ -19,9 +19,10 @@ import (
 )
 
 func cmdClassify(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("classify", "classify [--json] [--asn-db FILE] [--window D]", std)
+	s := newFlags("classify", "classify [--json] [--dry-run] [--asn-db FILE] [--window D]", std)
 	s.classifyFlags()
 	asJSON := s.fs.Bool("json", false, "print verdicts as JSON Lines")
+	dryRun := s.fs.Bool("dry-run", false, "compute and print the verdicts, but store none and change no listing")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -33,24 +34,31 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 	defer store.Close()
 	if *asJSON {
 		enc := json.NewEncoder(std.out)
-		_, err := classifyStore(ctx, cfg, store, time.Now(), func(v classify.Verdict) error { return enc.Encode(v) })
+		_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
 		return err
 	}
 	t := newVerdictTable(std.out, false)
-	counts, err := classifyStore(ctx, cfg, store, time.Now(), t.row)
+	counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, t.row)
 	if err != nil {
 		return err
 	}
-	return t.close(counts)
+	if err := t.close(counts); err != nil {
+		return err
+	}
+	if *dryRun {
+		_, err = fmt.Fprintln(std.out, "dry run: no verdict stored, no listing changed")
+	}
+	return err
 }
 
-// classifyStore classifies every active domain, stores the verdicts and
-// passes each to each.
-func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, each func(classify.Verdict) error) (map[string]int, error) {
+// classifyStore classifies every active domain and passes each verdict to
+// each; unless dryRun, it stores the verdicts and moves the listings on.
+func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, dryRun bool, each func(classify.Verdict) error) (map[string]int, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
+	c.DryRun = dryRun
 	return c.Run(ctx, store, cfg.Window, now, each)
 }
 
@@ -75,9 +83,9 @@ func newVerdictTable(w io.Writer, withTruth bool) *verdictTable {
 
 func (t *verdictTable) row(v classify.Verdict) error {
 	if t.withTruth {
-		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
+		fmt.Fprintf(t.tw, "%s\t%s\t%s\t%.2f\t%s\n", v.Domain, v.Verdict, v.Truth, v.Score, v.Evidence)
 	} else {
-		fmt.Fprintf(t.tw, "%s\t%s\t%.1f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
+		fmt.Fprintf(t.tw, "%s\t%s\t%.2f\t%s\n", v.Domain, v.Verdict, v.Score, v.Evidence)
 	}
 	if t.rows++; t.rows%5000 == 0 {
 		return t.tw.Flush()
@@ -110,7 +118,7 @@ func printVerdicts(w io.Writer, vs []classify.Verdict) error {
 	counts := map[string]int{}
 	for _, listed := range []bool{true, false} {
 		for _, v := range vs {
-			if classify.Listed(v.Verdict) == listed {
+			if classify.IsFlux(v.Verdict) == listed {
 				counts[v.Verdict]++
 				t.row(v)
 			}
@@ -239,14 +247,9 @@ func cmdShow(ctx context.Context, args []string, std *stdio) error {
 	}
 	w := bufio.NewWriter(std.out)
 	defer w.Flush()
-	var verdict *classify.Verdict
-	if b, err := store.Verdict(domain); err != nil {
+	verdict, err := classify.Load(store, domain)
+	if err != nil {
 		return err
-	} else if b != nil {
-		verdict = new(classify.Verdict)
-		if err := json.Unmarshal(b, verdict); err != nil {
-			return fmt.Errorf("verdict of %s: %w", domain, err)
-		}
 	}
 	if *asJSON || *probes {
 		return results.WriteHistory(w, store, domain, from, verdict, *asJSON)

@@ -377,7 +377,7 @@ func (d *daemon) startJobs(ctx context.Context) (*scheduledJobs, error) {
 			d.log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
 				"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
 				"listed", counts[classify.CountListed], "newly_listed", counts[classify.CountAdded],
-				"expired", counts[classify.CountExpired], "delisted", counts[classify.CountRemoved])
+				"expired", counts[classify.CountExpired], "cleared", counts[classify.CountCleared], "delisted", counts[classify.CountRemoved])
 			if err == nil {
 				d.metrics.Classified(counts)
 				d.status.classified(counts)

@@ -143,12 +143,12 @@ func score(vs []classify.Verdict) demoScore {
 			s.flux++
 		}
 		switch {
-		case classify.Listed(v.Verdict) && isFlux:
+		case v.Listed() && isFlux:
 			s.found++
 			if v.Verdict == v.Truth {
 				s.rightKind++
 			}
-		case classify.Listed(v.Verdict):
+		case v.Listed():
 			s.falseListings++
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"text/tabwriter"
@@ -29,14 +30,30 @@ const (
 )
 
 func cmdEval(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("eval", "eval [--seed N] [--json]", std)
+	s := newFlags("eval", "eval [--seed N | --seeds LIST] [--json]", std)
 	seed := s.fs.Int64("seed", 1, "world seed")
+	seedsFlag := s.fs.String("seeds", "", "evaluate a world per seed of this `list` (1-50, 1-5,8,1001-1050) and sum them up")
+	parallel := s.fs.Int("parallel", runtime.GOMAXPROCS(0), "with --seeds: how many worlds run at once")
 	asJSON := s.fs.Bool("json", false, "print the figures as one JSON object")
 	duration := s.fs.Duration("duration", evalDuration, "simulated time to measure for")
 	verbose := s.fs.Bool("verbose", false, "also print every domain's final verdict")
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
+	}
+	if *seedsFlag != "" {
+		seeds, err := parseSeeds(*seedsFlag)
+		if err != nil {
+			return fmt.Errorf("%w: --seeds: %v", errUsage, err)
+		}
+		if *parallel < 1 {
+			return fmt.Errorf("%w: --parallel %d: want at least 1", errUsage, *parallel)
+		}
+		res, err := evalSeeds(ctx, cfg, seeds, *duration, *parallel, logger(cfg, std))
+		if err != nil {
+			return err
+		}
+		return printSeeds(std.out, res, *asJSON)
 	}
 	res, verdicts, err := evaluate(ctx, cfg, *seed, *duration, logger(cfg, std))
 	if err != nil {
@@ -67,6 +84,10 @@ type evalResult struct {
 	Rounds        int                       `json:"rounds"`
 	SimSeconds    float64                   `json:"simulated_seconds"`
 	Wrong         []string                  `json:"wrong,omitempty"`
+	// Misses are the flux domains not listed, FalseListed the other
+	// domains listed, each with its class and evidence.
+	Misses      []string `json:"misses,omitempty"`
+	FalseListed []string `json:"false_listed,omitempty"`
 }
 
 type prFigures struct {
@@ -81,6 +102,7 @@ type classFigures struct {
 	MedianDelaySeconds float64 `json:"median_delay_seconds"`
 	// MedianDelayTTLs is the delay in TTL periods of each domain.
 	MedianDelayTTLs float64 `json:"median_delay_ttls"`
+	detected        int     // domains whose delay the medians are of
 }
 
 // truthClass maps the world's classes to the verdict a perfect classifier
@@ -242,11 +264,12 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 		}
 		r.Confusion[truth][v.Verdict]++
 		predicted[v.Verdict]++
+		line := fmt.Sprintf("%s (%s %s) → %s: %s", v.Domain, d.Class, d.Kind, v.Verdict, v.Evidence)
 		if v.Verdict != truth {
-			r.Wrong = append(r.Wrong, fmt.Sprintf("%s (%s %s) → %s: %s", v.Domain, d.Class, d.Kind, v.Verdict, v.Evidence))
+			r.Wrong = append(r.Wrong, line)
 		}
 		isFlux := truth == classify.SingleFlux || truth == classify.DoubleFlux
-		listed := classify.Listed(v.Verdict)
+		listed := v.Listed()
 		switch {
 		case isFlux:
 			fluxTruth++
@@ -257,9 +280,11 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 				}
 			} else {
 				r.Missed++
+				r.Misses = append(r.Misses, line)
 			}
 		case listed:
 			r.FalseListings++
+			r.FalseListed = append(r.FalseListed, line)
 		}
 		if listed {
 			fluxListed++
@@ -289,10 +314,13 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 		cf := &classFigures{Count: n, prFigures: prFigures{Precision: ratio(tp, predicted[class]), Recall: ratio(tp, n)}}
 		if pc := perClass[class]; pc != nil {
 			cf.MedianDelayRounds, cf.MedianDelaySeconds, cf.MedianDelayTTLs = median(pc.rounds), round3(median(pc.seconds)), round3(median(pc.ttls))
+			cf.detected = len(pc.seconds)
 		}
 		r.Classes[class] = cf
 	}
 	sort.Strings(r.Wrong)
+	sort.Strings(r.Misses)
+	sort.Strings(r.FalseListed)
 }
 
 // ratio is a/b, or 1 when b is 0 (nothing to get wrong).

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +53,112 @@ func TestEvalMeetsTheTargets(t *testing.T) {
 	if *r.Flux.Precision < 0.999 || *r.Flux.Recall < 0.99 || *r.KindAccuracy < 0.99 || *r.FalseListings != 0 {
 		t.Errorf("flux precision %v recall %v kind %v false listings %d; wrong: %v",
 			*r.Flux.Precision, *r.Flux.Recall, *r.KindAccuracy, *r.FalseListings, r.Wrong)
+	}
+}
+
+func TestParseSeeds(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []int64
+		err  string
+	}{
+		{"1-5", []int64{1, 2, 3, 4, 5}, ""},
+		{"7", []int64{7}, ""},
+		{"1-3,8, 2-4", []int64{1, 2, 3, 8, 4}, ""},
+		{"5-1", nil, `seed range "5-1": ends before it starts`},
+		{"a", nil, `seed "a": not a number`},
+		{"1-b", nil, `seed range "1-b": "b" is not a number`},
+		{"1-20000", nil, `seed range "1-20000": more than 10000 seeds`},
+		{"", nil, `seed "": not a number`},
+	} {
+		got, err := parseSeeds(tt.in)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("parseSeeds(%q): %v, want error %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("parseSeeds(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	if s := seedList([]int64{1, 2, 3, 8, 1001, 1002}); s != "1-3,8,1001-1002" {
+		t.Errorf("seedList: %s", s)
+	}
+}
+
+// The worlds are summed up per class as worst, median and mean, the
+// misses and false listings kept with their seeds.
+func TestSumUpWorlds(t *testing.T) {
+	world := func(recall, delay float64, missed ...string) *evalResult {
+		r := &evalResult{Classes: map[string]*classFigures{}, Flux: prFigures{Precision: 1, Recall: recall}, KindAccuracy: 1,
+			Missed: len(missed), Misses: missed}
+		for _, c := range []string{"single-flux", "double-flux", "benign"} {
+			r.Classes[c] = &classFigures{Count: 4, prFigures: prFigures{Precision: 1, Recall: recall}, MedianDelaySeconds: delay, detected: 4}
+		}
+		return r
+	}
+	r := sumUp([]int64{1, 2, 3}, []*evalResult{world(1, 10), world(0.75, 30, "x.test (single-flux narrow-flux) → benign: few"), world(1, 20)})
+	sf := r.Classes["single-flux"]
+	if sf.Domains != 12 || sf.Recall != (stat{Worst: 0.75, Median: 1, Mean: 0.917, Worlds: 3}) ||
+		sf.DelaySeconds != (stat{Worst: 30, Median: 20, Mean: 20, Worlds: 3}) || sf.Precision.Worst != 1 {
+		t.Fatalf("single-flux: %+v", sf)
+	}
+	if r.Missed != 1 || len(r.Misses) != 1 || r.Misses[0].Seed != 2 || r.Flux.Recall.Worst != 0.75 || r.FalseListed == nil {
+		t.Fatalf("misses: %+v; flux %+v", r.Misses, r.Flux)
+	}
+	var out strings.Builder
+	r.print(&out)
+	if !strings.Contains(out.String(), "miss: seed 2: x.test (single-flux narrow-flux) → benign: few") ||
+		!strings.Contains(out.String(), "0.750 / 1.000 / 0.917") {
+		t.Fatalf("printed:\n%s", out.String())
+	}
+}
+
+// eval --seeds runs a world per seed, two at once, and its JSON has the
+// figures of every class and world.
+func TestEvalSeeds(t *testing.T) {
+	stdout, stderr, err := fw(t, "", "eval", "--seeds", "3-4", "--parallel", "2", "--json", "--duration", "3m", "--log-level", "warn")
+	if err != nil {
+		t.Fatalf("eval --seeds: %v\n%s", err, stderr)
+	}
+	var r struct {
+		Seeds   []int64 `json:"seeds"`
+		Worlds  int     `json:"worlds"`
+		Classes map[string]struct {
+			Domains      int            `json:"domains"`
+			Precision    map[string]any `json:"precision"`
+			Recall       map[string]any `json:"recall"`
+			DelaySeconds map[string]any `json:"delay_seconds"`
+		} `json:"classes"`
+		Flux struct {
+			Precision, Recall map[string]any
+		} `json:"flux"`
+		FalseListed []struct {
+			Seed int64  `json:"seed"`
+			Line string `json:"line"`
+		} `json:"false_listed"`
+		Misses  []any `json:"misses"`
+		Results []struct {
+			Seed int64 `json:"seed"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if !slices.Equal(r.Seeds, []int64{3, 4}) || r.Worlds != 2 || len(r.Results) != 2 || r.Results[0].Seed != 3 || r.Results[1].Seed != 4 ||
+		r.FalseListed == nil || r.Misses == nil {
+		t.Fatalf("eval --seeds: %s", stdout)
+	}
+	for _, class := range []string{"single-flux", "double-flux", "benign"} {
+		c := r.Classes[class]
+		for _, s := range []map[string]any{c.Precision, c.Recall} {
+			if _, ok := s["worst"]; !ok || s["median"] == nil || s["mean"] == nil || c.Domains == 0 {
+				t.Fatalf("class %s: %+v", class, c)
+			}
+		}
+	}
+	if _, _, err := fw(t, "", "eval", "--seeds", "9-1"); err == nil || !strings.Contains(err.Error(), "ends before it starts") {
+		t.Fatalf("eval --seeds 9-1: %v", err)
 	}
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // storeVerdicts writes verdicts to a new database the way classify does:
-// the full record, and for a listed domain the short one (the verdict
-// without its features), and returns the database's path.
+// a flux verdict is listed (its Listing set), its record stored in full and
+// in the listed index, and returns the database's path.
 func storeVerdicts(t *testing.T, vs []classify.Verdict) string {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "fw.db")
@@ -26,12 +26,14 @@ func storeVerdicts(t *testing.T, vs []classify.Verdict) string {
 	}
 	var records []storage.VerdictRecord
 	for _, v := range vs {
+		listed := classify.IsFlux(v.Verdict)
+		if listed {
+			v.Listing = &classify.Listing{FirstListed: v.ClassifiedAt, LastConfirmed: v.ClassifiedAt, ExpiresAt: v.ClassifiedAt.Add(classify.DefaultExpiry)}
+		}
 		full, _ := json.Marshal(v)
 		r := storage.VerdictRecord{Domain: v.Domain, Full: full}
-		if classify.Listed(v.Verdict) {
-			short := v
-			short.Features = classify.Features{}
-			r.Listed, _ = json.Marshal(short)
+		if listed {
+			r.Listed = full
 		}
 		records = append(records, r)
 	}

@@ -38,7 +38,9 @@ func listDomains(t *testing.T, db string, prefix string, n int) {
 	var names []string
 	var recs []storage.VerdictRecord
 	for i := range n {
-		v := classify.Verdict{Domain: fmt.Sprintf("%s-%d.test", prefix, i), Verdict: classify.SingleFlux, Confidence: 0.9, ClassifiedAt: time.Now().UTC()}
+		now := time.Now().UTC()
+		v := classify.Verdict{Domain: fmt.Sprintf("%s-%d.test", prefix, i), Verdict: classify.SingleFlux, Confidence: 0.9, ClassifiedAt: now,
+			Listing: &classify.Listing{FirstListed: now, LastConfirmed: now, ExpiresAt: now.Add(classify.DefaultExpiry)}}
 		b, _ := json.Marshal(v)
 		names = append(names, v.Domain)
 		recs = append(recs, storage.VerdictRecord{Domain: v.Domain, Full: b, Listed: b})

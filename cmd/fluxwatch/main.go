@@ -30,7 +30,7 @@ Commands:
   export-observations [--out FILE]    write the stored observations as jsonl (for import elsewhere),
                                       or --format parquet --out DIR for Spark, DuckDB, ClickHouse
   crawl [--rounds N --interval D]     measure every domain through every vantage
-  classify [--json]                   classify the measured domains
+  classify [--json] [--dry-run]       classify the measured domains
   export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
                                       adblock, stix, misp, jsonl, csv) or the flux agents' addresses
                                       (ips, nftables, ipset, suricata)
@@ -44,7 +44,8 @@ Commands:
   db check | db compact               verify the database, or rewrite it without free space
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
-  eval [--seed N] [--json]            score the classifier against the simulated world's truth
+  eval [--seed N | --seeds 1-50] [--json]
+                                      score the classifier against the simulated worlds' truth
   version                             print the version
 
 Every command takes --config FILE (YAML) and --db PATH (default ./fluxwatch.db

@@ -91,7 +91,7 @@ func TestDemoMatchesTheWorldsTruth(t *testing.T) {
 				t.Errorf("%s is %s but classified %s: %s", v.Domain, v.Truth, v.Verdict, v.Evidence)
 			}
 		case simnet.ClassBenign, simnet.ClassBroken:
-			if classify.Listed(v.Verdict) {
+			if classify.IsFlux(v.Verdict) {
 				t.Errorf("%s is %s but listed as %s: %s", v.Domain, v.Truth, v.Verdict, v.Evidence)
 			}
 		default:
@@ -216,7 +216,7 @@ func TestCrawlRecordsRotatingAnswers(t *testing.T) {
 		case args[1] == "jsonl":
 			var v classify.Verdict
 			json.Unmarshal([]byte(lines[0]), &v)
-			if !classify.Listed(v.Verdict) || v.Features.Addresses == 0 {
+			if !classify.IsFlux(v.Verdict) || v.Features.Addresses == 0 {
 				t.Errorf("jsonl of listed domains: %s", lines[0])
 			}
 		case args[1] == "rpz":
