@@ -85,10 +85,12 @@ type Rules struct {
 	MaxTopShare               float64
 	// Narrow flux (a few large networks): at least NarrowMinNetworks
 	// networks, NarrowMinAddresses addresses over NarrowMinPrefixes16 /16s,
-	// prefix diversity of NarrowMinDiversity, and at least
-	// NarrowMin24PerAddress /24s per address (CDN edges sit in few /24s).
-	NarrowMinNetworks, NarrowMinAddresses, NarrowMinPrefixes16 int
-	NarrowMinDiversity, NarrowMin24PerAddress                  float64
+	// prefix diversity of NarrowMinDiversity over the window or of
+	// NarrowMinAnswerDiversity within one answer (FluxBuster's 0.5, applied
+	// to the sets it was meant for), and at least NarrowMin24PerAddress
+	// /24s per address (CDN edges sit in few /24s).
+	NarrowMinNetworks, NarrowMinAddresses, NarrowMinPrefixes16          int
+	NarrowMinDiversity, NarrowMinAnswerDiversity, NarrowMin24PerAddress float64
 	// MaxTTL: flux needs answers this short-lived (seconds).
 	MaxTTL uint32
 	// Double flux: the name servers' addresses rotate (at least
@@ -100,20 +102,21 @@ type Rules struct {
 
 // DefaultRules are the thresholds fluxwatch ships with.
 var DefaultRules = Rules{
-	MinRounds:             2,
-	MinAddresses:          8,
-	MinNetworks:           4,
-	MaxTopShare:           0.5,
-	NarrowMinNetworks:     3,
-	NarrowMinAddresses:    12,
-	NarrowMinPrefixes16:   6,
-	NarrowMinDiversity:    0.45,
-	NarrowMin24PerAddress: 0.5,
-	MaxTTL:                1800,
-	NSMinAddresses:        4,
-	NSMinNetworks:         3,
-	NSMinNames:            4,
-	NSMaxTTL:              3600,
+	MinRounds:                2,
+	MinAddresses:             8,
+	MinNetworks:              4,
+	MaxTopShare:              0.5,
+	NarrowMinNetworks:        3,
+	NarrowMinAddresses:       12,
+	NarrowMinPrefixes16:      6,
+	NarrowMinDiversity:       0.45,
+	NarrowMinAnswerDiversity: 0.5,
+	NarrowMin24PerAddress:    0.5,
+	MaxTTL:                   1800,
+	NSMinAddresses:           4,
+	NSMinNetworks:            3,
+	NSMinNames:               4,
+	NSMaxTTL:                 3600,
 }
 
 // Classifier turns histories into verdicts. The zero value uses
@@ -252,7 +255,8 @@ func fluxA(f Features, r *Rules) string {
 		return "wide flux:"
 	}
 	if f.Networks >= r.NarrowMinNetworks && f.Addresses >= r.NarrowMinAddresses && f.Prefixes16 >= r.NarrowMinPrefixes16 &&
-		f.Diversity >= r.NarrowMinDiversity && float64(f.Prefixes24) >= r.NarrowMin24PerAddress*float64(f.Addresses) {
+		(f.Diversity >= r.NarrowMinDiversity || f.AnswerDiversity >= r.NarrowMinAnswerDiversity) &&
+		float64(f.Prefixes24) >= r.NarrowMin24PerAddress*float64(f.Addresses) {
 		return "narrow flux:"
 	}
 	return ""
@@ -280,8 +284,8 @@ func addrEvidence(f Features) string {
 	if f.Countries > 0 {
 		s += fmt.Sprintf(", %d countries", f.Countries)
 	}
-	s += fmt.Sprintf(", %d /16s (diversity %.2f) over %d rounds, %s via %d vantages, TTL %ds, set changed %d times",
-		f.Prefixes16, f.Diversity, f.Rounds, f.LastSeen.Sub(f.FirstSeen).Round(time.Second), f.Vantages, f.MinTTL, f.SetChanges)
+	s += fmt.Sprintf(", %d /16s (diversity %.2f, %.2f per answer) over %d rounds, %s via %d vantages, TTL %ds, set changed %d times",
+		f.Prefixes16, f.Diversity, f.AnswerDiversity, f.Rounds, f.LastSeen.Sub(f.FirstSeen).Round(time.Second), f.Vantages, f.MinTTL, f.SetChanges)
 	if len(f.TopNetworks) > 0 {
 		s += "; top " + strings.Join(f.TopNetworks, ", ")
 	}

@@ -38,8 +38,13 @@ type Features struct {
 	TopNetworkShare float64 `json:"top_network_share"`
 	// Diversity is FluxBuster's: the entropy of the /16 (v4) and /48 (v6)
 	// prefixes divided by log2 of the number of addresses.
-	Diversity      float64 `json:"diversity"`
-	ASNsPerAddress float64 `json:"asns_per_address"`
+	Diversity float64 `json:"diversity"`
+	// AnswerDiversity is the same measure over one answer at a time: the
+	// median over the answers with at least 3 addresses. FluxBuster's
+	// measure over a whole window falls as a domain piles up addresses
+	// in a few large networks (their /16s run out); one answer's does not.
+	AnswerDiversity float64 `json:"answer_diversity"`
+	ASNsPerAddress  float64 `json:"asns_per_address"`
 	// Growth is the number of never-seen addresses per round after the first.
 	Growth float64 `json:"growth"`
 
@@ -126,6 +131,7 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	var vantages []string
 	deleg := delegations{}
 	newPerRound := []int{}
+	var answerDiversity []float64
 	for _, p := range probes {
 		if f.FirstSeen.IsZero() || p.Start.Before(f.FirstSeen) {
 			f.FirstSeen = p.Start
@@ -180,6 +186,17 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 			vantages = append(vantages, p.Vantage)
 		}
 		byVantage[p.Vantage] = append(byVantage[p.Vantage], s)
+		if len(s.addrs) >= 3 {
+			one := map[netip.Addr]bool{}
+			for _, a := range s.addrs {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					one[ip] = true
+				}
+			}
+			if len(one) >= 3 {
+				answerDiversity = append(answerDiversity, diversity(one))
+			}
+		}
 	}
 	f.Vantages = len(vantages)
 	f.Addresses = len(addrs)
@@ -188,6 +205,10 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	f.NSAddresses = len(nsAddrs) - deleg.glueOnly
 	f.Prefixes24, f.Prefixes16, f.Prefixes48 = prefixes(addrs)
 	f.Diversity = diversity(addrs)
+	if len(answerDiversity) > 0 {
+		slices.Sort(answerDiversity)
+		f.AnswerDiversity = answerDiversity[len(answerDiversity)/2]
+	}
 	net := networks(addrs, meta)
 	f.ASNs, f.Countries, f.Networks, f.TopNetworkShare, f.TopNetworks = net.asns, net.countries, net.count, net.topShare, net.top
 	nsNet := networks(nsAddrs, meta)

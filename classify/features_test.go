@@ -109,6 +109,7 @@ func TestFeatureValues(t *testing.T) {
 	check("Networks", f.Networks, want.Networks)
 	check("TopNetworkShare", f.TopNetworkShare, want.TopNetworkShare)
 	check("Diversity", f.Diversity, want.Diversity)
+	check("AnswerDiversity", f.AnswerDiversity, 0.0) // no answer had 3 addresses
 	check("ASNsPerAddress", f.ASNsPerAddress, want.ASNsPerAddress)
 	check("Growth", f.Growth, want.Growth)
 	check("MinTTL", f.MinTTL, want.MinTTL)

@@ -39,6 +39,35 @@ func TestNarrowFluxIsFlux(t *testing.T) {
 	}
 }
 
+// Narrow flux watched for long: hundreds of addresses pile up in the 12
+// /16s of three ASNs, so the /16 entropy over the whole window, divided by
+// log2 of the addresses, falls below FluxBuster's threshold; each answer
+// still spreads over as many /16s as it has addresses. A CDN in the same
+// three networks, whose every answer sits in one /16, stays benign.
+func TestNarrowFluxWatchedForLongIsFlux(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	tab := "10.0.0.0\t10.3.255.255\t64600\tDE\tISP-A\n10.4.0.0\t10.7.255.255\t64601\tFR\tISP-B\n10.8.0.0\t10.11.255.255\t64602\tIT\tISP-C\n"
+	meta := loadMeta(t, tab)
+	w := world{rounds: 40, vantages: 4, ttl: 60, addrs: func(int, int) []string { return spread(rng, 12, 6) }}
+	v := classifyWorld(t, w, meta)
+	if v.Verdict != SingleFlux || v.Features.Diversity >= DefaultRules.NarrowMinDiversity ||
+		v.Features.AnswerDiversity < DefaultRules.NarrowMinAnswerDiversity {
+		t.Fatalf("%s: %s (diversity %.2f over the window, %.2f per answer)", v.Verdict, v.Evidence, v.Features.Diversity, v.Features.AnswerDiversity)
+	}
+	// Each answer from one /16 (a CDN's regional edges), many /24s: benign.
+	w.addrs = func(r, vt int) []string {
+		net := (r + vt) % 12
+		var out []string
+		for range 6 {
+			out = append(out, fmt.Sprintf("10.%d.%d.%d", net, rng.IntN(256), 1+rng.IntN(254)))
+		}
+		return out
+	}
+	if v := classifyWorld(t, w, meta); v.Verdict != Benign || v.Features.AnswerDiversity != 0 {
+		t.Fatalf("answers each in one /16: %s (answer diversity %.2f): %s", v.Verdict, v.Features.AnswerDiversity, v.Evidence)
+	}
+}
+
 func TestCNAMEIntoCDNIsNeverFlux(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	probes := world{rounds: 4, vantages: 4, ttl: 20, addrs: func(int, int) []string { return spread(rng, 30, 6) }}.probes("x.test")
