@@ -126,6 +126,10 @@ type Classifier struct {
 	Meta  *ipmeta.DB
 	// Allow lists names that are never listed, whatever their features.
 	Allow *Allowlist
+	// ListWithoutIPTables lets a flux verdict judged without an IP-to-ASN
+	// table be listed. By default it is not: networks are then only
+	// prefixes, and a CDN's addresses in a handful of /16s pass for flux.
+	ListWithoutIPTables bool
 	// CDNSuffixes are zones of content delivery networks: a domain whose
 	// CNAME chain ends inside one is not flux (see DefaultCDNSuffixes).
 	CDNSuffixes []string

@@ -104,6 +104,13 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, windo
 				}
 				counts[CountRemoved]++
 			}
+		case IsFlux(v.Verdict) && !v.Features.ASNTable && !c.ListWithoutIPTables:
+			// Judged by prefixes alone: kept as a verdict, not listed.
+			v.Evidence += "; not listed: judged without an IP-to-ASN table (run fluxwatch ipdb update, or set list_without_ip_tables)"
+			if prev != nil && prev.Listing != nil && now.Before(prev.Listing.ExpiresAt) {
+				v.Listing = prev.Listing
+				short = prev
+			}
 		case IsFlux(v.Verdict) && evidence(v, now).Add(expiry).After(now):
 			// The listing lasts from the evidence: the last probe judged,
 			// which for imported measurements may lie long before now.

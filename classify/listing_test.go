@@ -234,10 +234,19 @@ func TestListingClearedByBenignVerdict(t *testing.T) {
 	}
 	now := t0.Add(30 * time.Minute)
 
+	// Without tables nothing is listed, unless the operator asks for it;
+	// then the CDN is listed with the flux.
 	store := open()
 	run(store, Classifier{}, now)
+	if got := listed(store); len(got) != 0 {
+		t.Fatalf("listed without IP tables: %v; want nothing", got)
+	}
+	if v, _ := Load(store, "cdn.test"); v == nil || !IsFlux(v.Verdict) || !strings.Contains(v.Evidence, "not listed: judged without an IP-to-ASN table") {
+		t.Fatalf("the verdict without tables does not say why it is not listed: %+v", v)
+	}
+	run(store, Classifier{ListWithoutIPTables: true}, now)
 	if got := listed(store); !slices.Equal(got, []string{"cdn.test", "flux.test"}) {
-		t.Fatalf("listed without IP tables: %v; want the CDN too", got)
+		t.Fatalf("listed without IP tables, list_without_ip_tables set: %v; want the CDN too", got)
 	}
 	// A dry run with the tables passes its verdicts on, stores nothing.
 	dry := map[string]string{}

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -55,16 +57,26 @@ type Config struct {
 	Retention       time.Duration      `yaml:"retention"`
 	ASNDB           []string           `yaml:"asn_db"`
 	CountryDB       []string           `yaml:"country_db"`
-	Allowlist       []string           `yaml:"allowlist"`
-	CDNSuffixes     string             `yaml:"cdn_suffixes"`
-	Delegation      bool               `yaml:"delegation"`
-	ParentPort      int                `yaml:"parent_port"`
-	Cymru           bool               `yaml:"cymru"`
-	CymruQPS        float64            `yaml:"cymru_qps"`
-	RPZZone         string             `yaml:"rpz_zone"`
-	LogLevel        string             `yaml:"log_level"`
-	LogFormat       string             `yaml:"log_format"`
-	Daemon          Daemon             `yaml:"daemon"`
+	// IPDBDir holds the tables `fluxwatch ipdb update` keeps, used when
+	// neither asn_db nor country_db is set; "" is "ipdb" beside the
+	// database. IPDBSource is where the update fetches them from ("":
+	// ipmeta.DefaultSource).
+	IPDBDir    string `yaml:"ipdb_dir"`
+	IPDBSource string `yaml:"ipdb_source"`
+	// ListWithoutIPTables lets flux verdicts judged without an IP-to-ASN
+	// table be listed (by default they are not: networks are then only
+	// prefixes, and CDNs look like flux).
+	ListWithoutIPTables bool     `yaml:"list_without_ip_tables"`
+	Allowlist           []string `yaml:"allowlist"`
+	CDNSuffixes         string   `yaml:"cdn_suffixes"`
+	Delegation          bool     `yaml:"delegation"`
+	ParentPort          int      `yaml:"parent_port"`
+	Cymru               bool     `yaml:"cymru"`
+	CymruQPS            float64  `yaml:"cymru_qps"`
+	RPZZone             string   `yaml:"rpz_zone"`
+	LogLevel            string   `yaml:"log_level"`
+	LogFormat           string   `yaml:"log_format"`
+	Daemon              Daemon   `yaml:"daemon"`
 
 	// lines maps dotted keys to the line they were set on, for errors.
 	lines map[string]int
@@ -95,6 +107,14 @@ type Export struct {
 	Format string `yaml:"format"`
 	Out    string `yaml:"out"`
 	All    bool   `yaml:"all"`
+}
+
+// IPDBPath is the directory of the IP tables `ipdb update` keeps.
+func (c *Config) IPDBPath() string {
+	if c.IPDBDir != "" {
+		return c.IPDBDir
+	}
+	return filepath.Join(filepath.Dir(c.DB), "ipdb")
 }
 
 // Default returns the built-in settings.
@@ -340,6 +360,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ParentPort < 1 || c.ParentPort > 65535 {
 		bad("parent_port", "%d is not a port number", c.ParentPort)
+	}
+	if c.IPDBSource != "" {
+		if u, err := url.Parse(c.IPDBSource); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("ipdb_source", "%q is not an http or https URL", c.IPDBSource)
+		}
 	}
 	if c.CymruQPS <= 0 {
 		bad("cymru_qps", "must be positive")

@@ -23,6 +23,7 @@ func daemonConfig(t *testing.T, path, db, dir string, vantages []string, extra s
 resolvers: [%s]
 qps: 0
 delegation: false
+list_without_ip_tables: true
 min_interval: 1s
 max_interval: 2s
 log_level: info

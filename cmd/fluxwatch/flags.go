@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -114,6 +115,7 @@ func (s *settings) classifyFlags() {
 		fs.Var(&listFlag{p: &c.Allowlist}, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
 		fs.StringVar(&c.CDNSuffixes, "cdn-suffixes", c.CDNSuffixes, "`file` of CDN zones replacing the built-in list")
 		fs.BoolVar(&c.Cymru, "cymru", c.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
+		fs.BoolVar(&c.ListWithoutIPTables, "list-without-ip-tables", c.ListWithoutIPTables, "list flux judged without an IP-to-ASN table (by default it is not listed)")
 		fs.DurationVar(&c.Window, "window", c.Window, "classify over the measurements of this last period")
 		fs.DurationVar(&c.ExpireAfter, "expire-after", c.ExpireAfter, "a listing lasts this long after the last flux verdict")
 	})
@@ -187,6 +189,13 @@ func openStore(cfg *config.Config) (*storage.Store, error) {
 // win where they overlap).
 func loadIPMeta(cfg *config.Config) (*ipmeta.DB, error) {
 	db := &ipmeta.DB{}
+	if len(cfg.ASNDB) == 0 && len(cfg.CountryDB) == 0 {
+		// The tables `ipdb update` keeps, if there are any.
+		if _, err := db.LoadDir(cfg.IPDBPath()); err != nil && !errors.Is(err, ipmeta.ErrNoTables) {
+			return nil, err
+		}
+		return db, nil
+	}
 	for _, f := range cfg.ASNDB {
 		if err := db.Open(f, ipmeta.ASN); err != nil {
 			return nil, fmt.Errorf("loading ASN table: %w", err)
@@ -206,7 +215,8 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes, Expiry: cfg.ExpireAfter}
+	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes, Expiry: cfg.ExpireAfter,
+		ListWithoutIPTables: cfg.ListWithoutIPTables}
 	if len(cfg.Allowlist) > 0 {
 		if c.Allow, err = classify.LoadAllowlist(cfg.Allowlist...); err != nil {
 			return nil, err

@@ -3,14 +3,20 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -124,7 +130,7 @@ func TestClassifyWithTablesClearsWhatItListedWithout(t *testing.T) {
 	}
 	// The window ends at each domain's last probe: every run judges the
 	// same measurements.
-	if _, stderr, err := fw(t, "", "classify", "--db", db); err != nil {
+	if _, stderr, err := fw(t, "", "classify", "--db", db, "--list-without-ip-tables"); err != nil {
 		t.Fatalf("classify: %v\n%s", err, stderr)
 	}
 	without := listed(db)
@@ -193,4 +199,60 @@ func TestClassifyWithTablesClearsWhatItListedWithout(t *testing.T) {
 		t.Fatalf("classify without tables listed %v, no more than with them: the test shows nothing", without)
 	}
 	t.Logf("cleared by the table: %v", cleared)
+}
+
+// `ipdb update` fetches the tables from a local server into the directory
+// beside the database; the loader classify, show and the daemon use then
+// finds them without --asn-db, and status says how old they are. A corrupt
+// download fails and leaves them in use.
+func TestIPDBUpdateFeedsClassify(t *testing.T) {
+	files := map[string]string{}
+	for _, name := range []string{"asn-ipv4.csv", "asn-ipv6.csv", "asn-country-ipv4.csv", "asn-country-ipv6.csv"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "ipmeta", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	var corrupt atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := files[filepath.Base(r.URL.Path)]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if corrupt.Load() && strings.HasSuffix(r.URL.Path, "asn-ipv6.csv") {
+			body = "this is not a table\n"
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fw.db")
+	if _, stderr, err := fw(t, "flux.test\n", "seeds", "add", "--db", db, "-"); err != nil {
+		t.Fatalf("seeds add: %v\n%s", err, stderr)
+	}
+	out, stderr, err := fw(t, "", "ipdb", "update", "--db", db, "--source", srv.URL)
+	if err != nil || !strings.Contains(out, "ipdb: tables from "+srv.URL+"/ in use in "+filepath.Join(dir, "ipdb")) {
+		t.Fatalf("ipdb update: %v\n%s%s", err, out, stderr)
+	}
+	out, _, err = fw(t, "", "status", "--db", db)
+	if err != nil || !strings.Contains(out, "ip tables: "+filepath.Join(dir, "ipdb")+", fetched ") {
+		t.Fatalf("status after ipdb update: %v\n%s", err, out)
+	}
+	corrupt.Store(true)
+	_, stderr, err = fw(t, "", "ipdb", "update", "--db", db, "--source", srv.URL)
+	if err == nil || !strings.Contains(err.Error()+stderr, "does not parse") || !strings.Contains(err.Error()+stderr, "are unchanged") {
+		t.Fatalf("corrupt ipdb update: %v\n%s", err, stderr)
+	}
+	// The tables in use still load: a lookup through classify's loader.
+	cfg := config.Default()
+	cfg.DB = db
+	meta, err := loadIPMeta(cfg)
+	if err != nil || !meta.HasASN() {
+		t.Fatalf("tables after a failed update: %v, has ASN %v", err, meta.HasASN())
+	}
+	if info, ok := meta.Lookup(netip.MustParseAddr("1.0.0.1")); !ok || info.ASN != 13335 {
+		t.Fatalf("1.0.0.1: %+v %v", info, ok)
+	}
 }

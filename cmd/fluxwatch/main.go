@@ -42,6 +42,7 @@ Commands:
   agent --nats URL --name NAME        measure for a coordinator over NATS, through this host's resolvers
   status                              the daemon's jobs (last and next run), verdict counts, vantages
   db check | db compact               verify the database, or rewrite it without free space
+  ipdb update [--dir DIR]             fetch the IP-to-ASN and country tables, check them, swap them in
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
   eval [--seed N | --seeds 1-50] [--json]
@@ -129,6 +130,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdSimnet(ctx, rest, std)
 	case "db":
 		return cmdDB(ctx, rest, std)
+	case "ipdb":
+		return cmdIPDB(ctx, rest, std)
 	case "eval":
 		return cmdEval(ctx, rest, std)
 	case "demo":

@@ -196,8 +196,18 @@ func TestCrawlRecordsRotatingAnswers(t *testing.T) {
 	}
 	store.Close()
 
-	// classify and export stream from the database.
-	if _, stderr, err := fw(t, "", "classify", "--db", db); err != nil {
+	// classify and export stream from the database. Without an IP table
+	// nothing would be listed: the world's is what a user would load.
+	asn := filepath.Join(t.TempDir(), "asn.tsv")
+	af, err := os.Create(asn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteASNTable(af); err != nil {
+		t.Fatal(err)
+	}
+	af.Close()
+	if _, stderr, err := fw(t, "", "classify", "--db", db, "--asn-db", asn); err != nil {
 		t.Fatalf("classify: %v\n%s", err, stderr)
 	}
 	dir := t.TempDir()

@@ -288,6 +288,7 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 		parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
 	}
 	fmt.Fprintf(std.out, "verdicts: %s; listed %d\n", strings.Join(parts, ", "), st.Listed)
+	fmt.Fprintln(std.out, ipTablesNote(cfg, time.Now()))
 	if c := st.Domains; c != nil {
 		fmt.Fprintf(std.out, "domains: %d measured, %d of them dark (no answer in %d or more measurements in a row: measured less often)\n",
 			c.Active, c.Dark, storage.DarkAfter)
