@@ -102,6 +102,15 @@ func generate(cfg Config) (*model, []Domain) {
 	for i := range cfg.NarrowFlux {
 		g.addNarrowFlux(i)
 	}
+	for i := range cfg.BigCDNs {
+		g.addBigCDN(i)
+	}
+	for i := range cfg.SharedHosting {
+		g.addSharedHosting(i)
+	}
+	for i := range cfg.LoadBalancers {
+		g.addLoadBalancer(i)
+	}
 	g.addDelegations()
 	g.addEmptyNonTerminals()
 	slices.SortFunc(g.domains, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })

@@ -7,8 +7,9 @@ import (
 )
 
 // The hard cases: benign names that look like flux on some feature (geo
-// DNS, public pools, hosting migrations) and flux that keeps some feature
-// low (slow flux, narrow flux). Each domain draws from its own stream,
+// DNS, public pools, hosting migrations, big CDNs without a CNAME, shared
+// hosting, load balancers) and flux that keeps some feature low (slow
+// flux, narrow flux). Each domain draws from its own stream,
 // tagged with its kind, and they are generated after every other kind.
 
 const (
@@ -143,4 +144,54 @@ func (g *generator) addNarrowFlux(i int) {
 func (g *generator) fluxApex(name string, a *addrSet, ns *nsSet) {
 	g.m.nodes[name] = &node{a: a, ns: ns, soa: true}
 	g.m.zones[name] = true
+}
+
+// addBigCDN adds big CDN i: a site answered straight from a large
+// provider's edges (no CNAME into a CDN zone), 300–600 addresses over the
+// 8–12 /16s of each of its 1–2 ASNs, a fresh 4–8 of them every TTL (20–60 s):
+// each answer spreads over several /16s, as flux does, but within one
+// provider.
+func (g *generator) addBigCDN(i int) {
+	r := g.rng(KindBigCDN, i)
+	org := g.brand(r) + " " + hostingSuffixes[r.IntN(len(hostingSuffixes))]
+	var systems []*autonomousSystem
+	for _, cc := range []string{"US", "NL"}[:1+r.IntN(2)] {
+		systems = append(systems, g.m.space.add(r, roleHosting, org, cc, 8+r.IntN(5)))
+	}
+	zone := g.siteName(r)
+	dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+	apex := g.zoneApex(zone, dnsp.hosts[:2], stableTTL)
+	set := &addrSet{pool: pool(r, 300+r.IntN(301), systems, false), ttl: uint32(20 + r.IntN(41)), mode: pickSubset, min: 4, max: 8}
+	apex.a = set
+	g.addDomain(zone, ClassBenign, KindBigCDN, set.ttl, set)
+}
+
+// addSharedHosting adds shared-hosting group i: three sites whose apexes
+// answer the same 1–2 addresses of one hosting network, TTL 3600.
+func (g *generator) addSharedHosting(i int) {
+	r := g.rng(KindSharedHosting, i)
+	as := g.hosting[r.IntN(len(g.hosting))]
+	addrs := pool(r, 1+r.IntN(2), []*autonomousSystem{as}, false)
+	dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+	for range 3 {
+		zone := g.siteName(r)
+		apex := g.zoneApex(zone, dnsp.hosts[:2], stableTTL)
+		set := &addrSet{pool: addrs, ttl: 3600}
+		apex.a = set
+		g.addDomain(zone, ClassBenign, KindSharedHosting, set.ttl, set)
+	}
+}
+
+// addLoadBalancer adds DNS load balancer i: a site whose 8–16 servers sit in
+// one hosting network, 2–4 of them in each answer, changing every TTL (30 s).
+func (g *generator) addLoadBalancer(i int) {
+	r := g.rng(KindLoadBalancer, i)
+	org := g.brand(r) + " " + hostingSuffixes[r.IntN(len(hostingSuffixes))]
+	as := g.m.space.add(r, roleHosting, org, "", 1+r.IntN(2))
+	zone := g.siteName(r)
+	dnsp := g.dnsProviders[r.IntN(len(g.dnsProviders))]
+	apex := g.zoneApex(zone, dnsp.hosts[:2], stableTTL)
+	set := &addrSet{pool: pool(r, 8+r.IntN(9), []*autonomousSystem{as}, false), ttl: 30, mode: pickSubset, min: 2, max: 4}
+	apex.a = set
+	g.addDomain(zone, ClassBenign, KindLoadBalancer, set.ttl, set)
 }

@@ -148,8 +148,9 @@ func TestDomainsAndTruth(t *testing.T) {
 			t.Errorf("%+v: allowlisted %v", d, d.Allowlisted)
 		}
 	}
-	// 6 flux-a + 2 slow + 2 narrow; 6 benign + 2 geo + 1 pool + 2 migrations.
-	if want := map[string]int{"single-flux": 10, "double-flux": 4, "benign": 11}; fmt.Sprint(classes) != fmt.Sprint(want) {
+	// 6 flux-a + 2 slow + 2 narrow; 6 benign + 2 geo + 1 pool + 2 migrations
+	// + 2 big CDNs + 3 on one shared host + 2 load balancers.
+	if want := map[string]int{"single-flux": 10, "double-flux": 4, "benign": 18}; fmt.Sprint(classes) != fmt.Sprint(want) {
 		t.Errorf("classes %v, want %v", classes, want)
 	}
 	if !slices.IsSortedFunc(ds, func(a, b simnet.Domain) int { return strings.Compare(a.Name, b.Name) }) {
@@ -199,6 +200,12 @@ func kindInRange(d simnet.Domain) bool {
 		return d.Class == simnet.ClassBenign && d.Addresses >= 250 && d.ASNs >= 30 && d.TTL == 150
 	case simnet.KindMigration:
 		return d.Class == simnet.ClassBenign && d.Addresses == 4 && d.ASNs == 2 && d.TTL == 300
+	case simnet.KindBigCDN:
+		return d.Class == simnet.ClassBenign && d.Addresses >= 300 && d.Addresses <= 600 && d.ASNs <= 2 && d.TTL >= 20 && d.TTL <= 60
+	case simnet.KindSharedHosting:
+		return d.Class == simnet.ClassBenign && d.Addresses <= 2 && d.ASNs == 1 && d.TTL == 3600
+	case simnet.KindLoadBalancer:
+		return d.Class == simnet.ClassBenign && d.Addresses >= 8 && d.Addresses <= 16 && d.ASNs == 1 && d.TTL == 30
 	case simnet.KindRoundRobin, simnet.KindStable:
 		return d.Class == simnet.ClassBenign && d.ASNs == 1
 	}
@@ -221,6 +228,6 @@ func ExampleStart() {
 	fmt.Println(w.Now().Before(simnet.DefaultStart.Add(time.Hour)))
 	// Output:
 	// 4 vantages
-	// map[benign:13 broken:3 double-flux:4 single-flux:10]
+	// map[benign:20 broken:3 double-flux:4 single-flux:10]
 	// true
 }

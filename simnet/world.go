@@ -42,6 +42,10 @@ const (
 	KindMigration  = "migration"   // 2 fixed addresses in one hosting ASN, from Start+10–15 min 2 in another; TTL 300
 	KindSlowFlux   = "slow-flux"   // single flux whose answer changes only every 4 TTLs (TTL 60–120)
 	KindNarrowFlux = "narrow-flux" // single flux confined to 3 residential ASNs with 9–18 /16s
+	// Hard negatives that spread like flux within one provider.
+	KindBigCDN        = "big-cdn"        // no CNAME: 300–600 edge addresses over 16–24 /16s of 1–2 ASNs, 4–8 per answer, TTL 20–60
+	KindSharedHosting = "shared-hosting" // three sites on the same 1–2 addresses of one hosting ASN
+	KindLoadBalancer  = "load-balancer"  // 8–16 addresses of one hosting ASN, 2–4 per answer, TTL 30
 )
 
 // Defaults of Config.
@@ -57,6 +61,9 @@ const (
 	DefaultMigrations = 2
 	DefaultSlowFlux   = 2
 	DefaultNarrowFlux = 2
+	DefaultBigCDNs    = 2
+	DefaultShared     = 1 // groups of three sites
+	DefaultBalancers  = 2
 
 	MaxSpeed = 1_000_000 // the highest Config.Speed: 11.6 simulated days per real second
 )
@@ -82,6 +89,10 @@ type Config struct {
 	// geo-DNS sites (benign), public pools (benign, allowlisted), hosting
 	// migrations (benign), slow flux and narrow flux (both single flux).
 	GeoDNS, Pools, Migrations, SlowFlux, NarrowFlux int
+	// Hard negatives, zero meaning the default and negative none: big CDNs
+	// without a CNAME, groups of three sites on one shared-hosting address,
+	// DNS load balancers within one provider (all benign).
+	BigCDNs, SharedHosting, LoadBalancers int
 
 	// FluxEndsAfter, if positive, stops every flux domain's flux that much
 	// simulated time after Start: from then on its addresses (and its flux
@@ -132,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.Migrations = count(c.Migrations, DefaultMigrations)
 	c.SlowFlux = count(c.SlowFlux, DefaultSlowFlux)
 	c.NarrowFlux = count(c.NarrowFlux, DefaultNarrowFlux)
+	c.BigCDNs = count(c.BigCDNs, DefaultBigCDNs)
+	c.SharedHosting = count(c.SharedHosting, DefaultShared)
+	c.LoadBalancers = count(c.LoadBalancers, DefaultBalancers)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

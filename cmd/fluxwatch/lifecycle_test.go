@@ -23,7 +23,8 @@ import (
 func TestDaemonListsThenExpires(t *testing.T) {
 	const speed = 240
 	w, err := simnet.Start(t.Context(), simnet.Config{Seed: 5, Speed: speed, SingleFlux: 1, DoubleFlux: -1, Benign: 1, Broken: -1,
-		GeoDNS: -1, Pools: -1, Migrations: -1, SlowFlux: -1, NarrowFlux: -1, FluxEndsAfter: 20 * time.Minute})
+		GeoDNS: -1, Pools: -1, Migrations: -1, SlowFlux: -1, NarrowFlux: -1,
+		BigCDNs: -1, SharedHosting: -1, LoadBalancers: -1, FluxEndsAfter: 20 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,8 @@ func htmlAttr(n *html.Node, key string) string {
 
 func TestReportIsSelfContained(t *testing.T) {
 	w, err := simnet.Start(t.Context(), simnet.Config{Seed: 6, Speed: 300, SingleFlux: 2, DoubleFlux: 1, Benign: 2, Broken: 1,
-		GeoDNS: -1, Pools: -1, Migrations: -1, SlowFlux: -1, NarrowFlux: -1})
+		GeoDNS: -1, Pools: -1, Migrations: -1, SlowFlux: -1, NarrowFlux: -1,
+		BigCDNs: -1, SharedHosting: -1, LoadBalancers: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
