@@ -150,7 +150,7 @@ func (s *Store) checkTables(tx *bolt.Tx, bad func(string, ...any) error) error {
 // ErrLocked; on any error the original is left as it was. It returns the
 // sizes before and after.
 func Compact(path string) (before, after int64, err error) {
-	src, err := Open(path)
+	src, err := OpenExisting(path)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -170,7 +170,7 @@ func Compact(path string) (before, after int64, err error) {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("compacting %s: %w", path, err)
 	}
-	if err := bolt.Compact(dst, src.db, 64<<20); err != nil {
+	if err := guard(path, func() error { return bolt.Compact(dst, src.db.DB, 64<<20) }); err != nil {
 		return fail(err)
 	}
 	if err := dst.Sync(); err != nil {

@@ -39,7 +39,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	log := logger(cfg, std)
 	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-	store, err := openStore(cfg)
+	store, err := createStore(cfg)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		if err != nil {
 			return err
 		}
-		store, err := openStore(cfg)
+		store, err := openReader(cfg)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 const usage = `fluxwatch: find fast-flux domains by measuring them.
@@ -81,6 +83,13 @@ func main() {
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(*storage.DamagedError)):
+		// One line that says which file and what to do, whatever the
+		// command was doing when it met the damage.
+		var de *storage.DamagedError
+		errors.As(err, &de)
+		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", de)
+		os.Exit(1)
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
 		os.Exit(2)
