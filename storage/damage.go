@@ -21,6 +21,9 @@ var ErrDamaged = errors.New("database is damaged")
 type DamagedError struct {
 	Path   string
 	Reason string
+	// Problems, from Check and CheckFile, are the problems found, one
+	// each (Reason joins them).
+	Problems []error
 }
 
 func (e *DamagedError) Error() string {

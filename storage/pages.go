@@ -1,12 +1,15 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"os"
+	"slices"
 )
 
 // This file reads bbolt's page format itself, with ReadAt on the file
@@ -99,6 +102,10 @@ func openBoltFile(path string) (*boltFile, error) {
 		return nil, err
 	}
 	bf := &boltFile{f: f, size: fi.Size()}
+	if err := bf.readMetas(path); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if err := bf.inspect(path); err != nil {
 		f.Close()
 		return nil, err
@@ -108,7 +115,8 @@ func openBoltFile(path string) (*boltFile, error) {
 
 func (bf *boltFile) Close() error { return bf.f.Close() }
 
-func (bf *boltFile) inspect(path string) error {
+// readMetas reads both meta pages and picks the one bbolt would use.
+func (bf *boltFile) readMetas(path string) error {
 	if bf.size == 0 {
 		return damaged(path, "empty file")
 	}
@@ -141,6 +149,11 @@ func (bf *boltFile) inspect(path string) error {
 		bf.meta = m0
 	}
 	bf.pageSize = int64(bf.meta.pageSize)
+	return nil
+}
+
+// inspect checks what can be checked without walking the tree.
+func (bf *boltFile) inspect(path string) error {
 	if need := int64(bf.meta.hwm) * bf.pageSize; bf.meta.hwm > 1<<40 || need > bf.size {
 		return damaged(path, "cut short: the file is %d bytes, its %d pages need %d", bf.size, bf.meta.hwm, need)
 	}
@@ -251,6 +264,8 @@ type pageWalk struct {
 	// inline bucket) and elements; a leaf element with bucketLeafFlag is
 	// a nested bucket.
 	leaf func(pgid uint64, p page) error
+	// visit, if set, is called with every page read.
+	visit func(pgid uint64, p page)
 }
 
 // walk visits the tree rooted at page id in key order, reading each
@@ -269,6 +284,9 @@ func (w *pageWalk) walk(id uint64, stack []uint64) error {
 	}
 	for i := uint64(1); i <= uint64(p.overflow); i++ {
 		w.seen[id+i] = true
+	}
+	if w.visit != nil {
+		w.visit(id, p)
 	}
 	if p.flags == leafPage {
 		if w.leaf != nil {
@@ -337,8 +355,8 @@ func (w *pageWalk) walkBucket(name string, v []byte) error {
 func (bf *boltFile) walkPages(max int) []error {
 	w := &pageWalk{bf: bf, seen: map[uint64]bool{}}
 	roots, _ := bf.bucketRoots(w)
-	for name, v := range roots {
-		w.walkBucket(name, v)
+	for _, name := range slices.Sorted(maps.Keys(roots)) {
+		w.walkBucket(name, roots[name])
 		if len(w.problems) >= max {
 			break
 		}
@@ -347,4 +365,55 @@ func (bf *boltFile) walkPages(max int) []error {
 		w.problems = w.problems[:max]
 	}
 	return w.problems
+}
+
+// FilePage is one page of a database file, as FilePages found it.
+type FilePage struct {
+	ID uint64
+	// Kind is meta, freelist, branch or leaf.
+	Kind string
+	// Bucket is the top-level bucket a branch or leaf page belongs to
+	// ("" for the root bucket's own pages).
+	Bucket string
+	// Keys are the keys on a leaf page, in order.
+	Keys [][]byte
+}
+
+// FilePages maps the pages of the database file at path: its meta pages,
+// its freelist page and every branch and leaf page with the bucket it
+// belongs to, read with ReadAt (see pages.go). It is for looking at a
+// file, and for tests that damage one page on purpose.
+func FilePages(path string) ([]FilePage, error) {
+	bf, err := openBoltFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer bf.Close()
+	out := []FilePage{{ID: 0, Kind: "meta"}, {ID: 1, Kind: "meta"}}
+	if bf.meta.freelist != noFreelist {
+		out = append(out, FilePage{ID: bf.meta.freelist, Kind: "freelist"})
+	}
+	bucket := ""
+	w := &pageWalk{bf: bf, seen: map[uint64]bool{}}
+	w.visit = func(id uint64, p page) {
+		fp := FilePage{ID: id, Kind: "branch", Bucket: bucket}
+		if p.flags == leafPage {
+			fp.Kind = "leaf"
+			for i := range p.count {
+				if k, _, _, _, err := p.element(i); err == nil {
+					fp.Keys = append(fp.Keys, bytes.Clone(k))
+				}
+			}
+		}
+		out = append(out, fp)
+	}
+	roots, _ := bf.bucketRoots(w)
+	for _, name := range slices.Sorted(maps.Keys(roots)) {
+		bucket = name
+		w.walkBucket(name, roots[name])
+	}
+	if len(w.problems) > 0 {
+		return out, problems(path, w.problems)
+	}
+	return out, nil
 }

@@ -44,6 +44,8 @@ Commands:
   agent --nats URL --name NAME        measure for a coordinator over NATS, through this host's resolvers
   status                              the daemon's jobs (last and next run), verdict counts, vantages
   db check | db compact               verify the database, or rewrite it without free space
+  db backup --out FILE                a consistent copy of the database, checked
+  db salvage --out NEW                copy what a damaged database still holds into a new one
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
   eval [--seed N] [--json]            score the classifier against the simulated world's truth
