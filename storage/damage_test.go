@@ -282,6 +282,15 @@ func TestSalvageRecoversEveryProbeOnUndamagedPages(t *testing.T) {
 	if _, err := Salvage(bad, out); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("salvage over an existing file: %v", err)
 	}
+	// Cut before any root: nothing to read, nothing written.
+	bad = writeDamaged(t, good, damage{do: func(b []byte) []byte { return b[:8192] }})
+	out = filepath.Join(t.TempDir(), "nothing.db")
+	if _, err := Salvage(bad, out); err == nil || !strings.Contains(err.Error(), "nothing could be read") {
+		t.Errorf("salvage of a file holding no root: %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("salvage of nothing wrote a file")
+	}
 }
 
 // A backup taken while a writer commits holds every probe committed

@@ -184,7 +184,7 @@ func (bf *boltFile) pageOf(id uint64, want uint16) (page, error) {
 	}
 	var h [pageHeaderSize]byte
 	if _, err := bf.f.ReadAt(h[:], int64(id)*bf.pageSize); err != nil {
-		return page{}, fmt.Errorf("page %d: %v", id, err)
+		return page{}, bf.readError(id, err)
 	}
 	le := binary.LittleEndian
 	p := page{id: le.Uint64(h[:]), flags: le.Uint16(h[8:]), count: int(le.Uint16(h[10:])), overflow: le.Uint32(h[12:])}
@@ -201,12 +201,27 @@ func (bf *boltFile) pageOf(id uint64, want uint16) (page, error) {
 	}
 	p.b = make([]byte, int64(p.overflow+1)*bf.pageSize)
 	if _, err := bf.f.ReadAt(p.b, int64(id)*bf.pageSize); err != nil {
-		return page{}, fmt.Errorf("page %d: %v", id, err)
+		return page{}, bf.readError(id, err)
 	}
 	if pageHeaderSize+p.count*elementSize > len(p.b) {
 		return page{}, fmt.Errorf("page %d: %d elements do not fit", id, p.count)
 	}
 	return p, nil
+}
+
+func (bf *boltFile) readError(id uint64, err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("page %d: lies beyond the end of the file (%d bytes)", id, bf.size)
+	}
+	return fmt.Errorf("page %d: %v", id, err)
+}
+
+// under says where a page was reached from, for a problem's message.
+func under(stack []uint64) string {
+	if len(stack) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (under page %v)", stack)
 }
 
 func pageKinds(flags uint16) string {
@@ -273,13 +288,13 @@ type pageWalk struct {
 // subtree skipped; the walk goes on with the rest.
 func (w *pageWalk) walk(id uint64, stack []uint64) error {
 	if w.seen[id] {
-		w.problems = append(w.problems, fmt.Errorf("page %d: referenced twice (from %v)", id, stack))
+		w.problems = append(w.problems, fmt.Errorf("page %d: referenced twice%s", id, under(stack)))
 		return nil
 	}
 	w.seen[id] = true
 	p, err := w.bf.pageOf(id, branchPage|leafPage)
 	if err != nil {
-		w.problems = append(w.problems, fmt.Errorf("%v (from %v)", err, stack))
+		w.problems = append(w.problems, fmt.Errorf("%v%s", err, under(stack)))
 		return nil
 	}
 	for i := uint64(1); i <= uint64(p.overflow); i++ {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -272,6 +273,15 @@ func Salvage(from, to string) (SalvageReport, error) {
 	seqs[string(bucketNames)] = max(seqs[string(bucketNames)], maxKey(nameIDRecs))
 	seqs[string(bucketDomainID)] = max(seqs[string(bucketDomainID)], maxKey(domainIDs))
 	seqs[string(bucketSets)] = max(seqs[string(bucketSets)], maxKey(setRecs))
+
+	total := 0
+	for _, recs := range out {
+		total += len(recs)
+	}
+	if total == 0 {
+		return rep, fmt.Errorf("salvaging %s: nothing could be read (%s); nothing written to %s: restore a backup",
+			from, strings.Join(rep.Lost[:min(len(rep.Lost), 3)], "; "), to)
+	}
 
 	dst, err := Open(to)
 	if err != nil {
