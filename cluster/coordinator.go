@@ -502,6 +502,7 @@ func (c *Coordinator) fetch(ctx context.Context, out chan<- ingestBatch) {
 // back for a delayed redelivery: a passing error must not drop them.
 func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 	b := ingestBatch{msgs: make([]jetstream.Msg, 0, len(msgs)), probes: make([]obs.Probe, 0, len(msgs)), ids: make([]string, 0, len(msgs))}
+	retry, retryErr := 0, error(nil) // logged once for the batch: a failing database fails them all
 	for _, m := range msgs {
 		c.received.Add(1)
 		if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
@@ -522,13 +523,18 @@ func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 			continue
 		case err != nil:
 			c.retried.Add(1)
-			c.log.Warn("coordinator: looking up an observation's domain failed; it will be delivered again", "subject", m.Subject(), "retry_in", c.cfg.RetryDelay, "err", err)
+			retry++
+			retryErr = cmp.Or(retryErr, err)
 			m.NakWithDelay(c.cfg.RetryDelay)
 			continue
 		}
 		b.msgs = append(b.msgs, m)
 		b.probes = append(b.probes, p)
 		b.ids = append(b.ids, m.Headers().Get(nats.MsgIdHdr))
+	}
+	if retry > 0 {
+		c.log.Error("coordinator: looking up observations' domains failed; they will be delivered again",
+			"observations", retry, "retry_in", c.cfg.RetryDelay, "err", retryErr)
 	}
 	return b
 }
