@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,5 +139,60 @@ func TestMissingDatabaseIsAnError(t *testing.T) {
 	}
 	if _, err := os.Stat(db); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The read commands, run as the real binary by a user who may not write
+// the database (uid and gid 65534; the tests run as root, for whom
+// permission bits stop nothing), work and change nothing.
+func TestReadCommandsAsAnotherUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the binary as another user")
+	}
+	dir := t.TempDir()
+	// Every user may enter the test's directories and run the binary.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "fluxwatch")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dbDir, outDir := filepath.Join(dir, "db"), filepath.Join(dir, "out")
+	os.Mkdir(dbDir, 0o755)
+	os.Mkdir(outDir, 0o777)
+	os.Chmod(outDir, 0o777) // past the umask
+	db := filepath.Join(dbDir, "fw.db")
+	smallDB(t, db)
+	before, _ := os.ReadFile(db)
+	os.Chmod(db, 0o444)
+	os.Chmod(dbDir, 0o555)
+	t.Cleanup(func() { os.Chmod(dbDir, 0o755) })
+	asNobody := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = outDir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// The condition is real: a command that writes is refused.
+	if out, err := asNobody("seeds", "remove", "--db", db, "flux.test"); err == nil || !strings.Contains(out, "permission denied") {
+		t.Fatalf("seeds remove as uid 65534: %v\n%s", err, out)
+	}
+	for _, args := range readCommands(db, outDir) {
+		if out, err := asNobody(args...); err != nil {
+			t.Errorf("%v as uid 65534: %v\n%s", args, err, out)
+		}
+	}
+	if after, _ := os.ReadFile(db); !bytes.Equal(before, after) {
+		t.Fatal("the read commands changed the database")
+	}
+	if entries, _ := os.ReadDir(dbDir); len(entries) != 1 {
+		t.Errorf("the database's directory holds %v", entries)
 	}
 }
