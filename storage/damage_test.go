@@ -373,3 +373,30 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(other)
 	}
 }
+
+// Damage seen without the lock while another process holds the file is
+// not reported as damage: the holder may be rewriting the page.
+func TestDamageUnderAWriterIsALockError(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good.db")
+	filledDB(t, good)
+	bad := writeDamaged(t, good, damage{do: func(b []byte) []byte { return b }})
+	s, err := Open(bad) // holds the lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Another process's view of a page mid-rewrite, simulated by
+	// breaking both meta pages under the holder.
+	f, err := os.OpenFile(bad, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := int64(os.Getpagesize())
+	for _, off := range []int64{16 + 48, ps + 16 + 48} {
+		f.WriteAt([]byte{0xff}, off)
+	}
+	f.Close()
+	if _, err := OpenReadOnly(bad); !errors.Is(err, ErrLocked) {
+		t.Fatalf("read-only open of a held file that looks damaged: %v; want ErrLocked", err)
+	}
+}

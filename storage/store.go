@@ -134,10 +134,14 @@ func open(path string, mode openMode) (*Store, error) {
 		// Look at the file before bbolt does: bbolt panics, or faults on a
 		// page beyond the end, on much of what this finds.
 		bf, err := openBoltFile(path)
-		if err != nil {
-			if de := (*DamagedError)(nil); errors.As(err, &de) {
-				return nil, err
-			}
+		switch {
+		case errors.Is(err, ErrDamaged) && lockedByAnother(path):
+			// Looked at without the lock while a writer rewrites
+			// pages: not evidence of damage; the writer owns the file.
+			return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
+		case errors.Is(err, ErrDamaged):
+			return nil, err
+		case err != nil:
 			return nil, fmt.Errorf("opening %s: %w", path, err)
 		}
 		bf.Close()
