@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -87,6 +88,12 @@ func damages(t *testing.T, good string) []damage {
 		{name: "freelist page", do: flip(int64(freelist.ID)*ps + 8)},
 		{name: "probes branch page", do: flip(int64(branch.ID) * ps), reads: true},
 		{name: "probes leaf page", do: flip(int64(leaf.ID) * ps), reads: true},
+		// The key size of the leaf's first element: its key then runs
+		// far past the page.
+		{name: "probes leaf element", do: flip(int64(leaf.ID)*ps + pageHeaderSize + 11), reads: true},
+		// A byte inside a probe's value on the leaf: fluxwatch's decoder
+		// refuses it.
+		{name: "probes leaf value", do: flip(firstValue(t, good, leaf.ID)), reads: true},
 	}
 	bf, err := openBoltFile(good)
 	if err != nil {
@@ -100,6 +107,19 @@ func damages(t *testing.T, good string) []damage {
 		}
 	}
 	return ds
+}
+
+// firstValue returns the file offset of the first value on leaf page id:
+// its first byte is the probe's observation count.
+func firstValue(t *testing.T, path string, id uint64) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elem := int64(id)*int64(os.Getpagesize()) + pageHeaderSize
+	pos, ksize := binary.LittleEndian.Uint32(b[elem+4:]), binary.LittleEndian.Uint32(b[elem+8:])
+	return elem + int64(pos) + int64(ksize)
 }
 
 func writeDamaged(t *testing.T, good string, d damage) string {
@@ -156,6 +176,7 @@ func TestDamageIsAnErrorNotACrash(t *testing.T) {
 					t.Fatalf("%s: %v; want a *DamagedError for %s", mode, err, path)
 				}
 				msg := err.Error()
+				t.Logf("%s: %s", mode, msg)
 				if !strings.Contains(msg, "database "+path+" is damaged (") || !strings.HasSuffix(msg, "): restore a backup or run fluxwatch db salvage") {
 					t.Errorf("%s: message %q", mode, msg)
 				}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -67,6 +68,13 @@ func pagesOf(t *testing.T, path, kind, bucket string) []storage.FilePage {
 		t.Fatalf("no %s page of bucket %q", kind, bucket)
 	}
 	return out
+}
+
+// firstValue returns the offset in b of the first value on leaf page id.
+func firstValue(b []byte, id uint64) int64 {
+	elem := int64(id)*int64(os.Getpagesize()) + 16
+	pos, ksize := binary.LittleEndian.Uint32(b[elem+4:]), binary.LittleEndian.Uint32(b[elem+8:])
+	return elem + int64(pos) + int64(ksize)
 }
 
 func buildBinary(t *testing.T) string {
@@ -138,6 +146,8 @@ func TestEveryCommandOnADamagedFile(t *testing.T) {
 		{"freelist page", flip(int64(freelist.ID)*ps + 8), false},
 		{"probes branch page", flip(int64(branch.ID) * ps), true},
 		{"probes leaf page", flip(int64(leaf.ID) * ps), true},
+		{"probes leaf element", flip(int64(leaf.ID)*ps + 16 + 11), true}, // its first key's size
+		{"probes leaf value", flip(firstValue(b, leaf.ID)), true},        // its first probe's observation count
 		{"cut at 8 KB", cut(8 << 10), false},
 		{"cut at 16 KB", cut(16 << 10), false},
 		{"cut at 50000 bytes", cut(50000), false},
