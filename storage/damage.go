@@ -9,10 +9,6 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// ErrDamaged is matched (errors.Is) by every error that says the file
-// itself is damaged: a *DamagedError.
-var ErrDamaged = errors.New("database is damaged")
-
 // DamagedError says that the database file is damaged: cut short, a page
 // that is not what its parent says it is, a value that does not decode.
 // bbolt panics on much of this (and a page read beyond the end of a cut

@@ -7,6 +7,13 @@
 // range scan in time order. Identical answer sets are stored once and
 // referenced by id; names inside answers and vantage addresses are interned.
 // Writes come in large transactions (see Writer), never one per observation.
+//
+// Commands that only read open the file with OpenReadOnly, which changes
+// nothing in it. A damaged file is an error, never a crash: Open looks at
+// the file's pages itself before bbolt maps it, and every transaction runs
+// under a guard that turns bbolt's panics and faults on the map into a
+// *DamagedError (damage.go, pages.go). Check, CheckFile, Backup and
+// Salvage look after the file.
 package storage
 
 import (
@@ -45,6 +52,9 @@ var (
 	ErrLocked = errors.New("database is in use by another process")
 	// ErrSchema means the file was written by an incompatible version.
 	ErrSchema = errors.New("unsupported database schema")
+	// ErrDamaged is matched (errors.Is) by every error that says the file
+	// itself is damaged: a *DamagedError, which names the file and why.
+	ErrDamaged = errors.New("database is damaged")
 	// ErrNoDatabase means there is no file at the path (and the command
 	// does not create one): "no database at PATH".
 	ErrNoDatabase = errors.New("no database")
