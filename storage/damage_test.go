@@ -421,3 +421,45 @@ func TestDamageUnderAWriterIsALockError(t *testing.T) {
 		t.Fatalf("read-only open of a held file that looks damaged: %v; want ErrLocked", err)
 	}
 }
+
+// A panic in a caller's function run inside a transaction is a bug, not
+// damage: the guard lets it go on, after bbolt has rolled back.
+func TestGuardLetsOtherPanicsThrough(t *testing.T) {
+	s := openTest(t)
+	if _, err := s.AddDomains([]string{"a.test"}, "unit", t0); err != nil {
+		t.Fatal(err)
+	}
+	for name, bug := range map[string]func(){
+		"panic":       func() { panic("a bug in the caller") },
+		"nil map":     func() { var m map[string]int; m["x"]++ },
+		"nil pointer": func() { var d *Domain; _ = d.Name },
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil {
+					t.Errorf("%s: the panic was swallowed", name)
+				} else if _, ok := r.(*DamagedError); ok {
+					t.Errorf("%s: taken for damage", name)
+				}
+			}()
+			err := s.Domains(func(Domain) error { bug(); return nil })
+			t.Errorf("%s: Domains returned %v", name, err)
+		}()
+	}
+	// The store still works: the transactions were rolled back.
+	if _, err := s.AddDomains([]string{"b.test"}, "unit", t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStandardLibrary(t *testing.T) {
+	for fn, want := range map[string]bool{
+		"runtime.gopanic": true, "internal/bytealg.Compare": true, "encoding/binary.Uvarint": true,
+		"go.etcd.io/bbolt/internal/common.(*Page).FastCheck": false, "go.etcd.io/bbolt.(*Cursor).search": false,
+		"github.com/fluxwatch/fluxwatch/storage.(*Store).History": false, "main.cmdShow": false,
+	} {
+		if got := standardLibrary(fn); got != want {
+			t.Errorf("standardLibrary(%q) = %v", fn, got)
+		}
+	}
+}
