@@ -49,6 +49,10 @@ type CoordinatorConfig struct {
 	// IngestAckWait is how long JetStream waits for the coordinator to
 	// acknowledge an observation before delivering it again (default 1m).
 	IngestAckWait time.Duration
+	// RetryDelay is how long an observation that could not be stored for
+	// now (the database failed to read or write) waits before JetStream
+	// delivers it again (default 5s).
+	RetryDelay time.Duration
 
 	// Now is the clock of leases and next-due times; nil means time.Now.
 	Now    func() time.Time
@@ -71,6 +75,7 @@ func (c *CoordinatorConfig) setDefaults() {
 	c.IngestBatch = cmp.Or(c.IngestBatch, 1000)
 	c.IngestInFlight = max(cmp.Or(c.IngestInFlight, 20000), c.IngestBatch)
 	c.IngestAckWait = cmp.Or(c.IngestAckWait, time.Minute)
+	c.RetryDelay = cmp.Or(c.RetryDelay, 5*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -90,7 +95,7 @@ func (c *CoordinatorConfig) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if c.Lease < 0 || c.MinInterval < 0 || c.MaxInterval < 0 || c.IngestAckWait < 0 {
+	if c.Lease < 0 || c.MinInterval < 0 || c.MaxInterval < 0 || c.IngestAckWait < 0 || c.RetryDelay < 0 {
 		errs = append(errs, errors.New("coordinator: negative duration"))
 	}
 	if c.IngestBatch < 0 || c.IngestInFlight < 0 {
@@ -103,11 +108,27 @@ func (c *CoordinatorConfig) Validate() error {
 // streams yet.
 var ErrNotReady = errors.New("coordinator is not connected to NATS yet")
 
+// CoordinatorStore is what the coordinator needs of the database;
+// *storage.Store is one. It must be safe for concurrent use.
+type CoordinatorStore interface {
+	// Due returns the active domains due by now.
+	Due(now time.Time) ([]string, error)
+	// SetNextDue records when domains are due next.
+	SetNextDue([]storage.Due) error
+	// WriteProbes stores probes in one transaction: all or none.
+	WriteProbes([]obs.Probe) (int, error)
+	// Domain reads one domain's record; ok is false for a domain never
+	// added.
+	Domain(name string) (d storage.Domain, ok bool, err error)
+}
+
+var _ CoordinatorStore = (*storage.Store)(nil)
+
 // Coordinator hands due domains to agents and stores what they measured.
 // See the package comment.
 type Coordinator struct {
 	cfg     CoordinatorConfig
-	store   *storage.Store
+	store   CoordinatorStore
 	names   names
 	targets []Target
 	log     *slog.Logger
@@ -124,7 +145,7 @@ type Coordinator struct {
 	agentsMu sync.Mutex
 	agents   map[string]AgentStatus
 
-	received, stored, redelivered, rejected, batches atomic.Int64
+	received, stored, redelivered, rejected, retried, batches atomic.Int64
 }
 
 // CoordinatorStats count what the coordinator did since it started.
@@ -132,14 +153,16 @@ type CoordinatorStats struct {
 	// Received counts observation messages taken from the stream, Stored
 	// those committed (redeliveries included: they overwrite themselves),
 	// Redelivered those delivered more than once, Rejected those that can
-	// never be stored (malformed, unknown domain).
-	Received, Stored, Redelivered, Rejected int64
+	// never be stored (malformed, unknown domain): terminated, never
+	// delivered again. Retried counts deliveries given back for a delayed
+	// redelivery because the database failed for now.
+	Received, Stored, Redelivered, Rejected, Retried int64
 	// Batches counts the transactions that stored them.
 	Batches int64
 }
 
 // NewCoordinator returns a coordinator over store; Start it.
-func NewCoordinator(store *storage.Store, cfg CoordinatorConfig) (*Coordinator, error) {
+func NewCoordinator(store CoordinatorStore, cfg CoordinatorConfig) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -268,7 +291,7 @@ func (c *Coordinator) Agents() []AgentStatus {
 // Stats returns the ingest counts.
 func (c *Coordinator) Stats() CoordinatorStats {
 	return CoordinatorStats{Received: c.received.Load(), Stored: c.stored.Load(), Redelivered: c.redelivered.Load(),
-		Rejected: c.rejected.Load(), Batches: c.batches.Load()}
+		Rejected: c.rejected.Load(), Retried: c.retried.Load(), Batches: c.batches.Load()}
 }
 
 // DispatchStats describe one dispatch.
@@ -474,27 +497,44 @@ func (c *Coordinator) fetch(ctx context.Context, out chan<- ingestBatch) {
 }
 
 // decode reads a batch of messages; those that can never be stored
-// (malformed, of an unknown domain) are terminated and left out.
+// (malformed, of an unknown domain) are terminated and left out. Those
+// whose domain could not be looked up (the database failed) are given
+// back for a delayed redelivery: a passing error must not drop them.
 func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 	b := ingestBatch{msgs: make([]jetstream.Msg, 0, len(msgs)), probes: make([]obs.Probe, 0, len(msgs)), ids: make([]string, 0, len(msgs))}
+	retry, retryErr := 0, error(nil) // logged once for the batch: a failing database fails them all
 	for _, m := range msgs {
 		c.received.Add(1)
 		if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
 			c.redelivered.Add(1)
 		}
 		p, err := decodeObservation(m.Data())
-		if err == nil {
+		if err != nil {
+			err = &unstorable{err}
+		} else {
 			err = c.checkDomain(p.Domain)
 		}
-		if err != nil {
+		var never *unstorable
+		switch {
+		case errors.As(err, &never):
 			c.rejected.Add(1)
-			c.log.Warn("coordinator: dropping an observation", "subject", m.Subject(), "agent", m.Headers().Get(headerAgent), "err", err)
+			c.log.Warn("coordinator: dropping an observation that can never be stored", "subject", m.Subject(), "agent", m.Headers().Get(headerAgent), "err", err)
 			m.Term()
+			continue
+		case err != nil:
+			c.retried.Add(1)
+			retry++
+			retryErr = cmp.Or(retryErr, err)
+			m.NakWithDelay(c.cfg.RetryDelay)
 			continue
 		}
 		b.msgs = append(b.msgs, m)
 		b.probes = append(b.probes, p)
 		b.ids = append(b.ids, m.Headers().Get(nats.MsgIdHdr))
+	}
+	if retry > 0 {
+		c.log.Error("coordinator: looking up observations' domains failed; they will be delivered again",
+			"observations", retry, "retry_in", c.cfg.RetryDelay, "err", retryErr)
 	}
 	return b
 }
@@ -503,9 +543,10 @@ func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 // messages; when the transaction fails, the batch is given back.
 func (c *Coordinator) commit(b ingestBatch) {
 	if _, err := c.store.WriteProbes(b.probes); err != nil {
-		c.log.Error("coordinator: storing observations failed; they will be delivered again", "probes", len(b.probes), "err", err)
+		c.log.Error("coordinator: storing observations failed; they will be delivered again", "probes", len(b.probes), "retry_in", c.cfg.RetryDelay, "err", err)
+		c.retried.Add(int64(len(b.msgs)))
 		for _, m := range b.msgs {
-			m.NakWithDelay(5 * time.Second)
+			m.NakWithDelay(c.cfg.RetryDelay)
 		}
 		return
 	}
@@ -522,18 +563,26 @@ func (c *Coordinator) commit(b ingestBatch) {
 	}
 }
 
-// checkDomain fails for a domain the store does not know: WriteProbes
-// would fail the whole batch for it.
+// unstorable marks the errors of messages that can never be stored: not
+// an observation, or one of a domain the store does not know.
+type unstorable struct{ err error }
+
+func (e *unstorable) Error() string { return e.err.Error() }
+func (e *unstorable) Unwrap() error { return e.err }
+
+// checkDomain fails for a domain the store does not know (WriteProbes
+// would fail the whole batch for it) with an *unstorable error; a failure
+// to read the store is returned as it is, to be retried.
 func (c *Coordinator) checkDomain(name string) error {
 	if _, ok := c.known.Load(name); ok {
 		return nil
 	}
 	_, ok, err := c.store.Domain(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("looking up %q: %w", name, err)
 	}
 	if !ok {
-		return fmt.Errorf("%w %q", storage.ErrUnknownDomain, name)
+		return &unstorable{fmt.Errorf("%w %q", storage.ErrUnknownDomain, name)}
 	}
 	c.known.Store(name, true)
 	return nil

@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,4 +277,97 @@ func TestNextDueTakesTheSmallestTTL(t *testing.T) {
 			t.Errorf("%s due %v; want %v", domain, due[domain], want)
 		}
 	}
+}
+
+// flakyStore is a store that fails to look up domains, or to write
+// probes, while told to.
+type flakyStore struct {
+	*storage.Store
+	failLookups, failWrites atomic.Bool
+	lookupFails, writeFails atomic.Int64
+}
+
+var _ CoordinatorStore = (*flakyStore)(nil)
+
+var errFlaky = errors.New("the disk is having a bad moment")
+
+func (f *flakyStore) Domain(name string) (storage.Domain, bool, error) {
+	if f.failLookups.Load() {
+		f.lookupFails.Add(1)
+		return storage.Domain{}, false, errFlaky
+	}
+	return f.Store.Domain(name)
+}
+
+func (f *flakyStore) WriteProbes(ps []obs.Probe) (int, error) {
+	if f.failWrites.Load() {
+		f.writeFails.Add(1)
+		return 0, errFlaky
+	}
+	return f.Store.WriteProbes(ps)
+}
+
+// A store that fails for a while loses nothing: observations whose domain
+// could not be looked up, and batches that could not be written, are
+// delivered again after the retry delay, and every one is stored once the
+// store recovers. Only what can never be stored is terminated.
+func TestIngestRetriesWhileTheStoreFails(t *testing.T) {
+	srv := startNATS(t)
+	store := &flakyStore{Store: openStore(t, "c.db")}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	domains := []string{"a.example", "b.example", "c.example"}
+	if _, err := store.AddDomains(domains, "t", now); err != nil {
+		t.Fatal(err)
+	}
+	store.failLookups.Store(true)
+	stored := &idSet{}
+	log, _ := testLogger(t, slog.LevelWarn)
+	c, err := NewCoordinator(store, CoordinatorConfig{Conn: ConnConfig{URL: srv.ClientURL()}, Now: func() time.Time { return now },
+		RetryDelay: 50 * time.Millisecond, Logger: log, OnStored: func(ids []string) { stored.add(ids...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	js := jsClient(t, srv.ClientURL())
+	var ids []string
+	for i := range 12 {
+		p := testProbe(domains[i%3], "eu/192.0.2.53:53", now.Add(time.Duration(i)*time.Second), "198.51.100.1")
+		id := fmt.Sprintf("obs-%d", i)
+		publishObservation(t, js, p, id)
+		ids = append(ids, id)
+	}
+	// Lookups fail: each observation comes back again and again.
+	waitFor(t, 20*time.Second, "lookups to fail repeatedly", func() bool { return store.lookupFails.Load() >= 36 })
+	// Lookups work, writes fail: whole batches come back.
+	store.failWrites.Store(true)
+	store.failLookups.Store(false)
+	waitFor(t, 20*time.Second, "writes to fail repeatedly", func() bool { return store.writeFails.Load() >= 3 })
+	if st := c.Stats(); st.Stored != 0 || st.Rejected != 0 || st.Retried < 36 {
+		t.Fatalf("while the store fails: %+v; want nothing stored, nothing rejected, retries", st)
+	}
+	// The store recovers: everything is stored.
+	store.failWrites.Store(false)
+	waitFor(t, 20*time.Second, "every observation stored", func() bool { return stored.len() == len(ids) })
+	for _, id := range ids {
+		if !stored.has(id) {
+			t.Errorf("observation %s was never stored", id)
+		}
+	}
+	st, err := store.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Probes != len(ids) {
+		t.Errorf("the database holds %d probes; want %d", st.Probes, len(ids))
+	}
+	// What can never be stored is still terminated, and counted.
+	publishObservation(t, js, testProbe("unknown.example", "eu/192.0.2.53:53", now, "198.51.100.9"), "")
+	waitFor(t, 10*time.Second, "the unknown domain rejected", func() bool { return c.Stats().Rejected == 1 })
+	waitFor(t, 5*time.Second, "the stream to empty", func() bool {
+		s, err := js.Stream(t.Context(), "FLUXWATCH_OBS")
+		return err == nil && s.CachedInfo().State.Msgs == 0
+	})
 }

@@ -85,7 +85,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		IXFRUpToDate: 8, Refused: 9, BadTSIG: 10, NotifySent: 11, NotifyAcked: 12, NotifyFailed: 13}
 	m.FeedFrom(func() feed.Stats { return feedStats })
 	m.CoordinatorFrom(func() IngestCounts {
-		return IngestCounts{Received: 21, Stored: 22, Redelivered: 23, Terminated: 24, Batches: 25}
+		return IngestCounts{Received: 21, Stored: 22, Redelivered: 23, Terminated: 24, Batches: 25, Retried: 26}
 	})
 
 	f := gather(t, m)
@@ -127,6 +127,7 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		{"fluxwatch_coordinator_redelivered_total", nil, 23},
 		{"fluxwatch_coordinator_terminated_total", nil, 24},
 		{"fluxwatch_coordinator_batches_total", nil, 25},
+		{"fluxwatch_coordinator_retried_total", nil, 26},
 	} {
 		if got := value(t, f, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)

@@ -90,6 +90,7 @@ type IngestCounts struct {
 	Stored      int64 // messages committed to the database, redeliveries included
 	Redelivered int64 // messages delivered more than once
 	Terminated  int64 // messages that can never be stored (malformed, unknown domain): terminated, never redelivered
+	Retried     int64 // deliveries given back for a delayed redelivery: the database failed to read or write, for now
 	Batches     int64 // transactions that stored them
 }
 
@@ -107,6 +108,8 @@ func (m *Metrics) CoordinatorFrom(stats func() IngestCounts) {
 			func(s IngestCounts) int64 { return s.Redelivered }),
 		counter("terminated_total", "Observation messages that can never be stored (malformed, unknown domain): terminated, not redelivered.",
 			func(s IngestCounts) int64 { return s.Terminated }),
+		counter("retried_total", "Observation deliveries given back for a delayed redelivery because the database failed to read or write them.",
+			func(s IngestCounts) int64 { return s.Retried }),
 		counter("batches_total", "Database transactions that stored observation messages.", func(s IngestCounts) int64 { return s.Batches }),
 	}})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -16,11 +17,15 @@ const maxCheckErrors = 20
 // Check runs bbolt's consistency check and fluxwatch's own invariants:
 // every probe's domain, vantage, names and answer sets exist; the domain
 // and name tables agree in both directions; every set index entry and
-// every listed verdict points at something that exists. It returns all
-// problems found (up to 20), joined.
+// every listed verdict points at something that exists. Before bbolt's
+// check it walks every page of the file itself (see pages.go), reading
+// with ReadAt: a tree that does not hold together is reported page by page
+// and never handed to bbolt's check, which would crash on a page beyond
+// the end of a cut file. A problem found is a *DamagedError listing them
+// all (up to 20).
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
+	var errs []error
+	err := s.db.View(func(tx *bolt.Tx) error {
 		bad := func(format string, args ...any) error {
 			errs = append(errs, fmt.Errorf(format, args...))
 			if len(errs) >= maxCheckErrors {
@@ -28,20 +33,130 @@ func (s *Store) Check() error {
 			}
 			return nil
 		}
+		errs = append(errs, s.checkPages(tx)...)
+		if len(errs) > 0 {
+			return nil // the tree itself is damaged: stop here
+		}
 		for err := range tx.Check() {
 			if bad("bbolt: %v", err) != nil {
 				break
 			}
 		}
 		if len(errs) > 0 {
-			return errors.Join(errs...) // the tree itself is damaged: stop here
+			return nil
 		}
 		err := s.checkTables(tx, bad)
 		if err != nil && !errors.Is(err, errTooMany) {
 			errs = append(errs, err)
 		}
-		return errors.Join(errs...)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return problems(s.path, errs)
+}
+
+// problems returns the problems found in the file at path as one
+// *DamagedError, or nil.
+func problems(path string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	reasons := make([]string, len(errs))
+	for i, err := range errs {
+		reasons[i] = err.Error()
+	}
+	return &DamagedError{Path: path, Reason: strings.Join(reasons, "; "), Problems: errs}
+}
+
+// checkPages walks the pages of the transaction's tree in the file. The
+// pages a read transaction sees are not reused while it is open; if
+// writers have since overwritten its meta page in the file, there is
+// nothing stable to walk and it checks nothing.
+func (s *Store) checkPages(tx *bolt.Tx) []error {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return []error{err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return []error{err}
+	}
+	bf := &boltFile{f: f, size: fi.Size()}
+	if err := bf.readMetas(s.path); err != nil {
+		return []error{err}
+	}
+	var errs []error
+	for i, m := range bf.metas {
+		if m.err != nil {
+			errs = append(errs, fmt.Errorf("meta page %d: %v (bbolt reads the other one)", i, m.err))
+		}
+	}
+	found := false
+	for _, m := range bf.metas {
+		if m.err == nil && m.txid == uint64(tx.ID()) {
+			bf.meta, found = m, true
+		}
+	}
+	if !found {
+		return errs
+	}
+	if err := bf.inspect(s.path); err != nil {
+		return append(errs, errors.New(err.(*DamagedError).Reason))
+	}
+	return append(errs, bf.walkPages(maxCheckErrors)...)
+}
+
+// CheckFile checks the database at path as Check does, and reports what
+// it can of a file too damaged to open: what is wrong with its meta pages,
+// its length, and every page of its tree that cannot be read.
+func CheckFile(path string) error {
+	s, err := OpenReadOnly(path)
+	if err == nil {
+		defer s.Close()
+		return s.Check()
+	}
+	if !errors.Is(err, ErrDamaged) {
+		return err
+	}
+	f, ferr := os.Open(path)
+	if ferr != nil {
+		return err
+	}
+	defer f.Close()
+	fi, ferr := f.Stat()
+	if ferr != nil {
+		return err
+	}
+	bf := &boltFile{f: f, size: fi.Size()}
+	if merr := bf.readMetas(path); merr != nil {
+		var errs []error
+		for i, m := range bf.metas {
+			if m.err != nil {
+				errs = append(errs, fmt.Errorf("meta page %d: %v", i, m.err))
+			}
+		}
+		if len(errs) == 0 {
+			return merr
+		}
+		return problems(path, errs)
+	}
+	var errs []error
+	for i, m := range bf.metas {
+		if m.err != nil {
+			errs = append(errs, fmt.Errorf("meta page %d: %v", i, m.err))
+		}
+	}
+	if ierr := bf.inspect(path); ierr != nil {
+		errs = append(errs, errors.New(ierr.(*DamagedError).Reason))
+	}
+	errs = append(errs, bf.walkPages(maxCheckErrors)...)
+	if len(errs) == 0 {
+		return err // what opening it said
+	}
+	return problems(path, errs)
 }
 
 var errTooMany = errors.New("too many problems")
@@ -150,7 +265,7 @@ func (s *Store) checkTables(tx *bolt.Tx, bad func(string, ...any) error) error {
 // ErrLocked; on any error the original is left as it was. It returns the
 // sizes before and after.
 func Compact(path string) (before, after int64, err error) {
-	src, err := Open(path)
+	src, err := OpenExisting(path)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -170,7 +285,7 @@ func Compact(path string) (before, after int64, err error) {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("compacting %s: %w", path, err)
 	}
-	if err := bolt.Compact(dst, src.db, 64<<20); err != nil {
+	if err := guard(path, func() error { return bolt.Compact(dst, src.db.DB, 64<<20) }); err != nil {
 		return fail(err)
 	}
 	if err := dst.Sync(); err != nil {

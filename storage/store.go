@@ -7,6 +7,13 @@
 // range scan in time order. Identical answer sets are stored once and
 // referenced by id; names inside answers and vantage addresses are interned.
 // Writes come in large transactions (see Writer), never one per observation.
+//
+// Commands that only read open the file with OpenReadOnly, which changes
+// nothing in it. A damaged file is an error, never a crash: Open looks at
+// the file's pages itself before bbolt maps it, and every transaction runs
+// under a guard that turns bbolt's panics and faults on the map into a
+// *DamagedError (damage.go, pages.go). Check, CheckFile, Backup and
+// Salvage look after the file.
 package storage
 
 import (
@@ -15,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"os"
@@ -44,6 +52,12 @@ var (
 	ErrLocked = errors.New("database is in use by another process")
 	// ErrSchema means the file was written by an incompatible version.
 	ErrSchema = errors.New("unsupported database schema")
+	// ErrDamaged is matched (errors.Is) by every error that says the file
+	// itself is damaged: a *DamagedError, which names the file and why.
+	ErrDamaged = errors.New("database is damaged")
+	// ErrNoDatabase means there is no file at the path (and the command
+	// does not create one): "no database at PATH".
+	ErrNoDatabase = errors.New("no database")
 	// ErrUnknownDomain means a probe or query named a domain that was never added.
 	ErrUnknownDomain = errors.New("unknown domain")
 )
@@ -72,8 +86,9 @@ var (
 // Store is an open fluxwatch database. It is safe for concurrent use; bbolt
 // allows one writer at a time and any number of readers.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db       boltDB
+	path     string
+	readOnly bool
 
 	mu    sync.RWMutex
 	names map[string]uint64 // committed interned strings
@@ -90,29 +105,122 @@ type Store struct {
 // maxCachedSets bounds the answer-set cache (about 20 MB).
 const maxCachedSets = 1 << 18
 
-// Open opens or creates the database at path. If another process has it
-// open, Open fails within a second with ErrLocked.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
+// Open opens the database at path for reading and writing, creating it if
+// there is none (the commands that add data: seeds add, import, crawl,
+// daemon). If another process has it open, Open fails within a second with
+// ErrLocked; a damaged file is a *DamagedError.
+func Open(path string) (*Store, error) { return open(path, modeCreate) }
+
+// OpenExisting is Open for a database that must already exist: a missing
+// file is ErrNoDatabase and nothing is created.
+func OpenExisting(path string) (*Store, error) { return open(path, modeWrite) }
+
+// OpenReadOnly opens an existing database for reading only: it creates,
+// upgrades and changes nothing (the file is byte-for-byte the same
+// afterwards), takes a shared lock, and needs only read permission. A file
+// whose schema needs an upgrade is refused with ErrSchema. Writes through
+// the store fail.
+func OpenReadOnly(path string) (*Store, error) { return open(path, modeRead) }
+
+type openMode int
+
+const (
+	modeRead openMode = iota
+	modeWrite
+	modeCreate
+)
+
+func open(path string, mode openMode) (*Store, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && mode != modeCreate:
+		return nil, fmt.Errorf("%w at %s", ErrNoDatabase, path)
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	case fi.IsDir():
+		return nil, fmt.Errorf("opening %s: is a directory", path)
+	case fi.Size() > 0 || mode == modeRead:
+		// Look at the file before bbolt does: bbolt panics, or faults on a
+		// page beyond the end, on much of what this finds.
+		bf, err := openBoltFile(path)
+		switch {
+		case errors.Is(err, ErrDamaged) && lockedByAnother(path):
+			// Looked at without the lock while a writer rewrites
+			// pages: not evidence of damage; the writer owns the file.
+			return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
+		case errors.Is(err, ErrDamaged):
+			return nil, err
+		case err != nil:
+			return nil, fmt.Errorf("opening %s: %w", path, err)
+		}
+		bf.Close()
 	}
+	opts := &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType, ReadOnly: mode == modeRead}
+	// If bbolt panics while opening (a freelist that does not hold
+	// together), the file it opened is closed here: its lock goes with it.
+	var file *os.File
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	var db *bolt.DB
+	err = guard(path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
 	if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			if db == nil && file != nil {
+				file.Close()
+			}
+			return nil, err
+		}
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: %w (is a crawl or the daemon running on it?)", path, ErrLocked)
+		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	// Grow the file a megabyte at a time rather than bbolt's 16: a
 	// database's size is then its data, not its data plus up to 16 MB.
 	db.AllocSize = 1 << 20
-	s := &Store{db: db, path: path, names: map[string]uint64{}, ids: map[uint64]string{},
+	s := &Store{db: boltDB{DB: db, path: path}, path: path, readOnly: mode == modeRead,
+		names: map[string]uint64{}, ids: map[uint64]string{},
 		domainIDs: map[string]uint32{}, sets: map[string]uint64{}}
 	if err := s.init(); err != nil {
 		db.Close()
+		if errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	return s, nil
 }
 
+// init checks the schema and loads the name table in a read transaction.
+// Only a file that needs buckets created or its schema upgraded gets a
+// write transaction (bbolt commits a new meta page even for an empty one),
+// and a read-only store refuses such a file.
 func (s *Store) init() error {
+	var upgrade error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		upgrade = needsUpgrade(tx)
+		if upgrade != nil {
+			return nil
+		}
+		return s.loadNames(tx)
+	})
+	if err != nil || upgrade == nil {
+		return err
+	}
+	if s.readOnly {
+		if errors.Is(upgrade, ErrSchema) {
+			return upgrade
+		}
+		return fmt.Errorf("%w: %v: it needs an upgrade, which a read-only open does not do: run a command that writes (such as 'fluxwatch db compact') once", ErrSchema, upgrade)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -133,17 +241,49 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		return tx.Bucket(bucketNameID).ForEach(func(k, v []byte) error {
-			if len(k) != 8 {
-				return fmt.Errorf("name table: %w: key of %d bytes", errCorrupt, len(k))
-			}
-			id := binary.BigEndian.Uint64(k)
-			s.names[string(v)] = id
-			s.ids[id] = string(v)
-			return nil
-		})
+		return s.loadNames(tx)
 	})
 }
+
+// needsUpgrade says why a file is not at SchemaVersion with every bucket,
+// or nil.
+func needsUpgrade(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("the file has no %s bucket", name)
+		}
+	}
+	v := tx.Bucket(bucketMeta).Get(metaSchema)
+	switch {
+	case v == nil:
+		return errors.New("the file has no schema version")
+	case len(v) != 4:
+		return fmt.Errorf("%w: file has version %x, this fluxwatch reads %d", ErrSchema, v, SchemaVersion)
+	}
+	switch version := binary.BigEndian.Uint32(v); version {
+	case SchemaVersion:
+	case 4, 5:
+		return fmt.Errorf("the file has schema version %d, this fluxwatch reads %d", version, SchemaVersion)
+	default:
+		return fmt.Errorf("%w: file has version %d, this fluxwatch reads %d (and upgrades 4 and 5)", ErrSchema, version, SchemaVersion)
+	}
+	return nil
+}
+
+func (s *Store) loadNames(tx *bolt.Tx) error {
+	return tx.Bucket(bucketNameID).ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			return fmt.Errorf("name table: %w: key of %d bytes", errCorrupt, len(k))
+		}
+		id := binary.BigEndian.Uint64(k)
+		s.names[string(v)] = id
+		s.ids[id] = string(v)
+		return nil
+	})
+}
+
+// ReadOnly says whether the store was opened with OpenReadOnly.
+func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }

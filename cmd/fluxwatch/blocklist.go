@@ -54,7 +54,11 @@ func cmdBlocklist(ctx context.Context, args []string, std *stdio) error {
 			return fmt.Errorf("%w: %q: %v", errUsage, n, err)
 		}
 	}
-	store, err := openStore(cfg)
+	open := openReader
+	if sub == "delist" || sub == "relist" {
+		open = openStore
+	}
+	store, err := open(cfg)
 	if err != nil {
 		return err
 	}

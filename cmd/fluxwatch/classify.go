@@ -154,7 +154,13 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 	if opts.MinConfidence == 0 {
 		opts.MinConfidence = -1 // --min-confidence 0 asks for every listed verdict
 	}
-	store, err := openStore(cfg)
+	// rpz and stix record the serial they hand out (secondaries must never
+	// see it go backwards): they write; every other format only reads.
+	open := openReader
+	if *format == "rpz" || *format == "stix" {
+		open = openStore
+	}
+	store, err := open(cfg)
 	if err != nil {
 		return err
 	}
@@ -236,7 +242,7 @@ func cmdShow(ctx context.Context, args []string, std *stdio) error {
 		return fmt.Errorf("%w: show needs exactly one DOMAIN", errUsage)
 	}
 	domain := strings.TrimSuffix(strings.ToLower(s.fs.Arg(0)), ".")
-	store, err := openStore(cfg)
+	store, err := openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
 	if *rounds < 1 {
 		return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
 	}
-	store, err := openStore(cfg)
+	store, err := createStore(cfg)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	log := logger(cfg, std)
 	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-	store, err := openStore(cfg)
+	store, err := createStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 		d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
 			s := d.coord.Stats()
 			return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
-				Terminated: s.Rejected, Batches: s.Batches}
+				Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
 		})
 	}
 	d.metrics.CommittedFrom(d.writer.Committed)

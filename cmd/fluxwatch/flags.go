@@ -181,7 +181,22 @@ func logger(cfg *config.Config, std *stdio) *slog.Logger {
 	return slog.New(slog.NewTextHandler(std.err, opts))
 }
 
+// openStore opens an existing database for a command that writes to it;
+// a missing one is an error ("no database at PATH"), not created.
 func openStore(cfg *config.Config) (*storage.Store, error) {
+	return storage.OpenExisting(cfg.DB)
+}
+
+// openReader opens an existing database read-only, for a command that
+// only reads: it creates and changes nothing and works on a file the user
+// can only read.
+func openReader(cfg *config.Config) (*storage.Store, error) {
+	return storage.OpenReadOnly(cfg.DB)
+}
+
+// createStore opens the database, creating it if missing: for the
+// commands that add data (seeds add, import, crawl, daemon).
+func createStore(cfg *config.Config) (*storage.Store, error) {
 	return storage.Open(cfg.DB)
 }
 

@@ -40,7 +40,7 @@ func cmdImport(ctx context.Context, args []string, std *stdio) error {
 	if err != nil {
 		return fmt.Errorf("%w: --tz %q: %v", errUsage, *tz, err)
 	}
-	store, err := openStore(cfg)
+	store, err := createStore(cfg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 const usage = `fluxwatch: find fast-flux domains by measuring them.
@@ -42,6 +44,8 @@ Commands:
   agent --nats URL --name NAME        measure for a coordinator over NATS, through this host's resolvers
   status                              the daemon's jobs (last and next run), verdict counts, vantages
   db check | db compact               verify the database, or rewrite it without free space
+  db backup --out FILE                a consistent copy of the database, checked
+  db salvage --out NEW                copy what a damaged database still holds into a new one
   ipdb update [--dir DIR]             fetch the IP-to-ASN and country tables, check them, swap them in
   simnet                              serve the simulated DNS world until interrupted
   demo [--out DIR]                    run the whole pipeline against the simulated world
@@ -83,6 +87,13 @@ func main() {
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(*storage.DamagedError)):
+		// One line that says which file and what to do, whatever the
+		// command was doing when it met the damage.
+		var de *storage.DamagedError
+		errors.As(err, &de)
+		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", de)
+		os.Exit(1)
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
 		os.Exit(2)

@@ -46,7 +46,7 @@ func cmdReport(_ context.Context, args []string, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: seeds add needs at least one FILE (- for stdin)", errUsage)
 	}
-	store, err := openStore(cfg)
+	store, err := createStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func cmdSeedsList(args []string, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 	}
 	if !running {
 		// No daemon: what the database says, and the last daemon's jobs.
-		store, err := openStore(cfg)
+		store, err := openReader(cfg)
 		if err != nil {
 			return err
 		}
