@@ -92,7 +92,10 @@ func names(n int) []string {
 }
 
 func TestDeadVantageDoesNotStallOthers(t *testing.T) {
-	domains := names(40)
+	// Many more domains than it takes to rest the vantage: its other
+	// worker goes on while the canary is out, and must not get through
+	// every domain before the canary's answer rests it.
+	domains := names(400)
 	store := testStore(t, domains)
 	f := newFake("127.0.0.1:2")
 	s := New(f, crawler.Crawler{}, store, Options{
