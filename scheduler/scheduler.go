@@ -251,7 +251,8 @@ func (r *round) dispatch(v *vantage) {
 	var (
 		inFlight atomic.Int64
 		done     = make(chan struct{}, 1) // a probe finished
-		jobs     = make(chan int)         // to idle workers
+		jobs     = make(chan int, 64)     // admitted probes, for the workers
+		idle     atomic.Int64             // workers waiting for a job
 		workers  int
 		wg       sync.WaitGroup
 	)
@@ -268,15 +269,22 @@ func (r *round) dispatch(v *vantage) {
 		return n < min(limit, v.win.size())
 	}
 	// A safety net for rounds that overlap on one vantage and take each
-	// other's wake-ups: look again after a while without one.
-	tick := time.NewTimer(time.Hour)
+	// other's wake-ups: look again now and then without one.
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	worker := func(i int) {
 		defer wg.Done()
-		for ok := true; ok; i, ok = <-jobs {
+		for {
 			r.measure(v, i)
 			inFlight.Add(-1)
 			signal(done)
+			idle.Add(1)
+			var ok bool
+			i, ok = <-jobs
+			idle.Add(-1)
+			if !ok {
+				return
+			}
 		}
 	}
 	for i := range r.domains {
@@ -284,7 +292,6 @@ func (r *round) dispatch(v *vantage) {
 			return
 		}
 		for !room() {
-			tick.Reset(100 * time.Millisecond)
 			select {
 			case <-done:
 			case <-v.wake:
@@ -312,16 +319,14 @@ func (r *round) dispatch(v *vantage) {
 			// probes not yet begun are not taken for room.
 			v.waiting.Add(1)
 		}
-		select {
-		case jobs <- i:
-		default:
-			if workers < r.s.opts.MaxInFlight {
-				workers++
-				wg.Add(1)
-				go worker(i)
-			} else {
-				jobs <- i
-			}
+		// A job goes to the queue when a waiting worker will take it,
+		// else to a new worker, up to the cap.
+		if idle.Load() > int64(len(jobs)) || workers >= r.s.opts.MaxInFlight {
+			jobs <- i
+		} else {
+			workers++
+			wg.Add(1)
+			go worker(i)
 		}
 	}
 }
