@@ -181,7 +181,13 @@ func (l *limitedQuerier) once(ctx context.Context, v *vantage, name string, qtyp
 		}
 	}
 	heard = v.responses.Load()
+	if !v.paced {
+		v.outstanding.Add(1)
+	}
 	r, rtt, err = query(ctx, l.q, l.tally, l.observer, start, v.addr, name, qtype)
+	if !v.paced {
+		v.outstanding.Add(-1) // the dispatcher looks again when the probe ends
+	}
 	return r, rtt, heard, err
 }
 

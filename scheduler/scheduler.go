@@ -108,7 +108,10 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	t := &tally{}
 	window := DefaultWindow
 	if opts.Workers > 0 {
-		window = opts.Workers
+		// Workers fixes the probes in flight; the window of queries
+		// then only bounds a probe's fan-out (its types, referral and
+		// name servers' addresses).
+		window = opts.Workers * maxProbeFanOut
 	}
 	lq := newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, opts.Retries, window, t, opts.Observer)
 	c.Querier = lq
@@ -175,8 +178,11 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 	r := &round{
 		s: s, domains: domains, w: w, stop: ctx,
 		work:  context.WithoutCancel(ctx),
-		cache: crawler.NewRound(),
+		cache: crawler.NewRound(), fanOut: int64(len(crawler.DefaultQTypes)),
 		ttls:  make([]uint64, len(domains)),
+	}
+	if qt := s.crawler.QTypes; qt != nil {
+		r.fanOut = int64(max(len(qt), 1))
 	}
 	for i := range r.ttls {
 		r.ttls[i] = unmeasured
@@ -237,6 +243,7 @@ type round struct {
 	stop    context.Context // cancelled: start no more probes
 	work    context.Context // never cancelled: probes already started finish
 	cache   *crawler.Round
+	fanOut  int64 // the queries a probe sends at once: one per type
 
 	mu    sync.Mutex
 	st    Stats
@@ -266,7 +273,7 @@ func (r *round) dispatch(v *vantage) {
 		if v.paced {
 			return n < limit && v.waiting.Load() < v.maxWaiting
 		}
-		return n < min(limit, v.win.size())
+		return n < limit && v.outstanding.Load() < v.win.size()
 	}
 	// A safety net for rounds that overlap on one vantage and take each
 	// other's wake-ups: look again now and then without one.
@@ -314,10 +321,13 @@ func (r *round) dispatch(v *vantage) {
 		// vantage allowed (or, if a finished probe rested it meanwhile,
 		// skips the domain).
 		inFlight.Add(1)
+		// Counted as its first queries waiting (or, without a rate,
+		// outstanding) until its worker starts it, so that probes not
+		// yet begun are not taken for room.
 		if v.paced {
-			// Counted as waiting until its worker starts it, so that
-			// probes not yet begun are not taken for room.
-			v.waiting.Add(1)
+			v.waiting.Add(r.fanOut)
+		} else {
+			v.outstanding.Add(r.fanOut)
 		}
 		// A job goes to the queue when a waiting worker will take it,
 		// else to a new worker, up to the cap.
@@ -334,7 +344,9 @@ func (r *round) dispatch(v *vantage) {
 // measure probes one domain through v and writes the probe.
 func (r *round) measure(v *vantage, i int) {
 	if v.paced {
-		v.waiting.Add(-1)
+		v.waiting.Add(-r.fanOut)
+	} else {
+		v.outstanding.Add(-r.fanOut)
 	}
 	domain := r.domains[i]
 	p, ok := probeHealthy(r.work, r.s.crawler.Querier, v, r.s.opts.Canary, r.s.opts.Now, r.s.log, func() obs.Probe {
@@ -376,6 +388,9 @@ func (s *Scheduler) interval(ttl uint32) time.Duration {
 func NextInterval(ttl uint32, lo, hi time.Duration) time.Duration {
 	return min(max(time.Duration(ttl)*time.Second+time.Second, lo), hi)
 }
+
+// maxProbeFanOut is about the most queries one probe has out at once.
+const maxProbeFanOut = 16
 
 // Dark domains: after storage.DarkAfter measurements in a row in which no
 // vantage answered for the name, each further one waits twice as long as

@@ -19,7 +19,8 @@ import (
 // memory they hold) per vantage.
 //
 // A vantage without a rate limit (one's own resolver) has no bucket to
-// pace by: it gets a window of probes in flight instead, sized by the delay
+// pace by: it gets a window of queries in flight instead (a probe's
+// queries go out together, so probes would be the wrong unit), sized by the delay
 // the vantage adds, as TCP Vegas sizes its window. Over each window's worth
 // of answers the lower quartile of their round trips is compared with the
 // fastest round trip ever seen: the difference is the time queries spend
@@ -33,7 +34,7 @@ const (
 	// Each holds a goroutine, its probe and its queries: about 4.6 KB
 	// (BenchmarkMemoryInFlight), 19 MB at the cap.
 	DefaultMaxInFlight = 4096
-	// DefaultWindow is the most probes in flight through a vantage
+	// DefaultWindow is the most queries in flight through a vantage
 	// without a rate limit. More overruns the receive buffer of a server
 	// that reads one socket (knotd's 208 KiB hold about 200 queries).
 	DefaultWindow = 128
@@ -60,8 +61,11 @@ type vantage struct {
 	// answering is true from a response until a query fails with no
 	// response from the vantage while it waited (false before the first).
 	answering atomic.Bool
-	waiting   atomic.Int64  // queries waiting for a token
-	wake      chan struct{} // cap 1: a query got its token
+	waiting   atomic.Int64 // paced: queries waiting for a token
+	// outstanding counts, without a rate limit, the queries awaiting
+	// their answers: what the window bounds.
+	outstanding atomic.Int64
+	wake        chan struct{} // cap 1: a query got its token, or its answer
 }
 
 func newVantage(addr string, lim, global *rate.Limiter, windowSize int) *vantage {
@@ -90,7 +94,7 @@ func signal(c chan struct{}) {
 	}
 }
 
-// window is the number of probes in flight allowed through a vantage
+// window is the number of queries in flight allowed through a vantage
 // without a rate limit (see the package's pacing notes). It is safe for
 // concurrent use.
 type window struct {
