@@ -179,7 +179,7 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		s: s, domains: domains, w: w, stop: ctx,
 		work:  context.WithoutCancel(ctx),
 		cache: crawler.NewRound(), fanOut: int64(len(crawler.DefaultQTypes)),
-		ttls:  make([]uint64, len(domains)),
+		ttls: make([]uint64, len(domains)),
 	}
 	if qt := s.crawler.QTypes; qt != nil {
 		r.fanOut = int64(max(len(qt), 1))
