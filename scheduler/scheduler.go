@@ -348,6 +348,9 @@ func (r *round) measure(v *vantage, i int) {
 	} else {
 		v.outstanding.Add(-r.fanOut)
 	}
+	if r.stop.Err() != nil {
+		return // stopped while it waited in the queue: it stays due
+	}
 	domain := r.domains[i]
 	p, ok := probeHealthy(r.work, r.s.crawler.Querier, v, r.s.opts.Canary, r.s.opts.Now, r.s.log, func() obs.Probe {
 		return r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
