@@ -262,8 +262,12 @@ func (a *Agent) consumers() []jetstream.ConsumerConfig {
 // fetchWait is how long one pull request waits for work.
 const fetchWait = 2 * time.Second
 
-// pull takes items from one consumer, never more than there are free
-// slots, and hands them to the workers.
+// pull takes items from one consumer and hands them to the workers. It
+// asks for as many items as there are free slots, without waiting; when
+// the consumer has none, it waits for one holding no slot, so that a
+// consumer with nothing to do never keeps the other's items from the
+// workers (with one slot, it held it through every wait). At most one
+// item per consumer is held beyond the slots, while it waits for one.
 func (a *Agent) pull(ctx context.Context, js jetstream.JetStream, cc jetstream.ConsumerConfig, work chan<- jetstream.Msg, slots chan struct{}) {
 	var cons jetstream.Consumer
 	fails := 0
@@ -273,6 +277,17 @@ func (a *Agent) pull(ctx context.Context, js jetstream.JetStream, cc jetstream.C
 			a.log.Warn("agent: pulling work", "consumer", cc.Durable, "err", err)
 		}
 		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+	}
+	// failed handles an error of a fetch: true when the loop must start over.
+	failed := func(err error) bool {
+		if err == nil || ctx.Err() != nil || isTimeout(err) {
+			return false
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			cons = nil
+		}
+		pause(err)
+		return true
 	}
 	for ctx.Err() == nil {
 		if cons == nil {
@@ -298,15 +313,10 @@ func (a *Agent) pull(ctx context.Context, js jetstream.JetStream, cc jetstream.C
 				break more
 			}
 		}
-		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		batch, err := cons.FetchNoWait(n)
 		if err != nil {
-			cancel()
 			release(slots, n)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				cons = nil
-			}
-			pause(err)
+			failed(err)
 			continue
 		}
 		got := 0
@@ -317,13 +327,36 @@ func (a *Agent) pull(ctx context.Context, js jetstream.JetStream, cc jetstream.C
 			case <-ctx.Done():
 			}
 		}
-		cancel()
 		release(slots, n-got)
-		if err := batch.Error(); err != nil && ctx.Err() == nil && !isTimeout(err) {
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				cons = nil
+		if failed(batch.Error()) {
+			continue
+		}
+		if got > 0 {
+			fails = 0
+			continue
+		}
+		// Nothing waiting: wait for an item holding no slot.
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err = cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			failed(err)
+			continue
+		}
+		for m := range batch.Messages() {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				continue // given up: redelivered after its ack wait
 			}
-			pause(err)
+			select {
+			case work <- m:
+			case <-ctx.Done():
+				<-slots
+			}
+		}
+		cancel()
+		if failed(batch.Error()) {
 			continue
 		}
 		fails = 0

@@ -326,3 +326,28 @@ func TestAgentRestsADeadVantage(t *testing.T) {
 		t.Fatalf("%d domains due when the lease ended; want the %d skipped", len(due), h.Skipped)
 	}
 }
+
+// An agent with one slot takes the region's items one after another: its
+// own consumer, which has nothing, must not hold that slot while it waits.
+func TestAgentWithOneSlotKeepsWorking(t *testing.T) {
+	srv := startNATS(t)
+	url := srv.ClientURL()
+	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	store := openStore(t, "c.db")
+	var domains []string
+	for i := range 40 {
+		domains = append(domains, fmt.Sprintf("d%02d.example", i))
+	}
+	if _, err := store.AddDomains(domains, "t", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: url}, Now: clock.Now})
+	a, _ := runAgent(t, fakeQuerier{}, AgentConfig{Conn: ConnConfig{URL: url}, Name: "a1",
+		Vantages: vantagesOf("192.0.2.53:53"), InFlight: 1, Outbox: filepath.Join(t.TempDir(), "a1.outbox"), Now: clock.Now})
+	if _, err := c.Dispatch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Each item takes microseconds: 40 of them in 10 s is slow; the
+	// starved agent managed about one per fetch wait (2 s).
+	waitFor(t, 10*time.Second, "every item handled", func() bool { return a.Heartbeat().WorkDone == int64(len(domains)) })
+}
