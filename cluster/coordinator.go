@@ -38,8 +38,9 @@ type CoordinatorConfig struct {
 	Lease time.Duration
 	// MinInterval and MaxInterval clamp the time to a domain's next
 	// measurement after its observations arrive, as the local scheduler
-	// does (defaults 1m and 1h).
-	MinInterval, MaxInterval time.Duration
+	// does (defaults 1m and 1h); DarkMaxInterval caps the wait of a dark
+	// domain (default scheduler.DefaultDarkMaxInterval).
+	MinInterval, MaxInterval, DarkMaxInterval time.Duration
 	// Streams bound what the streams keep.
 	Streams StreamLimits
 	// IngestBatch is the most observations stored in one transaction
@@ -71,6 +72,9 @@ func (c *CoordinatorConfig) setDefaults() {
 	c.MinInterval = cmp.Or(c.MinInterval, time.Minute)
 	if c.MaxInterval < c.MinInterval {
 		c.MaxInterval = max(time.Hour, c.MinInterval)
+	}
+	if c.DarkMaxInterval < c.MaxInterval {
+		c.DarkMaxInterval = max(scheduler.DefaultDarkMaxInterval, c.MaxInterval)
 	}
 	c.IngestBatch = cmp.Or(c.IngestBatch, 1000)
 	c.IngestInFlight = max(cmp.Or(c.IngestInFlight, 20000), c.IngestBatch)
@@ -113,8 +117,12 @@ var ErrNotReady = errors.New("coordinator is not connected to NATS yet")
 type CoordinatorStore interface {
 	// Due returns the active domains due by now.
 	Due(now time.Time) ([]string, error)
-	// SetNextDue records when domains are due next.
+	// SetNextDue records when domains are due next (a lease).
 	SetNextDue([]storage.Due) error
+	// SetMeasured records when measured domains are due next, and their
+	// dark counts; DarkCounts reads those counts.
+	SetMeasured([]storage.Measured) error
+	DarkCounts(names []string) ([]int, error)
 	// WriteProbes stores probes in one transaction: all or none.
 	WriteProbes([]obs.Probe) (int, error)
 	// Domain reads one domain's record; ok is false for a domain never
@@ -141,6 +149,11 @@ type Coordinator struct {
 	dispatchMu sync.Mutex // one dispatch at a time
 
 	known sync.Map // domain → true: known to the store
+	// unheard holds the domains dispatched whose observations have not
+	// come yet, with their dispatch time: the first batch that brings a
+	// domain's observations counts its dark measurement, once a dispatch.
+	unheardMu sync.Mutex
+	unheard   map[string]time.Time
 
 	agentsMu sync.Mutex
 	agents   map[string]AgentStatus
@@ -335,6 +348,19 @@ func (c *Coordinator) DispatchDomains(ctx context.Context, domains []string) (Di
 	if err := c.store.SetNextDue(lease); err != nil {
 		return st, fmt.Errorf("dispatch: leasing: %w", err)
 	}
+	c.unheardMu.Lock()
+	if c.unheard == nil {
+		c.unheard = map[string]time.Time{}
+	}
+	for d, at := range c.unheard {
+		if now.Sub(at) > c.cfg.Lease {
+			delete(c.unheard, d) // never measured: its lease ran out
+		}
+	}
+	for _, d := range domains {
+		c.unheard[d] = now
+	}
+	c.unheardMu.Unlock()
 	type pending struct {
 		domain string
 		f      jetstream.PubAckFuture
@@ -558,7 +584,11 @@ func (c *Coordinator) commit(b ingestBatch) {
 	if c.cfg.OnStored != nil {
 		c.cfg.OnStored(b.ids)
 	}
-	if err := c.store.SetNextDue(c.nextDue(b.probes)); err != nil {
+	due, err := c.nextDue(b.probes)
+	if err == nil {
+		err = c.store.SetMeasured(due)
+	}
+	if err != nil {
 		c.log.Warn("coordinator: setting next-due times", "err", err)
 	}
 }
@@ -589,34 +619,59 @@ func (c *Coordinator) checkDomain(name string) error {
 }
 
 // nextDue gives each domain of the batch its next measurement: just past
-// the smallest TTL its addresses were answered with, clamped, as the
-// local scheduler does.
-func (c *Coordinator) nextDue(probes []obs.Probe) []storage.Due {
+// the smallest TTL its addresses were answered with, clamped, as the local
+// scheduler does. A domain no probe of the batch got an answer for is
+// dark once more, counted by the first batch of its dispatch (later ones
+// of the same dispatch keep the count), and waits as the scheduler's dark
+// domains do; an answer clears the count.
+func (c *Coordinator) nextDue(probes []obs.Probe) ([]storage.Measured, error) {
 	type seen struct {
-		ttl     uint32
-		address bool // some vantage answered with an address
+		ttl      uint32
+		address  bool // some vantage answered with an address
+		answered bool // some vantage answered for the name
 	}
 	ttls := map[string]seen{}
+	var names []string
 	for _, p := range probes {
 		ttl, ok := scheduler.AddressTTL(p)
 		old, known := ttls[p.Domain]
-		switch {
-		case ok && (!old.address || ttl < old.ttl):
-			ttls[p.Domain] = seen{ttl, true}
-		case !known:
-			ttls[p.Domain] = seen{}
+		if !known {
+			names = append(names, p.Domain)
 		}
+		if ok && (!old.address || ttl < old.ttl) {
+			old.ttl, old.address = ttl, true
+		}
+		old.answered = old.answered || scheduler.Answered(p)
+		ttls[p.Domain] = old
+	}
+	dark, err := c.store.DarkCounts(names)
+	if err != nil {
+		return nil, err
 	}
 	now := c.cfg.Now()
-	due := make([]storage.Due, 0, len(ttls))
-	for d, s := range ttls {
-		wait := c.cfg.MaxInterval
-		if s.address {
-			wait = scheduler.NextInterval(s.ttl, c.cfg.MinInterval, c.cfg.MaxInterval)
+	c.unheardMu.Lock()
+	defer c.unheardMu.Unlock()
+	due := make([]storage.Measured, 0, len(ttls))
+	for i, d := range names {
+		s := ttls[d]
+		_, first := c.unheard[d]
+		delete(c.unheard, d)
+		m := storage.Measured{Domain: d}
+		switch {
+		case s.address:
+			m.At = now.Add(scheduler.NextInterval(s.ttl, c.cfg.MinInterval, c.cfg.MaxInterval))
+		case s.answered:
+			m.At = now.Add(c.cfg.MaxInterval)
+		default:
+			m.Dark = dark[i]
+			if first {
+				m.Dark++
+			}
+			m.At = now.Add(scheduler.DarkInterval(m.Dark, c.cfg.MaxInterval, c.cfg.DarkMaxInterval))
 		}
-		due = append(due, storage.Due{Domain: d, At: now.Add(wait)})
+		due = append(due, m)
 	}
-	return due
+	return due, nil
 }
 
 // LoadAgents reads the last heartbeat of every agent from the heartbeat

@@ -254,7 +254,11 @@ func TestDispatchLeasesDueDomains(t *testing.T) {
 // clamped; one no vantage had an address for waits the longest.
 func TestNextDueTakesTheSmallestTTL(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	c := &Coordinator{cfg: CoordinatorConfig{Now: func() time.Time { return now }, MinInterval: 30 * time.Second, MaxInterval: time.Hour}}
+	store := openStore(t, "c.db")
+	if _, err := store.AddDomains([]string{"a.example", "b.example", "c.example"}, "t", now); err != nil {
+		t.Fatal(err)
+	}
+	c := &Coordinator{store: store, cfg: CoordinatorConfig{Now: func() time.Time { return now }, MinInterval: 30 * time.Second, MaxInterval: time.Hour}}
 	probe := func(domain, vantage string, ttls ...uint32) obs.Probe {
 		o := obs.Observation{Name: domain, QType: dns.TypeA}
 		for i, ttl := range ttls {
@@ -263,11 +267,15 @@ func TestNextDueTakesTheSmallestTTL(t *testing.T) {
 		return obs.Probe{Domain: domain, Vantage: vantage, Observations: []obs.Observation{o}}
 	}
 	due := map[string]time.Time{}
-	for _, d := range c.nextDue([]obs.Probe{
+	measured, err := c.nextDue([]obs.Probe{
 		probe("a.example", "v1", 300), probe("a.example", "v2", 90), // the smaller wins
 		probe("b.example", "v1"), probe("b.example", "v2", 120), // one vantage without an address
 		probe("c.example", "v1"), // no address at all
-	}) {
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range measured {
 		due[d.Domain] = d.At
 	}
 	for domain, want := range map[string]time.Time{
@@ -276,6 +284,52 @@ func TestNextDueTakesTheSmallestTTL(t *testing.T) {
 		if !due[domain].Equal(want) {
 			t.Errorf("%s due %v; want %v", domain, due[domain], want)
 		}
+	}
+}
+
+// A domain no vantage answers goes dark as it does in a local crawl, one
+// count per dispatch however many batches bring its observations, and an
+// answer clears the count.
+func TestCoordinatorCountsDarkDomainsOncePerDispatch(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	store := openStore(t, "c.db")
+	if _, err := store.AddDomains([]string{"gone.example"}, "t", now); err != nil {
+		t.Fatal(err)
+	}
+	cfg := CoordinatorConfig{Now: func() time.Time { return now }, Lease: 10 * time.Minute}
+	cfg.setDefaults()
+	c := &Coordinator{store: store, cfg: cfg, unheard: map[string]time.Time{}}
+	silent := func(vantage string) obs.Probe {
+		return obs.Probe{Domain: "gone.example", Vantage: vantage, Observations: []obs.Observation{
+			{Name: "gone.example", QType: dns.TypeA, Err: obs.Timeout}}}
+	}
+	batch := func(ps ...obs.Probe) (int, time.Duration) {
+		t.Helper()
+		m, err := c.nextDue(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetMeasured(m); err != nil {
+			t.Fatal(err)
+		}
+		d, _, _ := store.Domain("gone.example")
+		return d.Dark, d.NextDue.Sub(now)
+	}
+	for round := 1; round <= 3; round++ {
+		c.unheard["gone.example"] = now // dispatched
+		if dark, _ := batch(silent("east/v1")); dark != round {
+			t.Fatalf("dispatch %d, first batch: dark %d", round, dark)
+		}
+		// Another region's batch of the same dispatch: counted already.
+		if dark, wait := batch(silent("west/v1")); dark != round || (round == 3) != (wait == 2*time.Hour) {
+			t.Fatalf("dispatch %d, second batch: dark %d, next in %v", round, dark, wait)
+		}
+	}
+	answer := obs.Probe{Domain: "gone.example", Vantage: "east/v1", Observations: []obs.Observation{{Name: "gone.example", QType: dns.TypeA,
+		Answer: []obs.Record{{Name: "gone.example", Type: dns.TypeA, TTL: 60, Data: "192.0.2.1"}}}}}
+	c.unheard["gone.example"] = now
+	if dark, wait := batch(silent("west/v1"), answer); dark != 0 || wait != 61*time.Second {
+		t.Fatalf("after an answer: dark %d, next in %v; want 0 and TTL + 1 s", dark, wait)
 	}
 }
 

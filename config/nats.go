@@ -41,7 +41,7 @@ func (c *Config) Coordinator() cluster.CoordinatorConfig {
 			TokenFile: n.TokenFile, NKeySeedFile: n.NKeySeedFile, CredsFile: n.CredsFile,
 			TLSCA: n.TLSCA, TLSCert: n.TLSCert, TLSKey: n.TLSKey},
 		Prefix: n.Prefix, Targets: n.Targets, Lease: n.Lease,
-		MinInterval: c.MinInterval, MaxInterval: c.MaxInterval,
+		MinInterval: c.MinInterval, MaxInterval: c.MaxInterval, DarkMaxInterval: c.DarkMaxInterval,
 		Streams:     cluster.StreamLimits{WorkMaxAge: n.WorkMaxAge, ObsMaxAge: n.ObsMaxAge, ObsMaxBytes: n.ObsMaxBytes, Duplicates: n.Duplicates},
 		IngestBatch: n.IngestBatch, IngestInFlight: n.IngestInFlight, IngestAckWait: n.IngestAckWait,
 	}
