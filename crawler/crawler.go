@@ -77,17 +77,10 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 	}
 	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
 		if zone, parent, ok := Zone(domain); ok {
-			// The whole lookup, once per zone, vantage and round: most
-			// probes find it done and need no goroutine for it.
-			k := roundKey{vantage, zone, delegationLookup}
-			var done bool
-			if referral, done = round.peek(k); !done {
-				wg.Go(func() {
-					referral = round.do(k.vantage, k.host, k.qtype, func() obs.Observation {
-						return c.delegation(ctx, zone, parent, vantage, round)
-					})
-				})
-			}
+			// The whole lookup, once per zone, vantage and round.
+			round.fetch(&wg, roundKey{vantage, zone, delegationLookup}, &referral, func() obs.Observation {
+				return c.delegation(ctx, zone, parent, vantage, round)
+			})
 		}
 	}
 	first[0] = c.observe(ctx, vantage, domain, qtypes[0])
@@ -118,10 +111,8 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 	addrs := make([]obs.Observation, 2*len(hosts))
 	for i, host := range hosts {
 		for j, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			wg.Go(func() {
-				addrs[2*i+j] = round.do(vantage, host, qt, func() obs.Observation {
-					return c.observe(ctx, vantage, host, qt)
-				})
+			round.fetch(&wg, roundKey{vantage, host, qt}, &addrs[2*i+j], func() obs.Observation {
+				return c.observe(ctx, vantage, host, qt)
 			})
 		}
 	}
@@ -271,6 +262,18 @@ const delegationLookup = 0
 
 // NewRound returns an empty round cache.
 func NewRound() *Round { return &Round{entries: map[roundKey]*roundEntry{}} }
+
+// fetch puts the observation under k into *dst: at once when the round
+// has it already (a name server or referral shared by many domains, which
+// most probes find settled), else from a goroutine of wg that asks, or
+// waits for the probe that is asking.
+func (r *Round) fetch(wg *sync.WaitGroup, k roundKey, dst *obs.Observation, ask func() obs.Observation) {
+	if o, ok := r.peek(k); ok {
+		*dst = o
+		return
+	}
+	wg.Go(func() { *dst = r.do(k.vantage, k.host, k.qtype, ask) })
+}
 
 // peek returns the observation under k if it is already settled.
 func (r *Round) peek(k roundKey) (obs.Observation, bool) {

@@ -190,8 +190,20 @@ func TestRoundAsksSharedNameServerOnce(t *testing.T) {
 	defer e.Close()
 	c := &Crawler{Querier: e, NSHosts: true}
 	round := NewRound()
-	for range 3 {
-		c.Probe(context.Background(), "flux.test", addr, round)
+	for i := range 3 {
+		p := c.Probe(context.Background(), "flux.test", addr, round)
+		// Every probe carries the shared lookups, the later ones from the
+		// round's cache.
+		var shared, addrs int
+		for _, o := range p.Observations {
+			if strings.HasSuffix(o.Name, "host.test") && o.Err == obs.OK {
+				shared++
+				addrs += len(o.Answer)
+			}
+		}
+		if shared != 4 || addrs != 2 { // A and AAAA of 2 hosts; each has one A
+			t.Fatalf("probe %d carries %d name-server lookups with %d addresses; want 4 with 2", i+1, shared, addrs)
+		}
 	}
 	if got := nsQueries.Load(); got != 4 { // 2 hosts × A, AAAA: once per round
 		t.Fatalf("name server hosts asked %d times in one round; want 4", got)
