@@ -2,10 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"log/slog"
-	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/obs"
@@ -16,30 +12,12 @@ import (
 // vantage and a global one, retries only while the vantage answers others,
 // and the same health (a canary decides, a dead vantage rests and its
 // domains are skipped). It is safe for concurrent use.
-type Vantages struct {
-	lq     *limitedQuerier
-	canary string
-	now    func() time.Time
-	log    *slog.Logger
-}
+type Vantages struct{ lq *limitedQuerier }
 
 // NewVantages returns the vantages of opts (with its QPS, Burst, GlobalQPS,
 // Retries, Canary, Now and Logger) measuring through q.
 func NewVantages(q crawler.Querier, opts Options) *Vantages {
-	vs := &Vantages{
-		lq:     newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, opts.Retries, DefaultWindow, &tally{}, nil),
-		canary: opts.Canary, now: opts.Now, log: opts.Logger,
-	}
-	if vs.canary == "" {
-		vs.canary = DefaultCanary
-	}
-	if vs.now == nil {
-		vs.now = time.Now
-	}
-	if vs.log == nil {
-		vs.log = slog.Default()
-	}
-	return vs
+	return &Vantages{lq: newLimitedQuerier(q, opts, DefaultWindow, &tally{})}
 }
 
 // Querier is the rate-limited query path; a crawler given to Probe must
@@ -53,9 +31,7 @@ func (vs *Vantages) Probe(ctx context.Context, c *crawler.Crawler, domain, vanta
 	if !known {
 		return c.Probe(ctx, domain, vantage, round), true // fails: not configured
 	}
-	return probeHealthy(ctx, vs.lq, v, vs.canary, vs.now, vs.log, func() obs.Probe {
-		return c.Probe(ctx, domain, vantage, round)
-	})
+	return vs.lq.probe(ctx, v, func() obs.Probe { return c.Probe(ctx, domain, vantage, round) })
 }
 
 // Health returns each vantage's health so far.
@@ -65,37 +41,4 @@ func (vs *Vantages) Health() map[string]HealthStats {
 		out[addr] = v.health.stats()
 	}
 	return out
-}
-
-// probeHealthy runs probe through v unless v rests, asking the canary when
-// v's rest is over or the probe left it suspect.
-func probeHealthy(ctx context.Context, q crawler.Querier, v *vantage, canary string, now func() time.Time, log *slog.Logger,
-	probe func() obs.Probe) (obs.Probe, bool) {
-	ok, ask := v.health.allow(now)
-	if ask {
-		askCanary(ctx, q, v, canary, now, log)
-		ok, _ = v.health.allow(now)
-	}
-	if !ok {
-		return obs.Probe{}, false
-	}
-	heard := v.responses.Load()
-	p := probe()
-	if v.health.record(p, v.responses.Load() != heard) {
-		askCanary(ctx, q, v, canary, now, log)
-	}
-	return p, true
-}
-
-// askCanary asks v for the canary's SOA through q and tells v's health what
-// came back: any response but REFUSED means the vantage is up.
-func askCanary(ctx context.Context, q crawler.Querier, v *vantage, canary string, now func() time.Time, log *slog.Logger) {
-	resp, _, err := q.Query(ctx, v.addr, canary, dns.TypeSOA)
-	answered := err == nil && resp.Rcode != dns.RcodeRefused
-	if !answered {
-		log.Warn("vantage does not answer; resting it", "vantage", v.addr, "canary", canary, "err", err)
-	} else {
-		log.Debug("vantage answers its canary", "vantage", v.addr)
-	}
-	v.health.canary(answered, now())
 }

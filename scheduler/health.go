@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/fluxwatch/fluxwatch/obs"
 )
@@ -139,4 +142,42 @@ func vantageFailed(p obs.Probe) bool {
 		}
 	}
 	return asked
+}
+
+// admit reports whether a probe may go out through v now; when v's rest
+// is over it asks the canary first.
+func (l *limitedQuerier) admit(ctx context.Context, v *vantage) bool {
+	ok, ask := v.health.allow(l.now)
+	if ask {
+		l.askCanary(ctx, v)
+		ok, _ = v.health.allow(l.now)
+	}
+	return ok
+}
+
+// probe runs probe through v unless v rests (ok false: the domain stays
+// due), and asks the canary if the probe left v suspect.
+func (l *limitedQuerier) probe(ctx context.Context, v *vantage, probe func() obs.Probe) (p obs.Probe, ok bool) {
+	if !l.admit(ctx, v) {
+		return obs.Probe{}, false
+	}
+	heard := v.responses.Load()
+	p = probe()
+	if v.health.record(p, v.responses.Load() != heard) {
+		l.askCanary(ctx, v)
+	}
+	return p, true
+}
+
+// askCanary asks v for the canary's SOA and tells v's health what came
+// back: any response but REFUSED means the vantage is up.
+func (l *limitedQuerier) askCanary(ctx context.Context, v *vantage) {
+	resp, _, err := l.Query(ctx, v.addr, l.canary, dns.TypeSOA)
+	answered := err == nil && resp.Rcode != dns.RcodeRefused
+	if !answered {
+		l.log.Warn("vantage does not answer; resting it", "vantage", v.addr, "canary", l.canary, "err", err)
+	} else {
+		l.log.Debug("vantage answers its canary", "vantage", v.addr)
+	}
+	v.health.canary(answered, l.now())
 }

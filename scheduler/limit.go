@@ -1,8 +1,10 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +28,10 @@ type limitedQuerier struct {
 	retries  int
 	tally    *tally
 	observer Observer // nil: none
+	// What judging a vantage's health needs (see health.go).
+	canary string
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // Observer is told about every query that leaves, for metrics. Its methods
@@ -96,20 +102,27 @@ func (t *tally) snapshot() Stats {
 
 var _ crawler.Querier = (*limitedQuerier)(nil)
 
-// newLimitedQuerier makes a bucket per vantage, of its own rate or qps
-// (0 or less: unlimited), and the global one. retries is as in Options.
-func newLimitedQuerier(q crawler.Querier, vantages []Vantage, qps float64, burst int, globalQPS float64, retries, window int, t *tally, o Observer) *limitedQuerier {
-	if retries == 0 {
-		retries = 1
+// newLimitedQuerier makes a bucket per vantage of opts, of its own rate or
+// opts.QPS (0 or less: unlimited), and the global one; it takes Retries,
+// Canary, Now, Logger and Observer from opts too. window is the most
+// queries in flight through a vantage without a rate.
+func newLimitedQuerier(q crawler.Querier, opts Options, window int, t *tally) *limitedQuerier {
+	retries := cmp.Or(opts.Retries, 1)
+	lq := &limitedQuerier{q: q, vantages: make(map[string]*vantage, len(opts.Vantages)),
+		global: newLimiter(opts.GlobalQPS, opts.Burst), retries: max(retries, 0), tally: t, observer: opts.Observer,
+		canary: cmp.Or(opts.Canary, DefaultCanary), now: opts.Now, log: opts.Logger}
+	if lq.now == nil {
+		lq.now = time.Now
 	}
-	lq := &limitedQuerier{q: q, vantages: make(map[string]*vantage, len(vantages)), global: newLimiter(globalQPS, burst),
-		retries: max(retries, 0), tally: t, observer: o}
-	for _, v := range vantages {
+	if lq.log == nil {
+		lq.log = slog.Default()
+	}
+	for _, v := range opts.Vantages {
 		vq := v.QPS
 		if vq == 0 {
-			vq = qps
+			vq = opts.QPS
 		}
-		lq.vantages[v.Addr] = newVantage(v.Addr, newLimiter(vq, burst), lq.global, window)
+		lq.vantages[v.Addr] = newVantage(v.Addr, newLimiter(vq, opts.Burst), lq.global, window)
 	}
 	return lq
 }

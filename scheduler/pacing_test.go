@@ -204,7 +204,7 @@ func (q *silentAfter) Query(ctx context.Context, vantage, name string, qtype uin
 // A query that timed out is asked again while the vantage answers other
 // queries (a lost packet), and not once it answers nothing at all.
 func TestRetryOnlyWhileTheVantageAnswers(t *testing.T) {
-	lq := newLimitedQuerier(&lossy{}, []Vantage{{Addr: "127.0.0.1:1"}}, 0, 0, 0, 2, DefaultWindow, &tally{}, nil)
+	lq := newLimitedQuerier(&lossy{}, Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Retries: 2}, DefaultWindow, &tally{})
 	// Every other query is lost; the answers in between keep it alive.
 	var got int
 	for i := range 10 {
@@ -217,7 +217,7 @@ func TestRetryOnlyWhileTheVantageAnswers(t *testing.T) {
 	}
 	// A vantage gone silent: one attempt, no retry.
 	q := &silentAfter{}
-	lq = newLimitedQuerier(q, []Vantage{{Addr: "127.0.0.1:1"}}, 0, 0, 0, 2, DefaultWindow, &tally{}, nil)
+	lq = newLimitedQuerier(q, Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Retries: 2}, DefaultWindow, &tally{})
 	if _, _, err := lq.Query(context.Background(), "127.0.0.1:1", "a.test", dns.TypeA); err == nil || q.asked.Load() != 1 {
 		t.Fatalf("silent vantage: err %v after %d attempts; want a timeout after 1", err, q.asked.Load())
 	}

@@ -74,8 +74,9 @@ type Scheduler struct {
 	crawler  *crawler.Crawler
 	store    *storage.Store
 	log      *slog.Logger
-	vantages []*vantage // one per configured vantage, in order, made up front
-	tally    *tally     // queries as they leave
+	vantages []*vantage      // one per configured vantage, in order, made up front
+	lq       *limitedQuerier // the crawler's query path; judges the vantages' health
+	tally    *tally          // queries as they leave
 }
 
 // New returns a scheduler that measures with q (wrapped in the configured
@@ -113,7 +114,7 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 		// name servers' addresses).
 		window = opts.Workers * maxProbeFanOut
 	}
-	lq := newLimitedQuerier(q, opts.Vantages, opts.QPS, opts.Burst, opts.GlobalQPS, opts.Retries, window, t, opts.Observer)
+	lq := newLimitedQuerier(q, opts, window, t)
 	c.Querier = lq
 	if c.Direct != nil {
 		c.Direct = &directQuerier{q: c.Direct, lim: newLimiter(opts.QPS, opts.Burst), tally: t, observer: opts.Observer}
@@ -121,7 +122,7 @@ func New(q crawler.Querier, c crawler.Crawler, store *storage.Store, opts Option
 	if c.Now == nil {
 		c.Now = opts.Now
 	}
-	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, tally: t}
+	s := &Scheduler{opts: opts, crawler: &c, store: store, log: opts.Logger, tally: t, lq: lq}
 	for _, v := range opts.Vantages {
 		s.vantages = append(s.vantages, lq.vantages[v.Addr])
 	}
@@ -195,7 +196,7 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 	for _, v := range s.vantages {
 		if v.win != nil {
 			v.win.mu.Lock()
-			s.log.Debug("vantage window", "vantage", v.addr, "probes_in_flight", v.win.size(), "fastest_rtt", v.win.base)
+			s.log.Debug("vantage window", "vantage", v.addr, "queries_in_flight", v.win.size(), "fastest_rtt", v.win.base)
 			v.win.mu.Unlock()
 		}
 	}
@@ -308,18 +309,10 @@ func (r *round) dispatch(v *vantage) {
 			}
 		}
 		// Asked after the wait: a probe that just finished may have
-		// rested the vantage.
-		ok, ask := v.health.allow(r.s.opts.Now)
-		if ask {
-			r.s.canary(r.work, v)
-			ok, _ = v.health.allow(r.s.opts.Now)
-		}
-		if !ok {
+		// rested the vantage. (The probe asks again when it starts.)
+		if !r.s.lq.admit(r.work, v) {
 			continue // resting: the domain stays due
 		}
-		// The probe itself goes through probeHealthy, which finds the
-		// vantage allowed (or, if a finished probe rested it meanwhile,
-		// skips the domain).
 		inFlight.Add(1)
 		// Counted as its first queries waiting (or, without a rate,
 		// outstanding) until its worker starts it, so that probes not
@@ -352,7 +345,7 @@ func (r *round) measure(v *vantage, i int) {
 		return // stopped while it waited in the queue: it stays due
 	}
 	domain := r.domains[i]
-	p, ok := probeHealthy(r.work, r.s.crawler.Querier, v, r.s.opts.Canary, r.s.opts.Now, r.s.log, func() obs.Probe {
+	p, ok := r.s.lq.probe(r.work, v, func() obs.Probe {
 		return r.s.crawler.Probe(r.work, domain, v.addr, r.cache)
 	})
 	if !ok {
@@ -372,11 +365,6 @@ func (r *round) measure(v *vantage, i int) {
 		r.wrErr = err
 	}
 	r.mu.Unlock()
-}
-
-// canary asks v's canary (see askCanary).
-func (s *Scheduler) canary(ctx context.Context, v *vantage) {
-	askCanary(ctx, s.crawler.Querier, v, s.opts.Canary, s.opts.Now, s.log)
 }
 
 // interval is the wait before the next measurement of a domain answered
