@@ -172,10 +172,6 @@ func (s *Stats) add(o Stats) {
 func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writer) (Stats, error) {
 	start := time.Now()
 	sent := s.tally.snapshot() // rounds that overlap share these counts
-	dark, err := s.store.DarkCounts(domains)
-	if err != nil {
-		return Stats{}, err
-	}
 	r := &round{
 		s: s, domains: domains, w: w, stop: ctx,
 		work:  context.WithoutCancel(ctx),
@@ -207,6 +203,18 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 	if r.wrErr != nil {
 		return st, r.wrErr
 	}
+	// The dark counts of the domains no vantage answered, read once the
+	// round is over: only they need them.
+	var silent []string
+	for i, ttl := range r.ttls {
+		if ttl == unanswered {
+			silent = append(silent, domains[i])
+		}
+	}
+	dark, err := s.store.DarkCounts(silent)
+	if err != nil {
+		return st, err
+	}
 	now := s.opts.Now()
 	measured := make([]storage.Measured, 0, len(domains))
 	for i, ttl := range r.ttls {
@@ -215,7 +223,8 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		case unmeasured:
 			continue
 		case unanswered:
-			m.Dark = dark[i] + 1
+			m.Dark = dark[0] + 1
+			dark = dark[1:]
 			m.At = now.Add(s.darkInterval(m.Dark))
 		case noTTL:
 			m.At = now.Add(s.opts.MaxInterval)
