@@ -73,43 +73,29 @@ func generate(cfg Config) (*model, []Domain) {
 	g.addSystems()
 	g.addInfrastructure()
 	g.addCDNEdges()
-	for i := range cfg.SingleFlux {
-		g.addFlux(i, false)
-	}
-	for i := range cfg.DoubleFlux {
-		g.addFlux(i, true)
-	}
-	for i := range cfg.Benign {
-		g.addBenign(i)
-	}
-	for i := range cfg.Broken {
-		g.addBroken(i)
-	}
-	// The hard cases come last, so that they leave the names and networks
-	// of the kinds above as they were before they existed.
-	for i := range cfg.GeoDNS {
-		g.addGeo(i)
-	}
-	for i := range cfg.Pools {
-		g.addPool(i)
-	}
-	for i := range cfg.Migrations {
-		g.addMigration(i)
-	}
-	for i := range cfg.SlowFlux {
-		g.addSlowFlux(i)
-	}
-	for i := range cfg.NarrowFlux {
-		g.addNarrowFlux(i)
-	}
-	for i := range cfg.BigCDNs {
-		g.addBigCDN(i)
-	}
-	for i := range cfg.SharedHosting {
-		g.addSharedHosting(i)
-	}
-	for i := range cfg.LoadBalancers {
-		g.addLoadBalancer(i)
+	// Each kind in turn, in this order: the hard cases come last, so that
+	// they leave the names and networks of the kinds above as they were
+	// before they existed, and each new kind goes at the end.
+	for _, kind := range []struct {
+		n   int
+		add func(i int)
+	}{
+		{cfg.SingleFlux, func(i int) { g.addFlux(i, false) }},
+		{cfg.DoubleFlux, func(i int) { g.addFlux(i, true) }},
+		{cfg.Benign, g.addBenign},
+		{cfg.Broken, g.addBroken},
+		{cfg.GeoDNS, g.addGeo},
+		{cfg.Pools, g.addPool},
+		{cfg.Migrations, g.addMigration},
+		{cfg.SlowFlux, g.addSlowFlux},
+		{cfg.NarrowFlux, g.addNarrowFlux},
+		{cfg.BigCDNs, g.addBigCDN},
+		{cfg.SharedHosting, g.addSharedHosting},
+		{cfg.LoadBalancers, g.addLoadBalancer},
+	} {
+		for i := range kind.n {
+			kind.add(i)
+		}
 	}
 	g.addDelegations()
 	g.addEmptyNonTerminals()
