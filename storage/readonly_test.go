@@ -169,6 +169,24 @@ func TestMissingDatabase(t *testing.T) {
 	if _, _, err := Compact(path); !errors.Is(err, ErrNoDatabase) {
 		t.Errorf("Compact: %v", err)
 	}
+	// A file cut to nothing (a full disk) is damage for every open: none
+	// may make a new database of it. Only a missing file is created.
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func(string) (*Store, error){"OpenReadOnly": OpenReadOnly, "OpenExisting": OpenExisting, "Open": Open} {
+		if s, err := open(empty); !errors.Is(err, ErrDamaged) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("%s of an empty file: %v; want it damaged", name, err)
+		}
+		if fi, _ := os.Stat(empty); fi.Size() != 0 {
+			t.Fatalf("%s wrote %d bytes into the empty file", name, fi.Size())
+		}
+	}
+	os.Remove(empty)
 	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -140,7 +140,9 @@ func open(path string, mode openMode) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	case fi.IsDir():
 		return nil, fmt.Errorf("opening %s: is a directory", path)
-	case fi.Size() > 0 || mode == modeRead:
+	default:
+		// An empty file is damage too (a file cut to nothing): bbolt
+		// would make a new database of it. Only a missing file is created.
 		// Look at the file before bbolt does: bbolt panics, or faults on a
 		// page beyond the end, on much of what this finds.
 		bf, err := openBoltFile(path)
