@@ -57,11 +57,20 @@ func (w world) probes(domain string) []obs.Probe {
 				out = append(out, p)
 				continue
 			}
+			// IPv4 addresses in the A answer, IPv6 ones in an AAAA answer.
 			a := obs.Observation{Name: domain, QType: dns.TypeA}
+			aaaa := obs.Observation{Name: domain, QType: dns.TypeAAAA}
 			for _, ip := range w.addrs(r, v) {
-				a.Answer = append(a.Answer, obs.Record{Name: domain, Type: dns.TypeA, TTL: w.ttl, Data: ip})
+				if strings.Contains(ip, ":") {
+					aaaa.Answer = append(aaaa.Answer, obs.Record{Name: domain, Type: dns.TypeAAAA, TTL: w.ttl, Data: ip})
+				} else {
+					a.Answer = append(a.Answer, obs.Record{Name: domain, Type: dns.TypeA, TTL: w.ttl, Data: ip})
+				}
 			}
 			p.Observations = append(p.Observations, a)
+			if len(aaaa.Answer) > 0 {
+				p.Observations = append(p.Observations, aaaa)
+			}
 			if w.ns != nil {
 				names, addrs := w.ns(r, v)
 				nso := obs.Observation{Name: domain, QType: dns.TypeNS}

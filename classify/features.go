@@ -39,8 +39,9 @@ type Features struct {
 	// Diversity is FluxBuster's: the entropy of the /16 (v4) and /48 (v6)
 	// prefixes divided by log2 of the number of addresses.
 	Diversity float64 `json:"diversity"`
-	// AnswerDiversity is the same measure over one answer at a time: the
-	// median over the answers with at least 3 addresses. FluxBuster's
+	// AnswerDiversity is the same measure over one answer at a time (an A
+	// or an AAAA answer): the median over the answers with at least 3
+	// addresses. FluxBuster's
 	// measure over a whole window falls as a domain piles up addresses
 	// in a few large networks (their /16s run out); one answer's does not.
 	AnswerDiversity float64 `json:"answer_diversity"`
@@ -132,6 +133,7 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	deleg := delegations{}
 	newPerRound := []int{}
 	var answerDiversity []float64
+	answer := map[netip.Addr]bool{} // one A or AAAA answer's addresses
 	for _, p := range probes {
 		if f.FirstSeen.IsZero() || p.Start.Before(f.FirstSeen) {
 			f.FirstSeen = p.Start
@@ -156,6 +158,7 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 				}
 				continue
 			}
+			clear(answer)
 			for _, r := range o.Answer {
 				switch {
 				case own && r.Type == dns.TypeCNAME:
@@ -170,6 +173,7 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 					}
 					if own {
 						addrs[a] = true
+						answer[a] = true
 						s.addrs = append(s.addrs, r.Data)
 						ttls = append(ttls, r.TTL)
 					} else if owned[o.Name] {
@@ -181,22 +185,16 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 					}
 				}
 			}
+			// One answer's spread: A and AAAA apart, since /16s and /48s
+			// are not one measure.
+			if len(answer) >= 3 {
+				answerDiversity = append(answerDiversity, diversity(answer))
+			}
 		}
 		if len(byVantage[p.Vantage]) == 0 {
 			vantages = append(vantages, p.Vantage)
 		}
 		byVantage[p.Vantage] = append(byVantage[p.Vantage], s)
-		if len(s.addrs) >= 3 {
-			one := map[netip.Addr]bool{}
-			for _, a := range s.addrs {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					one[ip] = true
-				}
-			}
-			if len(one) >= 3 {
-				answerDiversity = append(answerDiversity, diversity(one))
-			}
-		}
 	}
 	f.Vantages = len(vantages)
 	f.Addresses = len(addrs)

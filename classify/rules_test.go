@@ -66,6 +66,19 @@ func TestNarrowFluxWatchedForLongIsFlux(t *testing.T) {
 	if v := classifyWorld(t, w, meta); v.Verdict != Benign || v.Features.AnswerDiversity != 0 {
 		t.Fatalf("answers each in one /16: %s (answer diversity %.2f): %s", v.Verdict, v.Features.AnswerDiversity, v.Evidence)
 	}
+	// The same CDN dual-stack: two A in one /16 and one AAAA (in ISP-A's
+	// IPv6 block) per answer. A /16 and a /48 are not two places of one
+	// answer: each answer is measured alone, and neither has 3 addresses.
+	meta = loadMeta(t, tab+"2001:db8::\t2001:db8:ffff:ffff:ffff:ffff:ffff:ffff\t64600\tDE\tISP-A\n")
+	w.addrs = func(r, vt int) []string {
+		net := (r + vt) % 12
+		return []string{fmt.Sprintf("10.%d.%d.%d", net, rng.IntN(256), 1+rng.IntN(254)),
+			fmt.Sprintf("10.%d.%d.%d", net, rng.IntN(256), 1+rng.IntN(254)),
+			fmt.Sprintf("2001:db8::%x:%x", net, 1+rng.IntN(65535))}
+	}
+	if v := classifyWorld(t, w, meta); v.Verdict != Benign {
+		t.Fatalf("dual-stack answers each in one /16: %s (answer diversity %.2f): %s", v.Verdict, v.Features.AnswerDiversity, v.Evidence)
+	}
 }
 
 func TestCNAMEIntoCDNIsNeverFlux(t *testing.T) {
