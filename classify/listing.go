@@ -93,6 +93,12 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, windo
 			}
 		}
 		allowed, _ := c.Allow.Match(v.Domain)
+		// Flux judged by prefixes alone is kept as a verdict, not listed:
+		// a listing it had runs on, or expires, as when flux stops.
+		listable := IsFlux(v.Verdict) && (v.Features.ASNTable || c.ListWithoutIPTables)
+		if IsFlux(v.Verdict) && !listable {
+			v.Evidence += "; not listed: judged without an IP-to-ASN table (run fluxwatch ipdb update, or set list_without_ip_tables)"
+		}
 		var event *ListingEvent
 		var short *Verdict // the listed record; nil: not listed
 		switch {
@@ -104,14 +110,7 @@ func (c *Classifier) listingRecords(store *storage.Store, batch []Verdict, windo
 				}
 				counts[CountRemoved]++
 			}
-		case IsFlux(v.Verdict) && !v.Features.ASNTable && !c.ListWithoutIPTables:
-			// Judged by prefixes alone: kept as a verdict, not listed.
-			v.Evidence += "; not listed: judged without an IP-to-ASN table (run fluxwatch ipdb update, or set list_without_ip_tables)"
-			if prev != nil && prev.Listing != nil && now.Before(prev.Listing.ExpiresAt) {
-				v.Listing = prev.Listing
-				short = prev
-			}
-		case IsFlux(v.Verdict) && evidence(v, now).Add(expiry).After(now):
+		case listable && evidence(v, now).Add(expiry).After(now):
 			// The listing lasts from the evidence: the last probe judged,
 			// which for imported measurements may lie long before now.
 			seen := evidence(v, now)

@@ -281,6 +281,17 @@ func TestListingClearedByBenignVerdict(t *testing.T) {
 	if v, err := Load(store, "cdn.test"); err != nil || v == nil || v.Listed() || v.Verdict != Benign {
 		t.Fatalf("cdn.test after clearing: %+v, %v", v, err)
 	}
+	// The tables go away: flux.test's listing runs on until it expires,
+	// and then leaves with an event, as any listing does.
+	if run(store, Classifier{}, now.Add(2*time.Minute)); !slices.Contains(listed(store), "flux.test") {
+		t.Fatal("a listing ended before its expiry when the tables went away")
+	}
+	counts = run(store, Classifier{}, now.Add(DefaultExpiry+time.Hour))
+	events = events[:0]
+	History(store, "flux.test", func(e ListingEvent) error { events = append(events, e); return nil })
+	if got := listed(store); len(got) != 0 || counts[CountExpired] != 1 || len(events) == 0 || events[len(events)-1].Event != EventExpired {
+		t.Fatalf("without tables after the expiry: listed %v, counts %v, log %+v; want flux.test expired, with an event", got, counts, events)
+	}
 }
 
 // Only a window that holds every probe of the verdict a listing rests on
