@@ -231,29 +231,53 @@ func syncDir(dir string) {
 // ReadManifest reads the manifest of dir's current set, or fails with
 // ErrNoTables.
 func ReadManifest(dir string) (Manifest, error) {
-	b, err := os.ReadFile(filepath.Join(dir, currentLink, manifestName))
-	if errors.Is(err, os.ErrNotExist) {
-		return Manifest{}, fmt.Errorf("%w in %s (run fluxwatch ipdb update)", ErrNoTables, dir)
+	set, err := currentSet(dir)
+	if err != nil {
+		return Manifest{}, err
 	}
+	return readManifest(set)
+}
+
+// currentSet resolves dir's current link once: the directory of one set.
+func currentSet(dir string) (string, error) {
+	target, err := os.Readlink(filepath.Join(dir, currentLink))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%w in %s (run fluxwatch ipdb update)", ErrNoTables, dir)
+	}
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, target), nil
+}
+
+func readManifest(set string) (Manifest, error) {
+	path := filepath.Join(set, manifestName)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return Manifest{}, err
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Manifest{}, fmt.Errorf("%s: %w", filepath.Join(dir, currentLink, manifestName), err)
+		return Manifest{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
 }
 
 // LoadDir loads dir's current set of tables into db and returns its
-// manifest; ErrNoTables when there is none.
+// manifest; ErrNoTables when there is none. The link is resolved once, so
+// an update that swaps sets meanwhile cannot hand it a mix of two (the
+// set it resolved stays until the update after).
 func (db *DB) LoadDir(dir string) (Manifest, error) {
-	m, err := ReadManifest(dir)
+	set, err := currentSet(dir)
+	if err != nil {
+		return Manifest{}, err
+	}
+	m, err := readManifest(set)
 	if err != nil {
 		return Manifest{}, err
 	}
 	for _, tf := range TableFiles {
-		if err := db.Open(filepath.Join(dir, currentLink, tf.Name), tf.Kind); err != nil {
+		if err := db.Open(filepath.Join(set, tf.Name), tf.Kind); err != nil {
 			return Manifest{}, fmt.Errorf("loading IP tables: %w", err)
 		}
 	}
