@@ -52,6 +52,12 @@ func ipTablesNote(cfg *config.Config, now time.Time) string {
 	}
 	m, err := ipmeta.ReadManifest(cfg.IPDBPath())
 	if errors.Is(err, ipmeta.ErrNoTables) {
+		switch {
+		case cfg.Cymru:
+			return fmt.Sprintf("ip tables: none in %s: addresses are looked up in Team Cymru's service (run fluxwatch ipdb update)", cfg.IPDBPath())
+		case cfg.ListWithoutIPTables:
+			return fmt.Sprintf("ip tables: none in %s: verdicts are judged by prefixes, and listed (list_without_ip_tables)", cfg.IPDBPath())
+		}
 		return fmt.Sprintf("ip tables: none in %s: verdicts are judged by prefixes and nothing is listed (run fluxwatch ipdb update)", cfg.IPDBPath())
 	}
 	if err != nil {
