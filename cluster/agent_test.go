@@ -317,6 +317,21 @@ func TestAgentRestsADeadVantage(t *testing.T) {
 	// The probes that went out before the vantage rested were stored; the
 	// skipped domains have nothing stored and are due when the lease ends.
 	waitFor(t, 10*time.Second, "the probes stored", func() bool { return stored.len() == int(h.Probes) })
+	// Skipped vantages sent nothing (no empty probe for the coordinator to
+	// reject), and each measured domain went dark once for its dispatch.
+	waitFor(t, 5*time.Second, "the agent's probe count", func() bool { return a.Heartbeat().Probes == h.Probes })
+	if st := c.Stats(); st.Rejected != 0 {
+		t.Fatalf("coordinator rejected %d messages: the skipped vantages sent something", st.Rejected)
+	}
+	dark := 0
+	for _, d := range domains {
+		if rec, _, _ := store.Domain(d); rec.Dark == 1 {
+			dark++
+		}
+	}
+	if dark != int(h.Probes) {
+		t.Fatalf("%d domains dark once; want the %d measured", dark, h.Probes)
+	}
 	clock.Add(lease)
 	due, err := store.Due(clock.Now())
 	if err != nil {

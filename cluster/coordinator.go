@@ -584,11 +584,7 @@ func (c *Coordinator) commit(b ingestBatch) {
 	if c.cfg.OnStored != nil {
 		c.cfg.OnStored(b.ids)
 	}
-	due, err := c.nextDue(b.probes)
-	if err == nil {
-		err = c.store.SetMeasured(due)
-	}
-	if err != nil {
+	if err := c.measured(b.probes); err != nil {
 		c.log.Warn("coordinator: setting next-due times", "err", err)
 	}
 }
@@ -618,60 +614,73 @@ func (c *Coordinator) checkDomain(name string) error {
 	return nil
 }
 
-// nextDue gives each domain of the batch its next measurement: just past
-// the smallest TTL its addresses were answered with, clamped, as the local
-// scheduler does. A domain no probe of the batch got an answer for is
-// dark once more, counted by the first batch of its dispatch (later ones
-// of the same dispatch keep the count), and waits as the scheduler's dark
-// domains do; an answer clears the count.
-func (c *Coordinator) nextDue(probes []obs.Probe) ([]storage.Measured, error) {
-	type seen struct {
-		ttl      uint32
-		address  bool // some vantage answered with an address
-		answered bool // some vantage answered for the name
+// measured stores the next measurement of each domain of a stored batch,
+// and forgets the dispatches it counted only once that is stored.
+func (c *Coordinator) measured(probes []obs.Probe) error {
+	due, counted, err := c.nextDue(probes)
+	if err != nil {
+		return err
 	}
-	ttls := map[string]seen{}
+	if err := c.store.SetMeasured(due); err != nil {
+		return err
+	}
+	c.unheardMu.Lock()
+	for _, d := range counted {
+		delete(c.unheard, d)
+	}
+	c.unheardMu.Unlock()
+	return nil
+}
+
+// nextDue gives each domain of the batch its next measurement, as the
+// local scheduler does (scheduler.Outcome). A domain no probe of the batch
+// got an answer for is dark once more, counted by the first batch of its
+// dispatch (later ones of the same dispatch keep the count); counted are
+// the domains whose dispatch this batch answered for, to be forgotten once
+// the times are stored.
+func (c *Coordinator) nextDue(probes []obs.Probe) (due []storage.Measured, counted []string, err error) {
+	outcomes := map[string]*scheduler.Outcome{}
 	var names []string
 	for _, p := range probes {
-		ttl, ok := scheduler.AddressTTL(p)
-		old, known := ttls[p.Domain]
-		if !known {
+		o := outcomes[p.Domain]
+		if o == nil {
+			o = &scheduler.Outcome{}
+			outcomes[p.Domain] = o
 			names = append(names, p.Domain)
 		}
-		if ok && (!old.address || ttl < old.ttl) {
-			old.ttl, old.address = ttl, true
-		}
-		old.answered = old.answered || scheduler.Answered(p)
-		ttls[p.Domain] = old
+		o.Add(p)
 	}
-	dark, err := c.store.DarkCounts(names)
+	var silent []string
+	for _, d := range names {
+		if !outcomes[d].Answered() {
+			silent = append(silent, d)
+		}
+	}
+	dark, err := c.store.DarkCounts(silent)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := c.cfg.Now()
+	iv := scheduler.Intervals{Min: c.cfg.MinInterval, Max: c.cfg.MaxInterval, DarkMax: c.cfg.DarkMaxInterval}
 	c.unheardMu.Lock()
 	defer c.unheardMu.Unlock()
-	due := make([]storage.Measured, 0, len(ttls))
-	for i, d := range names {
-		s := ttls[d]
+	due = make([]storage.Measured, 0, len(names))
+	for _, d := range names {
+		o := outcomes[d]
 		_, first := c.unheard[d]
-		delete(c.unheard, d)
-		m := storage.Measured{Domain: d}
-		switch {
-		case s.address:
-			m.At = now.Add(scheduler.NextInterval(s.ttl, c.cfg.MinInterval, c.cfg.MaxInterval))
-		case s.answered:
-			m.At = now.Add(c.cfg.MaxInterval)
-		default:
-			m.Dark = dark[i]
-			if first {
-				m.Dark++
-			}
-			m.At = now.Add(scheduler.DarkInterval(m.Dark, c.cfg.MaxInterval, c.cfg.DarkMaxInterval))
+		if first {
+			counted = append(counted, d)
 		}
-		due = append(due, m)
+		var n int
+		if !o.Answered() {
+			n, dark = dark[0], dark[1:]
+			if first {
+				n++
+			}
+		}
+		due = append(due, o.Next(d, n, now, iv))
 	}
-	return due, nil
+	return due, counted, nil
 }
 
 // LoadAgents reads the last heartbeat of every agent from the heartbeat

@@ -267,7 +267,7 @@ func TestNextDueTakesTheSmallestTTL(t *testing.T) {
 		return obs.Probe{Domain: domain, Vantage: vantage, Observations: []obs.Observation{o}}
 	}
 	due := map[string]time.Time{}
-	measured, err := c.nextDue([]obs.Probe{
+	measured, _, err := c.nextDue([]obs.Probe{
 		probe("a.example", "v1", 300), probe("a.example", "v2", 90), // the smaller wins
 		probe("b.example", "v1"), probe("b.example", "v2", 120), // one vantage without an address
 		probe("c.example", "v1"), // no address at all
@@ -305,11 +305,7 @@ func TestCoordinatorCountsDarkDomainsOncePerDispatch(t *testing.T) {
 	}
 	batch := func(ps ...obs.Probe) (int, time.Duration) {
 		t.Helper()
-		m, err := c.nextDue(ps)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := store.SetMeasured(m); err != nil {
+		if err := c.measured(ps); err != nil {
 			t.Fatal(err)
 		}
 		d, _, _ := store.Domain("gone.example")

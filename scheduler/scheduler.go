@@ -13,7 +13,6 @@ package scheduler
 import (
 	"context"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,13 +175,10 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		s: s, domains: domains, w: w, stop: ctx,
 		work:  context.WithoutCancel(ctx),
 		cache: crawler.NewRound(), fanOut: int64(len(crawler.DefaultQTypes)),
-		ttls: make([]uint64, len(domains)),
+		outcomes: make([]Outcome, len(domains)),
 	}
 	if qt := s.crawler.QTypes; qt != nil {
 		r.fanOut = int64(max(len(qt), 1))
-	}
-	for i := range r.ttls {
-		r.ttls[i] = unmeasured
 	}
 	var wg sync.WaitGroup
 	for _, v := range s.vantages {
@@ -206,8 +202,8 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 	// The dark counts of the domains no vantage answered, read once the
 	// round is over: only they need them.
 	var silent []string
-	for i, ttl := range r.ttls {
-		if ttl == unanswered {
+	for i, o := range r.outcomes {
+		if o.Measured() && !o.Answered() {
 			silent = append(silent, domains[i])
 		}
 	}
@@ -216,34 +212,20 @@ func (s *Scheduler) Round(ctx context.Context, domains []string, w *storage.Writ
 		return st, err
 	}
 	now := s.opts.Now()
+	iv := Intervals{s.opts.MinInterval, s.opts.MaxInterval, s.opts.DarkMaxInterval}
 	measured := make([]storage.Measured, 0, len(domains))
-	for i, ttl := range r.ttls {
-		m := storage.Measured{Domain: domains[i]}
-		switch ttl {
-		case unmeasured:
+	for i, o := range r.outcomes {
+		if !o.Measured() {
 			continue
-		case unanswered:
-			m.Dark = dark[0] + 1
-			dark = dark[1:]
-			m.At = now.Add(s.darkInterval(m.Dark))
-		case noTTL:
-			m.At = now.Add(s.opts.MaxInterval)
-		default:
-			m.At = now.Add(s.interval(uint32(ttl)))
 		}
-		measured = append(measured, m)
+		var n int
+		if !o.Answered() {
+			n, dark = dark[0]+1, dark[1:]
+		}
+		measured = append(measured, o.Next(domains[i], n, now, iv))
 	}
 	return st, s.store.SetMeasured(measured)
 }
-
-// What a round learned of each domain, from all vantages: the smallest
-// address TTL any vantage saw, or one of these (each larger than any TTL,
-// so that min keeps the most a vantage learned).
-const (
-	unmeasured = math.MaxUint64     // no vantage measured it
-	unanswered = math.MaxUint32 + 2 // no vantage answered for it
-	noTTL      = math.MaxUint32 + 1 // answered, but with no address
-)
 
 // round is one Round's shared state.
 type round struct {
@@ -255,10 +237,10 @@ type round struct {
 	cache   *crawler.Round
 	fanOut  int64 // the queries a probe sends at once: one per type
 
-	mu    sync.Mutex
-	st    Stats
-	ttls  []uint64
-	wrErr error
+	mu       sync.Mutex
+	st       Stats
+	outcomes []Outcome // by domain, under mu
+	wrErr    error
 }
 
 // dispatch measures every domain through v: it starts a probe whenever v
@@ -360,26 +342,14 @@ func (r *round) measure(v *vantage, i int) {
 	if !ok {
 		return // rested since it was started: the domain stays due
 	}
-	ttl := uint64(unanswered)
-	if t, ok := AddressTTL(p); ok {
-		ttl = uint64(t)
-	} else if Answered(p) {
-		ttl = noTTL
-	}
 	err := r.w.Write(r.work, p)
 	r.mu.Lock()
 	r.st.Probes++
-	r.ttls[i] = min(r.ttls[i], ttl)
+	r.outcomes[i].Add(p)
 	if err != nil && r.wrErr == nil {
 		r.wrErr = err
 	}
 	r.mu.Unlock()
-}
-
-// interval is the wait before the next measurement of a domain answered
-// with ttl (see NextInterval).
-func (s *Scheduler) interval(ttl uint32) time.Duration {
-	return NextInterval(ttl, s.opts.MinInterval, s.opts.MaxInterval)
 }
 
 // NextInterval is the wait before the next measurement of a domain
@@ -400,12 +370,6 @@ const maxProbeFanOut = 16
 // An answer is a NOERROR response for the name itself, with or without
 // records: NXDOMAIN, SERVFAIL and silence are not.
 const DefaultDarkMaxInterval = 24 * time.Hour
-
-// darkInterval is the wait before the next measurement of a domain that
-// has gone unanswered dark times in a row.
-func (s *Scheduler) darkInterval(dark int) time.Duration {
-	return DarkInterval(dark, s.opts.MaxInterval, s.opts.DarkMaxInterval)
-}
 
 // DarkInterval is the wait before measuring again a domain no vantage
 // answered dark times in a row: hi until it is dark (storage.DarkAfter),

@@ -184,7 +184,8 @@ func TestNextDueFollowsTTL(t *testing.T) {
 		t.Fatalf("next due %v; want %v (TTL 90s + 1s)", d.NextDue, want)
 	}
 	// A TTL of 0 is due again as soon as the minimum allows.
-	if s.interval(5) != 30*time.Second || s.interval(86400) != time.Hour || s.interval(0) != 30*time.Second {
+	if NextInterval(5, 30*time.Second, time.Hour) != 30*time.Second || NextInterval(86400, 30*time.Second, time.Hour) != time.Hour ||
+		NextInterval(0, 30*time.Second, time.Hour) != 30*time.Second {
 		t.Fatal("interval not clamped")
 	}
 }
