@@ -362,11 +362,6 @@ func (d *daemon) startJobs(ctx context.Context) (*scheduledJobs, error) {
 			rs, err := st.sched.Round(ctx, due, d.writer)
 			d.log.Info("job crawl", "domains", len(due), "probes", rs.Probes, "queries", rs.QueriesSent,
 				"answered", rs.Answered, "elapsed", rs.Elapsed.Round(time.Millisecond))
-			if err != nil {
-				return err
-			}
-			counts, err := d.store.CountDomains()
-			d.status.crawled(counts)
 			return err
 		}},
 		{"classify", cfg.Daemon.Classify, func() error {
@@ -381,6 +376,12 @@ func (d *daemon) startJobs(ctx context.Context) (*scheduledJobs, error) {
 			if err == nil {
 				d.metrics.Classified(counts)
 				d.status.classified(counts)
+				// Here, not after a crawl: with agents the daemon does
+				// not crawl itself.
+				var domains storage.DomainCounts
+				if domains, err = d.store.CountDomains(); err == nil {
+					d.status.domains(domains)
+				}
 			}
 			return err
 		}},

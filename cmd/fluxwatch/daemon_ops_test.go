@@ -119,7 +119,8 @@ func TestDaemonOperations(t *testing.T) {
 		return st.Verdicts["single-flux"] > 0
 	})
 	if len(st.Jobs) != 5 || st.Jobs[0].Runs == 0 || st.Jobs[0].NextRun.IsZero() || len(st.Vantages) != 4 ||
-		st.Listed < st.Verdicts["single-flux"]+st.Verdicts["double-flux"] {
+		st.Listed < st.Verdicts["single-flux"]+st.Verdicts["double-flux"] ||
+		st.Domains == nil || st.Domains.Active != len(w.Domains()) {
 		t.Fatalf("/status: %+v", st)
 	}
 

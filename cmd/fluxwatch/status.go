@@ -122,8 +122,8 @@ func (d *daemonStatus) classified(counts map[string]int) {
 	d.s.Listed = counts[classify.CountListed]
 }
 
-// crawled records the domain counts after a crawl.
-func (d *daemonStatus) crawled(c storage.DomainCounts) {
+// domains records the counts of active and dark domains.
+func (d *daemonStatus) domains(c storage.DomainCounts) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.s.Domains = &c
