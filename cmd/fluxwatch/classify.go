@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -197,6 +198,17 @@ func exportWith(store *storage.Store, cfg *config.Config, format, out string, op
 		return 0, fmt.Errorf("%w: format %s is a directory of files: give --out DIR", errUsage, format)
 	}
 	opts.Zone, opts.Now = cfg.RPZZone, time.Now()
+	if format == "rpz" && out != "-" {
+		// The database's serial only grows, but a database restored from
+		// a backup, or moved, does not know what its file told the
+		// secondaries: keep above the serial of the file it replaces. A
+		// file that does not read is replaced whatever it said.
+		if serial, err := feed.ReadZoneSerial(out, cfg.RPZZone); err == nil {
+			if err := store.RaiseSerial(serial); err != nil {
+				return 0, err
+			}
+		}
+	}
 	if format == "rpz" || format == "stix" {
 		serial, err := store.NextSerial(time.Now())
 		if err != nil {

@@ -55,7 +55,6 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer func() { d.state().release() }()
 	d.current.Store(st)
-	d.keepSerialAboveFiles(cfg)
 	app, err := d.httpApp(cfg)
 	if err != nil {
 		return err

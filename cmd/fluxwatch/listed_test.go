@@ -17,6 +17,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -254,5 +255,28 @@ func TestIPDBUpdateFeedsClassify(t *testing.T) {
 	}
 	if info, ok := meta.Lookup(netip.MustParseAddr("1.0.0.1")); !ok || info.ASN != 13335 {
 		t.Fatalf("1.0.0.1: %+v %v", info, ok)
+	}
+}
+
+// An rpz export never hands out a serial at or below that of the file it
+// replaces, whatever the database remembers (restored from a backup, or
+// moved): the daemon's publishes and `export` alike go through it.
+func TestExportKeepsTheSerialAboveTheFile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fw.db")
+	if _, stderr, err := fw(t, "flux.test\n", "seeds", "add", "--db", db, "-"); err != nil {
+		t.Fatalf("seeds add: %v\n%s", err, stderr)
+	}
+	out := filepath.Join(dir, "fluxwatch.rpz")
+	const old = 4000000000
+	zone := fmt.Sprintf("$ORIGIN fluxwatch.rpz.\n@ 300 IN SOA localhost. hostmaster.localhost. %d 3600 600 604800 60\n@ 300 IN NS localhost.\n", old)
+	if err := os.WriteFile(out, []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := fw(t, "", "export", "--db", db, "--format", "rpz", "--out", out); err != nil {
+		t.Fatalf("export: %v\n%s", err, stderr)
+	}
+	if got, err := feed.ReadZoneSerial(out, "fluxwatch.rpz"); err != nil || got <= old {
+		t.Fatalf("serial %d after an export over a file at %d (%v); want above it", got, uint32(old), err)
 	}
 }

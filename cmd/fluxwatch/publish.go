@@ -3,10 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/fluxwatch/fluxwatch/config"
-	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -50,28 +48,4 @@ func (d *daemon) publish(cfg *config.Config, kind string) error {
 		d.log.Info(what+": list changed", "listed", rec.Listed, "added", len(rec.Added), "removed", len(rec.Removed))
 	}
 	return errors.Join(errs...)
-}
-
-// keepSerialAboveFiles makes the serials of the next rpz exports greater
-// than the serial of the rpz files already written. The database's own
-// serial only grows, but a database restored from a backup, or moved,
-// does not know what its files told the secondaries: a lower serial would
-// leave them on the old zone. A file that cannot be read is left alone
-// (the publish replaces it).
-func (d *daemon) keepSerialAboveFiles(cfg *config.Config) {
-	for _, e := range cfg.Daemon.Exports {
-		if e.Format != "rpz" {
-			continue
-		}
-		serial, err := feed.ReadZoneSerial(e.Out, cfg.RPZZone)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				d.log.Warn("start: the last rpz export does not read; its serial is not known", "out", e.Out, "err", err)
-			}
-			continue
-		}
-		if err := d.store.RaiseSerial(serial); err != nil {
-			d.log.Warn("start: keeping the serial above the last rpz export's", "out", e.Out, "err", err)
-		}
-	}
 }
