@@ -33,16 +33,19 @@ func (s *Store) Check() error {
 			}
 			return nil
 		}
-		errs = append(errs, s.checkPages(tx)...)
-		if len(errs) > 0 {
+		metas, tree := s.checkPages(tx)
+		errs = append(errs, metas...) // harmless to what follows: bbolt reads the other meta
+		if len(tree) > 0 {
+			errs = append(errs, tree...)
 			return nil // the tree itself is damaged: stop here
 		}
+		before := len(errs)
 		for err := range tx.Check() {
 			if bad("bbolt: %v", err) != nil {
 				break
 			}
 		}
-		if len(errs) > 0 {
+		if len(errs) > before {
 			return nil
 		}
 		err := s.checkTables(tx, bad)
@@ -70,28 +73,29 @@ func problems(path string, errs []error) error {
 	return &DamagedError{Path: path, Reason: strings.Join(reasons, "; "), Problems: errs}
 }
 
-// checkPages walks the pages of the transaction's tree in the file. The
-// pages a read transaction sees are not reused while it is open; if
-// writers have since overwritten its meta page in the file, there is
-// nothing stable to walk and it checks nothing.
-func (s *Store) checkPages(tx *bolt.Tx) []error {
+// checkPages walks the pages of the transaction's tree in the file, and
+// returns apart the problems of the meta pages (one bad meta page is
+// harmless while the other holds) and those of the tree. The pages a read
+// transaction sees are not reused while it is open; if writers have since
+// overwritten its meta page in the file, there is nothing stable to walk
+// and it checks nothing.
+func (s *Store) checkPages(tx *bolt.Tx) (metas, tree []error) {
 	f, err := os.Open(s.path)
 	if err != nil {
-		return []error{err}
+		return nil, []error{err}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return []error{err}
+		return nil, []error{err}
 	}
 	bf := &boltFile{f: f, size: fi.Size()}
 	if err := bf.readMetas(s.path); err != nil {
-		return []error{err}
+		return nil, []error{err}
 	}
-	var errs []error
 	for i, m := range bf.metas {
 		if m.err != nil {
-			errs = append(errs, fmt.Errorf("meta page %d: %v (bbolt reads the other one)", i, m.err))
+			metas = append(metas, fmt.Errorf("meta page %d: %v (bbolt reads the other one)", i, m.err))
 		}
 	}
 	found := false
@@ -101,12 +105,12 @@ func (s *Store) checkPages(tx *bolt.Tx) []error {
 		}
 	}
 	if !found {
-		return errs
+		return metas, nil
 	}
 	if err := bf.inspect(s.path); err != nil {
-		return append(errs, errors.New(err.(*DamagedError).Reason))
+		return metas, []error{errors.New(err.(*DamagedError).Reason)}
 	}
-	return append(errs, bf.walkPages(maxCheckErrors)...)
+	return metas, bf.walkPages(maxCheckErrors)
 }
 
 // CheckFile checks the database at path as Check does, and reports what

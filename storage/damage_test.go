@@ -205,6 +205,17 @@ func TestOneBadMetaPage(t *testing.T) {
 	if err := s.Check(); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "meta page 0") {
 		t.Fatalf("Check() = %v; want it to name meta page 0", err)
 	}
+	s.Close()
+	// A bad meta page must not hide damage elsewhere: with a probe's value
+	// flipped too, Check names both.
+	leaf := pagesOf(t, good, "leaf", "probes")[0]
+	both := writeDamaged(t, good, damage{do: func(b []byte) []byte {
+		return flip(firstValue(t, good, leaf.ID))(flip(16 + 48)(b))
+	}})
+	if err := CheckFile(both); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "meta page 0") ||
+		!strings.Contains(err.Error(), "probe") {
+		t.Fatalf("CheckFile() = %v; want it to name meta page 0 and the damaged probe", err)
+	}
 }
 
 func readEverythingButCheck(s *Store) error {
@@ -461,5 +472,24 @@ func TestStandardLibrary(t *testing.T) {
 		if got := standardLibrary(fn); got != want {
 			t.Errorf("standardLibrary(%q) = %v", fn, got)
 		}
+	}
+}
+
+// A leaf element whose key runs past its page is found by the page walk,
+// with the page it is on, not left for a read to fault on.
+func TestCheckFindsALeafElementPastItsPage(t *testing.T) {
+	good := filepath.Join(t.TempDir(), "good.db")
+	filledDB(t, good)
+	leaf := pagesOf(t, good, "leaf", "probes")[0]
+	bf, err := openBoltFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := int64(bf.pageSize)
+	bf.Close()
+	path := writeDamaged(t, good, damage{do: flip(int64(leaf.ID)*ps + pageHeaderSize + 11)})
+	want := fmt.Sprintf("page %d", leaf.ID)
+	if err := CheckFile(path); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("CheckFile() = %v; want it to name %s", err, want)
 	}
 }

@@ -370,6 +370,16 @@ func (w *pageWalk) walkBucket(name string, v []byte) error {
 func (bf *boltFile) walkPages(max int) []error {
 	w := &pageWalk{bf: bf, seen: map[uint64]bool{}}
 	roots, _ := bf.bucketRoots(w)
+	// Every element of every leaf must lie within its page (the page is
+	// read already: this costs no I/O).
+	w.leaf = func(pgid uint64, p page) error {
+		for i := range p.count {
+			if _, _, _, _, err := p.element(i); err != nil {
+				w.problems = append(w.problems, fmt.Errorf("page %d: %v", pgid, err))
+			}
+		}
+		return nil
+	}
 	for _, name := range slices.Sorted(maps.Keys(roots)) {
 		w.walkBucket(name, roots[name])
 		if len(w.problems) >= max {
