@@ -54,6 +54,12 @@ func TestDarkCountsBesideNextDue(t *testing.T) {
 		}
 	}
 	check("after SetMeasured")
+	// The same with no ids cached (DarkCounts looks them up in the
+	// transaction then).
+	s.wmu.Lock()
+	clear(s.domainIDs)
+	s.wmu.Unlock()
+	check("with no ids cached")
 	// A lease moves the time and keeps the count.
 	if err := s.SetNextDue([]Due{{"d0001.test", t0.Add(3 * time.Hour)}, {"d0700.test", far}}); err != nil {
 		t.Fatal(err)

@@ -108,8 +108,8 @@ func TestOpenReadOnlyChangesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !s.ReadOnly() || !s.db.IsReadOnly() {
-			t.Fatalf("store read-only %v, bbolt read-only %v", s.ReadOnly(), s.db.IsReadOnly())
+		if !s.readOnly || !s.db.IsReadOnly() {
+			t.Fatalf("store read-only %v, bbolt read-only %v", s.readOnly, s.db.IsReadOnly())
 		}
 		if err := readEverything(s); err != nil {
 			t.Fatal(err)

@@ -284,9 +284,6 @@ func (s *Store) loadNames(tx *bolt.Tx) error {
 	})
 }
 
-// ReadOnly says whether the store was opened with OpenReadOnly.
-func (s *Store) ReadOnly() bool { return s.readOnly }
-
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
