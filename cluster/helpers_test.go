@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -59,22 +59,7 @@ func openStore(t testing.TB, name string) *storage.Store {
 
 // logBuffer collects log lines; the test prints them if it fails, and
 // goroutines that log after the test ended do not panic.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = dnstest.Output
 
 // testLogger logs at level into a buffer that is printed when the test
 // fails.

@@ -1,17 +1,17 @@
 package feed
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/fluxwatch/fluxwatch/internal/dnstest"
 )
 
 // Test keys: made for these tests, never used anywhere else.
@@ -21,22 +21,7 @@ var (
 )
 
 // logBuffer collects a logger's output for assertions, safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = dnstest.Output
 
 // startServer starts a Server on a free loopback port, closed at cleanup.
 func startServer(t testing.TB, opts Options) (*Server, *logBuffer) {
