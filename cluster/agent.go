@@ -344,6 +344,7 @@ func (a *Agent) pull(ctx context.Context, js jetstream.JetStream, cc jetstream.C
 			continue
 		}
 		for m := range batch.Messages() {
+			m.InProgress() // it may wait for a slot: not handed out again meanwhile
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():

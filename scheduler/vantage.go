@@ -31,8 +31,9 @@ import (
 // them), and loss is never used: a dead name loses every query.
 const (
 	// DefaultMaxInFlight is the most probes one vantage has in flight.
-	// Each holds a goroutine, its probe and its queries: about 4.6 KB
-	// (BenchmarkMemoryInFlight), 19 MB at the cap.
+	// Each holds a goroutine and its probe: about 4.6 KB with a querier
+	// that holds every query (BenchmarkMemoryInFlight), 19 MB at the cap;
+	// the engine adds its call and buffer per query.
 	DefaultMaxInFlight = 4096
 	// DefaultWindow is the most queries in flight through a vantage
 	// without a rate limit. More overruns the receive buffer of a server

@@ -43,7 +43,7 @@ const (
 	KindSlowFlux   = "slow-flux"   // single flux whose answer changes only every 4 TTLs (TTL 60–120)
 	KindNarrowFlux = "narrow-flux" // single flux confined to 3 residential ASNs with 9–18 /16s
 	// Hard negatives that spread like flux within one provider.
-	KindBigCDN        = "big-cdn"        // no CNAME: 300–600 edge addresses over 16–24 /16s of 1–2 ASNs, 4–8 per answer, TTL 20–60
+	KindBigCDN        = "big-cdn"        // no CNAME: 300–600 edge addresses over 8–24 /16s of 1–2 ASNs (8–12 each), 4–8 per answer, TTL 20–60
 	KindSharedHosting = "shared-hosting" // three sites on the same 1–2 addresses of one hosting ASN
 	KindLoadBalancer  = "load-balancer"  // 8–16 addresses of one hosting ASN, 2–4 per answer, TTL 30
 )
