@@ -156,12 +156,19 @@ func TestEveryCommandOnADamagedFile(t *testing.T) {
 	clear := regexp.MustCompile(`^fluxwatch: database (\S+) is damaged \(.+\): restore a backup or run fluxwatch db salvage\n$`)
 	// The commands that read every probe must meet damage in the probes
 	// bucket.
-	readsProbes := map[string]bool{"export-observations": true, "db check": true, "classify": true}
+	// db backup checks the copy it makes, so it meets damage anywhere;
+	// and a damaged database never replaces a good backup.
+	readsProbes := map[string]bool{"export-observations": true, "db check": true, "classify": true, "db backup": true}
+	goodBackup := []byte("a good backup, made earlier")
 	for _, d := range damages {
 		t.Run(d.name, func(t *testing.T) {
 			dir := t.TempDir()
 			db := filepath.Join(dir, "bad.db")
 			if err := os.WriteFile(db, d.do(bytes.Clone(b)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			backup := filepath.Join(dir, "backup.db")
+			if err := os.WriteFile(backup, goodBackup, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cmds := append(readCommands(db, dir),
@@ -170,7 +177,7 @@ func TestEveryCommandOnADamagedFile(t *testing.T) {
 				[]string{"seeds", "remove", "--db", db, "flux.test"},
 				[]string{"blocklist", "delist", "--db", db, "calm.test"},
 				[]string{"export", "--db", db, "--format", "rpz", "--out", "-"},
-				[]string{"db", "backup", "--db", db, "--out", filepath.Join(dir, "backup.db")},
+				[]string{"db", "backup", "--db", db, "--out", backup},
 				[]string{"db", "compact", "--db", db},
 			)
 			for _, args := range cmds {
@@ -192,6 +199,9 @@ func TestEveryCommandOnADamagedFile(t *testing.T) {
 				if m := clear.FindStringSubmatch(stderr); m == nil || m[1] != db {
 					t.Errorf("%v: exit %d, stderr %q; want the one line naming %s", args, code, stderr, db)
 				}
+			}
+			if b, _ := os.ReadFile(backup); !bytes.Equal(b, goodBackup) {
+				t.Errorf("db backup of a damaged database replaced the good backup")
 			}
 			// db check says what it found, a line each.
 			stdout, _, _ := runBin(t, bin, "db", "check", "--db", db)

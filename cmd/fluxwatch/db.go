@@ -21,8 +21,8 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		if err != nil {
 			return err
 		}
-		if err := storage.CheckFile(cfg.DB); err != nil {
-			// Every problem on a line of its own, then the one line.
+		// Every problem on a line of its own, then the one line.
+		report := func(err error) error {
 			var de *storage.DamagedError
 			if errors.As(err, &de) {
 				for _, p := range de.Problems {
@@ -32,10 +32,20 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 			return err
 		}
 		store, err := openReader(cfg)
+		if errors.Is(err, storage.ErrDamaged) {
+			// Too damaged to open: what can be seen of it.
+			if cerr := storage.CheckFile(cfg.DB); cerr != nil {
+				return report(cerr)
+			}
+			return err
+		}
 		if err != nil {
 			return err
 		}
 		defer store.Close()
+		if err := store.Check(); err != nil {
+			return report(err)
+		}
 		st, err := store.Stats()
 		if err != nil {
 			return err
