@@ -316,7 +316,11 @@ func (s *server) rows(names []string) ([]row, error) {
 		if v.Listed() {
 			rw.ExpiresAt = v.Listing.ExpiresAt
 		}
-		if d, ok, err := s.store.Domain(name); err == nil && ok {
+		d, ok, err := s.store.Domain(name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			rw.Dark = d.Active && d.IsDark()
 			if rw.FirstSeen.IsZero() {
 				rw.FirstSeen = d.FirstSeen // when it was added
