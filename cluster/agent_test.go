@@ -18,6 +18,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 func vantagesOf(addrs ...string) []scheduler.Vantage {
@@ -278,17 +279,7 @@ func (timeoutError) Temporary() bool { return true }
 // runs out and they are dispatched again), and the heartbeat, which
 // `status` prints, shows the vantage's health.
 func TestAgentRestsADeadVantage(t *testing.T) {
-	srv := startNATS(t)
-	url := srv.ClientURL()
-	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := openStore(t, "c.db")
-	var domains []string
-	for i := range 60 {
-		domains = append(domains, fmt.Sprintf("d%02d.example", i))
-	}
-	if _, err := store.AddDomains(domains, "t", clock.Now()); err != nil {
-		t.Fatal(err)
-	}
+	url, clock, store, domains := seededServer(t, 60)
 	stored := &idSet{}
 	const lease = 5 * time.Minute
 	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: url}, Lease: lease, MaxInterval: time.Hour,
@@ -345,17 +336,7 @@ func TestAgentRestsADeadVantage(t *testing.T) {
 // An agent with one slot takes the region's items one after another: its
 // own consumer, which has nothing, must not hold that slot while it waits.
 func TestAgentWithOneSlotKeepsWorking(t *testing.T) {
-	srv := startNATS(t)
-	url := srv.ClientURL()
-	clock := newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := openStore(t, "c.db")
-	var domains []string
-	for i := range 40 {
-		domains = append(domains, fmt.Sprintf("d%02d.example", i))
-	}
-	if _, err := store.AddDomains(domains, "t", clock.Now()); err != nil {
-		t.Fatal(err)
-	}
+	url, clock, store, domains := seededServer(t, 40)
 	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: url}, Now: clock.Now})
 	a, _ := runAgent(t, fakeQuerier{}, AgentConfig{Conn: ConnConfig{URL: url}, Name: "a1",
 		Vantages: vantagesOf("192.0.2.53:53"), InFlight: 1, Outbox: filepath.Join(t.TempDir(), "a1.outbox"), Now: clock.Now})
@@ -365,4 +346,20 @@ func TestAgentWithOneSlotKeepsWorking(t *testing.T) {
 	// Each item takes microseconds: 40 of them in 10 s is slow; the
 	// starved agent managed about one per fetch wait (2 s).
 	waitFor(t, 10*time.Second, "every item handled", func() bool { return a.Heartbeat().WorkDone == int64(len(domains)) })
+}
+
+// seededServer starts a NATS server and opens a coordinator's store
+// holding n domains, on a test clock.
+func seededServer(t *testing.T, n int) (url string, clock *testClock, store *storage.Store, domains []string) {
+	t.Helper()
+	url = startNATS(t).ClientURL()
+	clock = newTestClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	store = openStore(t, "c.db")
+	for i := range n {
+		domains = append(domains, fmt.Sprintf("d%02d.example", i))
+	}
+	if _, err := store.AddDomains(domains, "t", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return url, clock, store, domains
 }
