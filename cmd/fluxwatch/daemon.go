@@ -55,6 +55,13 @@ func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
 	}
 	defer func() { d.state().release() }()
 	d.current.Store(st)
+	// status says what is stored until the first classification says more.
+	if counts, domains, err := storedCounts(store); err == nil {
+		d.status.classified(counts)
+		d.status.domains(domains)
+	} else {
+		log.Warn("start: counting the stored verdicts", "err", err)
+	}
 	app, err := d.httpApp(cfg)
 	if err != nil {
 		return err

@@ -112,6 +112,11 @@ daemon:
 	if err != nil || strings.Count(string(zone), " CNAME .") != 2*len(names) {
 		t.Fatalf("when the daemon started, %s held\n%s (%v)", rpz, zone, err)
 	}
+	// status says what is stored before the first classification.
+	var st Status
+	if b, err := os.ReadFile(statusPath(db)); err != nil || json.Unmarshal(b, &st) != nil || st.Listed != len(names) || st.Domains == nil {
+		t.Fatalf("status at start: %+v (%v); want %d listed and the domain counts", st, err, len(names))
+	}
 	feedWaitUntil(t, 15*time.Second, "the expired listings unpublished", func() bool {
 		b, err := os.ReadFile(list)
 		return err == nil && len(strings.Fields(string(b))) == 0

@@ -58,7 +58,7 @@ func ipTablesNote(cfg *config.Config, now time.Time) string {
 		case cfg.ListWithoutIPTables:
 			return fmt.Sprintf("ip tables: none in %s: verdicts are judged by prefixes, and listed (list_without_ip_tables)", cfg.IPDBPath())
 		}
-		return fmt.Sprintf("ip tables: none in %s: verdicts are judged by prefixes and nothing is listed (run fluxwatch ipdb update)", cfg.IPDBPath())
+		return fmt.Sprintf("ip tables: none in %s: verdicts are judged by prefixes and nothing new is listed (run fluxwatch ipdb update)", cfg.IPDBPath())
 	}
 	if err != nil {
 		return "ip tables: " + err.Error()

@@ -122,6 +122,24 @@ func (d *daemonStatus) classified(counts map[string]int) {
 	d.s.Listed = counts[classify.CountListed]
 }
 
+// storedCounts counts the stored verdicts by kind, the listed ones (under
+// classify.CountListed, as a classification counts them) and the domains.
+func storedCounts(store *storage.Store) (map[string]int, storage.DomainCounts, error) {
+	counts := map[string]int{}
+	err := classify.Each(store, false, func(v classify.Verdict) error {
+		counts[v.Verdict]++
+		if v.Listed() {
+			counts[classify.CountListed]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storage.DomainCounts{}, err
+	}
+	domains, err := store.CountDomains()
+	return counts, domains, err
+}
+
 // domains records the counts of active and dark domains.
 func (d *daemonStatus) domains(c storage.DomainCounts) {
 	d.mu.Lock()
@@ -257,22 +275,14 @@ func cmdStatus(ctx context.Context, args []string, std *stdio) error {
 		if err != nil {
 			return err
 		}
-		st.DB, st.Verdicts, st.Listed = cfg.DB, map[string]int{}, 0
-		err = classify.Each(store, false, func(v classify.Verdict) error {
-			st.Verdicts[v.Verdict]++
-			if v.Listed() {
-				st.Listed++
-			}
-			return nil
-		})
-		if err == nil {
-			var c storage.DomainCounts
-			c, err = store.CountDomains()
-			st.Domains = &c
-		}
+		counts, domains, err := storedCounts(store)
 		store.Close()
 		if err != nil {
 			return err
+		}
+		st.DB, st.Verdicts, st.Listed, st.Domains = cfg.DB, map[string]int{}, counts[classify.CountListed], &domains
+		for _, v := range classify.Verdicts {
+			st.Verdicts[v] = counts[v]
 		}
 	}
 	if *asJSON {
