@@ -54,15 +54,7 @@ func TestAgentCommandRejectsBadNames(t *testing.T) {
 // over a database: the work it dispatches is measured through the agent's
 // resolver and stored under the region's label.
 func TestAgentCommandMeasuresForACoordinator(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	defer ns.Shutdown()
+	ns := startNATS(t)
 	w := startWorld(t, 3)
 	store, err := storage.Open(filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -117,4 +109,20 @@ func TestAgentCommandMeasuresForACoordinator(t *testing.T) {
 	if as := coord.Agents(); len(as) != 1 || as[0].Agent != "lab-1" || as[0].Region != "lab" {
 		t.Errorf("agents: %+v", as)
 	}
+}
+
+// startNATS runs an in-process NATS server with JetStream on a free
+// loopback port until the test ends.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
 }

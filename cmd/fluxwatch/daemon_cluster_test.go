@@ -13,23 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // A daemon whose crawl goes to agents counts, on /metrics, the
 // observations its coordinator took from the stream and stored.
 func TestDaemonExportsCoordinatorCounts(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	defer ns.Shutdown()
+	ns := startNATS(t)
 	w := startWorld(t, 3)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "fluxwatch.db")
