@@ -154,7 +154,11 @@ func newAddressSink(w *bufio.Writer, format string, opts Options) (sink, error) 
 	l := newAddrList()
 	return sink{
 		add: func(v classify.Verdict) error { l.add(v); return nil },
-		end: func() error { return write(w, l.all()) },
+		end: func() error {
+			addrs := l.all()
+			opts.wroteAddresses(len(addrs))
+			return write(w, addrs)
+		},
 	}, nil
 }
 
@@ -329,6 +333,8 @@ func newSuricataSink(dir string, opts Options) (sink, func(), error) {
 	return sink{
 		add: func(v classify.Verdict) error { l.add(v); return nil },
 		end: func() error {
+			addrs := l.all()
+			opts.wroteAddresses(len(addrs))
 			if err := writeFile(dir, suricataCategories, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "# fluxwatch: Suricata IP reputation categories (reputation-categories-file)\n"+
 					"%d,FastFluxAgent,address a fast-flux domain resolved to\n"+
@@ -339,7 +345,7 @@ func newSuricataSink(dir string, opts Options) (sink, func(), error) {
 			}
 			return writeFile(dir, suricataReputation, func(w io.Writer) error {
 				fmt.Fprintf(w, "# fluxwatch: addresses of fast-flux domains (confidence >= %.2f): address,category,score 1-127\n", opts.minConfidence())
-				for _, a := range l.all() {
+				for _, a := range addrs {
 					for _, cat := range []struct {
 						id    int
 						score map[netip.Addr]float64

@@ -479,3 +479,34 @@ func inNetns(t *testing.T, script string) []byte {
 	}
 	return out
 }
+
+// Written counts what was written: the distinct addresses of the address
+// formats (one file or a directory) and the domains they came from, and
+// the domains of a domain format.
+func TestWrittenCounts(t *testing.T) {
+	confident := 0 // the listed verdicts at the default threshold
+	for _, v := range agentVerdicts() {
+		if v.Listed() && classify.IsFlux(v.Verdict) && v.Confidence >= results.DefaultMinConfidence {
+			confident++
+		}
+	}
+	tests := []struct {
+		format string
+		all    bool
+		want   results.Written
+	}{
+		{"ips", false, results.Written{Verdicts: confident, Addresses: len(wantAddrs)}},
+		{"nftables", false, results.Written{Verdicts: confident, Addresses: len(wantAddrs)}},
+		{"ipset", false, results.Written{Verdicts: confident, Addresses: len(wantAddrs)}},
+		{"suricata", false, results.Written{Verdicts: confident, Addresses: len(wantAddrs)}},
+		{"domains", false, results.Written{Verdicts: len(listedNames)}},
+		{"jsonl", true, results.Written{Verdicts: len(allNames)}},
+	}
+	for _, tt := range tests {
+		var got results.Written
+		write(t, tt.format, agentVerdicts(), results.Options{All: tt.all, Written: &got})
+		if got != tt.want {
+			t.Errorf("%s: Written = %+v, want %+v", tt.format, got, tt.want)
+		}
+	}
+}

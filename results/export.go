@@ -88,6 +88,24 @@ type Options struct {
 	// (default "fluxwatch"); the event's and the organisation's UUIDs are
 	// derived from it, so each export updates the same event.
 	Org string
+	// Written, if set, is filled in with what the export wrote.
+	Written *Written
+}
+
+// Written counts what an export wrote.
+type Written struct {
+	// Verdicts is how many verdicts it wrote: the domains of a domain
+	// format, the domains whose addresses an address format holds.
+	Verdicts int
+	// Addresses is how many distinct addresses an address format wrote.
+	Addresses int
+}
+
+// wroteAddresses records how many addresses an address format wrote.
+func (o Options) wroteAddresses(n int) {
+	if o.Written != nil {
+		o.Written.Addresses = n
+	}
 }
 
 // minConfidence returns the threshold MinConfidence stands for.
@@ -214,6 +232,7 @@ func WriteEach(w io.Writer, format string, each func(yield func(classify.Verdict
 
 // feed passes the verdicts each yields that format includes to s, checked.
 func feed(each func(yield func(classify.Verdict) error) error, format string, opts Options, s sink) error {
+	n := 0
 	err := each(func(v classify.Verdict) error {
 		if !include(format, v, opts) {
 			return nil
@@ -221,10 +240,14 @@ func feed(each func(yield func(classify.Verdict) error) error, format string, op
 		if err := checkVerdict(format, v, opts); err != nil {
 			return err
 		}
+		n++
 		return s.add(v)
 	})
 	if err != nil {
 		return err
+	}
+	if opts.Written != nil {
+		opts.Written.Verdicts = n
 	}
 	return s.end()
 }
