@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,7 +192,7 @@ func (c *Config) parse(path string, data []byte) error {
 // yamlError turns the YAML package's "line 3: field x not found in type
 // config.Daemon" and "line 5: cannot unmarshal !!str `soon` into
 // time.Duration" into "file:3: daemon.x: unknown key" and "file:5: timeout:
-// cannot unmarshal …", one error per problem.
+// want a duration such as 30m or 24h, got "soon"", one error per problem.
 func (c *Config) yamlError(err error) error {
 	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
 	var te *yaml.TypeError
@@ -209,12 +211,62 @@ func (c *Config) yamlError(err error) error {
 		if i, j := strings.Index(m, "field "), strings.Index(m, " not found in type"); i == 0 && j > i {
 			name, m = m[len("field "):j], "unknown key"
 		}
-		if key := c.keyAt(line, name); key != "" {
+		key := c.keyAt(line, name)
+		if i := strings.LastIndexByte(key, '.'); i > 0 && strings.HasPrefix(m, "cannot unmarshal !!map") && c.lines[key[:i]] < line {
+			// A mapping's line is its first key's: the key it is the
+			// value of stands above.
+			key = key[:i]
+		}
+		if m = wantType(m); key != "" {
 			m = key + ": " + m
 		}
 		errs = append(errs, fmt.Errorf("%s:%d: %s", c.file, line, m))
 	}
 	return errors.Join(errs...)
+}
+
+// unmarshalError is how the YAML package says a value is not of its key's
+// type: "cannot unmarshal !!str `fast` into float64". Values longer than
+// ten characters it cuts to seven and "...".
+var unmarshalError = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+
+// wantType says a YAML type error for people: "want a number, got "fast"".
+// Other messages it returns as they are.
+func wantType(msg string) string {
+	m := unmarshalError.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	tag, value, goType := m[1], m[2], m[3]
+	var want string
+	switch {
+	case goType == "time.Duration":
+		want = "a duration such as 30m or 24h"
+	case goType == "float64" || goType == "float32":
+		want = "a number"
+	case strings.HasPrefix(goType, "int") || strings.HasPrefix(goType, "uint"):
+		want = "a whole number"
+	case goType == "bool":
+		want = "true or false"
+	case goType == "string":
+		want = "a string"
+	case strings.HasPrefix(goType, "[]"):
+		want = "a list"
+	case strings.HasPrefix(goType, "map[") || strings.HasPrefix(goType, "config."):
+		want = "a mapping of keys to values"
+	default:
+		return msg
+	}
+	got := strconv.Quote(value)
+	switch tag {
+	case "seq":
+		got = "a list"
+	case "map":
+		got = "a mapping"
+	case "int", "float", "bool", "null":
+		got = value
+	}
+	return "want " + want + ", got " + got
 }
 
 // keyAt returns the dotted key set on line (named name, if given), or
@@ -426,6 +478,19 @@ func (c *Config) Validate() error {
 		}
 		if e.Out == "" {
 			bad(key, "export %d: out is empty", i+1)
+		}
+	}
+	n := c.Daemon.NATS
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"daemon.nats.lease", n.Lease}, {"daemon.nats.ingest_ack_wait", n.IngestAckWait},
+		{"daemon.nats.work_max_age", n.WorkMaxAge}, {"daemon.nats.obs_max_age", n.ObsMaxAge},
+		{"daemon.nats.duplicates", n.Duplicates},
+	} {
+		if d.v < 0 {
+			bad(d.key, "%s is negative (0: the default)", d.v)
 		}
 	}
 	errs = append(errs, c.validateServe()...)

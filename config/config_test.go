@@ -229,11 +229,25 @@ func TestLoadErrors(t *testing.T) {
 		{"dark_max_interval below max_interval", "max_interval: 2h\ndark_max_interval: 1h\n",
 			[]string{`FILE:2: dark_max_interval: 1h0m0s is below max_interval 2h0m0s`}},
 		{"timeout as a number", "timeout: 5\n",
-			[]string{"FILE:1: timeout: cannot unmarshal !!int `5` into time.Duration"}},
+			[]string{"FILE:1: timeout: want a duration such as 30m or 24h, got 5"}},
 		{"timeout not a duration", "retries: 2\ntimeout: soon\n",
-			[]string{"FILE:2: timeout: cannot unmarshal !!str `soon` into time.Duration"}},
+			[]string{`FILE:2: timeout: want a duration such as 30m or 24h, got "soon"`}},
 		{"window as a list", "window:\n  - 1h\n",
-			[]string{"FILE:2: window: cannot unmarshal !!seq into time.Duration"}},
+			[]string{"FILE:2: window: want a duration such as 30m or 24h, got a list"}},
+		{"qps as a word", "db: x.db\nlog_level: warn\nqps: fast\n",
+			[]string{`FILE:3: qps: want a number, got "fast"`}},
+		{"a long value, cut", "timeout: \"two seconds\"\n",
+			[]string{`FILE:1: timeout: want a duration such as 30m or 24h, got "two sec..."`}},
+		{"ns_hosts as a word", "ns_hosts: maybe\n",
+			[]string{`FILE:1: ns_hosts: want true or false, got "maybe"`}},
+		{"qtypes as a string", "qtypes: A\n",
+			[]string{`FILE:1: qtypes: want a list, got "A"`}},
+		{"resolvers as a mapping", "resolvers:\n  a: 192.0.2.1\n",
+			[]string{`FILE:2: resolvers: want a list, got a mapping`}},
+		{"daemon as a number", "daemon: 5\n",
+			[]string{`FILE:1: daemon: want a mapping of keys to values, got 5`}},
+		{"negative nats lease", "daemon:\n  nats:\n    lease: -1m\n",
+			[]string{`FILE:3: daemon.nats.lease: -1m0s is negative (0: the default)`}},
 		{"retention below window", "window: 48h\nretention: 24h\n",
 			[]string{`FILE:2: retention: 24h0m0s is shorter than window 48h0m0s: the classifier would lose evidence`}},
 		{"expire_after zero", "expire_after: 0s\n",
@@ -276,7 +290,7 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`FILE:2: qps: mapping key "qps" already defined at line 1`}},
 		{"several decoding errors", "workers: many\nbogus: 1\ndaemon:\n  crawl: \"@every 1m\"\n  other: x\n",
 			[]string{
-				"FILE:1: workers: cannot unmarshal !!str `many` into int",
+				`FILE:1: workers: want a whole number, got "many"`,
 				`FILE:2: bogus: unknown key`,
 				`FILE:5: daemon.other: unknown key`,
 			}},
@@ -337,5 +351,46 @@ func TestValidateWithoutFile(t *testing.T) {
 		`daemon.classify: bad schedule "@sometimes": unrecognized descriptor: @sometimes`
 	if err == nil || err.Error() != want {
 		t.Fatalf("Validate() = %v\nwant:\n%s", err, want)
+	}
+}
+
+// No duration key takes a negative value: each is set to -1s in turn.
+func TestNegativeDurationsAreRefused(t *testing.T) {
+	var keys []string
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
+			switch {
+			case !f.IsExported():
+			case f.Type == reflect.TypeFor[time.Duration]():
+				keys = append(keys, key)
+			case f.Type.Kind() == reflect.Struct:
+				walk(v.Field(i), key+".")
+			}
+		}
+	}
+	walk(reflect.ValueOf(config.Config{}), "")
+	if len(keys) < 10 {
+		t.Fatalf("found only the duration keys %v", keys)
+	}
+	dir := t.TempDir()
+	for _, key := range keys {
+		var yaml, indent string
+		parts := strings.Split(key, ".")
+		for _, p := range parts[:len(parts)-1] {
+			yaml += indent + p + ":\n"
+			indent += "  "
+		}
+		yaml += indent + parts[len(parts)-1] + ": -1s\n"
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := config.Load(path)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:%d: %s: ", path, len(parts), key)) {
+			t.Errorf("%s: -1s: %v", key, err)
+		}
 	}
 }
