@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
@@ -23,8 +23,20 @@ const (
 	envNATSToken    = "FLUXWATCH_NATS_TOKEN"
 )
 
-func cmdAgent(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("agent", "agent --nats URL --name NAME [--region R] [--resolver ADDR]... [--outbox FILE] [--qps N] [flags]", std)
+func agentCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent --nats URL --name NAME [flags]",
+		Short: "measure for a coordinator over NATS, through this host's resolvers",
+		Long: `Measure for a daemon's coordinator over NATS: take the work its crawl job
+hands out to this agent's region, measure it through this host's resolvers
+(or --resolver), and publish the observations. Those not yet acknowledged are
+kept in --outbox and sent again after a restart. Runs until interrupted, then
+prints what it did.
+
+Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	s.crawlFlags()
 	host, _ := os.Hostname()
 	var ac cluster.AgentConfig
@@ -35,8 +47,8 @@ func cmdAgent(ctx context.Context, args []string, std *stdio) error {
 	s.fs.StringVar(&ac.Outbox, "outbox", "fluxwatch-agent.outbox", "outbox `file`: observations not yet acknowledged, sent again after a restart")
 	s.fs.IntVar(&ac.InFlight, "in-flight", 16, "work items (domains) measured at once")
 	s.fs.StringVar(&ac.Prefix, "prefix", cluster.DefaultPrefix, "first token of the NATS subjects")
-	s.fs.DurationVar(&ac.HeartbeatInterval, "heartbeat", 10*time.Second, "time between heartbeats")
-	s.fs.DurationVar(&ac.AckWait, "ack-wait", 30*time.Second, "time after which work this agent took and did not finish goes to another agent")
+	durationVar(s.fs, &ac.HeartbeatInterval, "heartbeat", 10*time.Second, "time between heartbeats")
+	durationVar(s.fs, &ac.AckWait, "ack-wait", 30*time.Second, "time after which work this agent took and did not finish goes to another agent")
 	s.fs.StringVar(&ac.VantageLabel, "vantage-label", "", "`label` the vantages are stored under, as LABEL/ADDR (default: the region)")
 	s.fs.StringVar(&ac.Conn.User, "nats-user", "", "NATS `user` (password from --nats-password-file or $"+envNATSPassword+")")
 	s.fs.StringVar(&ac.Conn.PasswordFile, "nats-password-file", "", "`file` holding the NATS password")
@@ -46,42 +58,46 @@ func cmdAgent(ctx context.Context, args []string, std *stdio) error {
 	s.fs.StringVar(&ac.Conn.TLSCA, "tls-ca", "", "CA `file` that signs the NATS server's certificate")
 	s.fs.StringVar(&ac.Conn.TLSCert, "tls-cert", "", "client certificate `file`, when the server asks for one")
 	s.fs.StringVar(&ac.Conn.TLSKey, "tls-key", "", "client key `file`")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		if s.fs.NArg() > 0 {
+			return fmt.Errorf("%w: agent takes no arguments", errUsage)
+		}
+		if ac.Conn.User != "" && ac.Conn.PasswordFile == "" {
+			ac.Conn.Password = os.Getenv(envNATSPassword)
+		}
+		if ac.Conn.User == "" && ac.Conn.TokenFile == "" && ac.Conn.NKeySeedFile == "" && ac.Conn.CredsFile == "" {
+			ac.Conn.Token = os.Getenv(envNATSToken)
+		}
+		log := logger(cfg, std)
+		log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
+		q, c, release, err := newCrawler(cfg)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if ac.Vantages, err = agentVantages(cfg, "/etc/resolv.conf"); err != nil {
+			return err
+		}
+		ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries, ac.Canary = cfg.QPS, cfg.Burst, cfg.GlobalQPS, retries(cfg.Retries), cfg.Canary
+		ac.Now, ac.Logger = std.clock(), log
+		a, err := cluster.NewAgent(q, c, ac)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if err := a.Run(ctx); err != nil {
+			return err
+		}
+		h := a.Heartbeat()
+		fmt.Fprintf(std.out, "agent %s: %d work items done (%d given back, %d expired), %d probes, %d queries (%d answered), %d observations published, %d left in the outbox, %d dropped from it\n",
+			h.Agent, h.WorkDone, h.WorkFailed, h.WorkExpired, h.Probes, h.Queries, h.Answered, h.Published, h.OutboxPending, h.OutboxDropped)
+		return nil
 	}
-	if s.fs.NArg() > 0 {
-		return fmt.Errorf("%w: agent takes no arguments", errUsage)
-	}
-	if ac.Conn.User != "" && ac.Conn.PasswordFile == "" {
-		ac.Conn.Password = os.Getenv(envNATSPassword)
-	}
-	if ac.Conn.User == "" && ac.Conn.TokenFile == "" && ac.Conn.NKeySeedFile == "" && ac.Conn.CredsFile == "" {
-		ac.Conn.Token = os.Getenv(envNATSToken)
-	}
-	log := logger(cfg, std)
-	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-	q, c, release, err := newCrawler(cfg)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if ac.Vantages, err = agentVantages(cfg, "/etc/resolv.conf"); err != nil {
-		return err
-	}
-	ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries, ac.Canary = cfg.QPS, cfg.Burst, cfg.GlobalQPS, retries(cfg.Retries), cfg.Canary
-	ac.Now, ac.Logger = std.clock(), log
-	a, err := cluster.NewAgent(q, c, ac)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if err := a.Run(ctx); err != nil {
-		return err
-	}
-	h := a.Heartbeat()
-	fmt.Fprintf(std.out, "agent %s: %d work items done (%d given back, %d expired), %d probes, %d queries (%d answered), %d observations published, %d left in the outbox, %d dropped from it\n",
-		h.Agent, h.WorkDone, h.WorkFailed, h.WorkExpired, h.Probes, h.Queries, h.Answered, h.Published, h.OutboxPending, h.OutboxDropped)
-	return nil
+	return cmd
 }
 
 // agentVantages are the resolvers the configuration names or, when it

@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
@@ -19,37 +21,55 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-func cmdClassify(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("classify", "classify [--json] [--dry-run] [--asn-db FILE] [--window D]", std)
+func classifyCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "classify [flags]",
+		Short: "classify the measured domains",
+		Long: `Classify every active domain from its measurements of the last --window as
+single-flux, double-flux, benign, unresolvable or unknown, store the verdicts
+and move the listings on: a flux verdict lists a domain (unless allowlisted, or
+judged without IP-to-ASN tables), which stays listed for --expire-after after
+the last one. --dry-run stores nothing. The IP tables are those ipdb update
+keeps, unless --asn-db or --country-db name others.
+
+Exit status: 0 when every active domain was classified; 1 otherwise.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	s.classifyFlags()
 	asJSON := s.fs.Bool("json", false, "print verdicts as JSON Lines")
 	dryRun := s.fs.Bool("dry-run", false, "compute and print the verdicts, but store none and change no listing")
-	cfg, err := s.parse(args)
-	if err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		store, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		if *asJSON {
+			enc := json.NewEncoder(std.out)
+			_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
+			return err
+		}
+		t := newVerdictTable(std.out, false)
+		counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, t.row)
+		if err != nil {
+			return err
+		}
+		if err := t.close(counts); err != nil {
+			return err
+		}
+		if *dryRun {
+			_, err = fmt.Fprintln(std.out, "dry run: no verdict stored, no listing changed")
+		}
 		return err
 	}
-	store, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if *asJSON {
-		enc := json.NewEncoder(std.out)
-		_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
-		return err
-	}
-	t := newVerdictTable(std.out, false)
-	counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, t.row)
-	if err != nil {
-		return err
-	}
-	if err := t.close(counts); err != nil {
-		return err
-	}
-	if *dryRun {
-		_, err = fmt.Fprintln(std.out, "dry run: no verdict stored, no listing changed")
-	}
-	return err
+	return cmd
 }
 
 // classifyStore classifies every active domain and passes each verdict to
@@ -128,12 +148,25 @@ func printVerdicts(w io.Writer, vs []classify.Verdict) error {
 	return t.close(counts)
 }
 
-func cmdExport(ctx context.Context, args []string, std *stdio) error {
-	formats := strings.Join(results.Formats, "|") + "|" + strings.Join(results.AddressFormats, "|")
-	s := newFlags("export", "export --format "+formats+" --out FILE|DIR [--all]", std)
-	format := s.fs.String("format", "domains", "output format: of the listed domains "+strings.Join(results.Formats, ", ")+
+func exportCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export [flags]",
+		Short: "write the blocklist, or the flux agents' addresses",
+		Long: `Write the listed domains as a blocklist (domains, hosts, rpz, dnsmasq,
+unbound, adblock, stix, misp, jsonl, csv), or the addresses the listed flux
+domains resolved to (ips, nftables, ipset, suricata). Files are written whole
+or not at all, and so are the directories of misp and suricata; - writes to
+standard output.
+
+Exit status: 0 when the export was written, also when the list is empty; 1
+when it was not (the previous file is left as it was).`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
+	format := s.fs.StringP("format", "f", "domains", "output format: of the listed domains "+strings.Join(results.Formats, ", ")+
 		"; of the flux agents' addresses "+strings.Join(results.AddressFormats, ", ")+" (misp and suricata are directories)")
-	out := s.fs.String("out", "-", "output `file` or, for misp and suricata, directory (written atomically; - for stdout)")
+	out := s.fs.StringP("out", "o", "-", "output `file` or, for misp and suricata, directory (written atomically; - for stdout)")
 	all := s.fs.Bool("all", false, "jsonl and csv: include every verdict, not only listed domains")
 	zone := s.fs.String("zone", "", "RPZ zone name (default from config: fluxwatch.rpz)")
 	var opts results.Options
@@ -144,39 +177,43 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 	s.fs.StringVar(&opts.Set4, "set4", "", "nftables and ipset: name of the IPv4 set (default flux4; ipset fluxwatch4)")
 	s.fs.StringVar(&opts.Set6, "set6", "", "nftables and ipset: name of the IPv6 set (default flux6; ipset fluxwatch6)")
 	s.fs.StringVar(&opts.Org, "org", "", "misp: the organisation creating the feed's event (default fluxwatch)")
-	quiet := s.fs.Bool("quiet", false, "no progress bar (there is none when standard error is not a terminal)")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
+	quiet := s.fs.BoolP("quiet", "q", false, "no progress bar (there is none when standard error is not a terminal)")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(slices.Concat(results.Formats, results.AddressFormats), cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		if *zone != "" {
+			cfg.RPZZone = *zone
+		}
+		if opts.MinConfidence == 0 {
+			opts.MinConfidence = -1 // --min-confidence 0 asks for every listed verdict
+		}
+		// rpz and stix record the serial they hand out (secondaries must never
+		// see it go backwards): they write; every other format only reads.
+		open := openReader
+		if *format == "rpz" || *format == "stix" {
+			open = openStore
+		}
+		store, err := open(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		opts.All = *all
+		bar := newProgress(std, *quiet || *out == "-", "export "+*format, -1, false)
+		n, err := exportWith(store, cfg, *format, *out, opts, std.out, bar)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		if *out != "-" {
+			fmt.Fprintf(std.out, "export: %d listed domains written to %s (%s)\n", n, *out, *format)
+		}
+		return nil
 	}
-	if *zone != "" {
-		cfg.RPZZone = *zone
-	}
-	if opts.MinConfidence == 0 {
-		opts.MinConfidence = -1 // --min-confidence 0 asks for every listed verdict
-	}
-	// rpz and stix record the serial they hand out (secondaries must never
-	// see it go backwards): they write; every other format only reads.
-	open := openReader
-	if *format == "rpz" || *format == "stix" {
-		open = openStore
-	}
-	store, err := open(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	opts.All = *all
-	bar := newProgress(std, *quiet || *out == "-", "export "+*format, -1, false)
-	n, err := exportWith(store, cfg, *format, *out, opts, std.out, bar)
-	bar.finish()
-	if err != nil {
-		return err
-	}
-	if *out != "-" {
-		fmt.Fprintf(std.out, "export: %d listed domains written to %s (%s)\n", n, *out, *format)
-	}
-	return nil
+	return cmd
 }
 
 // export streams the stored verdicts in format to out (atomically; - is
@@ -237,44 +274,55 @@ func exportWith(store *storage.Store, cfg *config.Config, format, out string, op
 	return listed, results.WriteFileAtomic(out, func(w io.Writer) error { return results.WriteEach(w, format, each, opts) })
 }
 
-func cmdShow(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("show", "show [--json | --probes] [--since D] DOMAIN", std)
+func showCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show [flags] DOMAIN",
+		Short: "print a domain's measured history",
+		Long: `Print a domain's measured history as a timeline of rounds: the addresses,
+networks and name servers each vantage saw, and its verdict. --probes prints
+every probe's answers instead, --json the probes as JSON Lines.`,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	asJSON := s.fs.Bool("json", false, "print probes as JSON Lines")
 	probes := s.fs.Bool("probes", false, "print every probe's answers instead of the timeline")
-	s.group(func(fs *flag.FlagSet, c *config.Config) {
-		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "IP-to-ASN `file` for the timeline's ASN counts (repeatable)")
-		fs.Var(&listFlag{p: &c.CountryDB}, "country-db", "IP-to-country `file` for the timeline's country counts (repeatable)")
+	s.group(func(fs *pflag.FlagSet, c *config.Config) {
+		fs.StringArrayVar(&c.ASNDB, "asn-db", c.ASNDB, "IP-to-ASN `file` for the timeline's ASN counts (repeatable)")
+		fs.StringArrayVar(&c.CountryDB, "country-db", c.CountryDB, "IP-to-country `file` for the timeline's country counts (repeatable)")
 	})
-	since := s.fs.Duration("since", 0, "only the last period (default: all history)")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
+	since := durationFlag(s.fs, "since", 0, "only the last period (default: all history)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		if s.fs.NArg() != 1 {
+			return fmt.Errorf("%w: show needs exactly one DOMAIN", errUsage)
+		}
+		domain := strings.TrimSuffix(strings.ToLower(s.fs.Arg(0)), ".")
+		store, err := openReader(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		var from time.Time
+		if *since > 0 {
+			from = time.Now().Add(-*since)
+		}
+		w := bufio.NewWriter(std.out)
+		defer w.Flush()
+		verdict, err := classify.Load(store, domain)
+		if err != nil {
+			return err
+		}
+		if *asJSON || *probes {
+			return results.WriteHistory(w, store, domain, from, verdict, *asJSON)
+		}
+		meta, err := loadIPMeta(cfg)
+		if err != nil {
+			return err
+		}
+		return results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)})
 	}
-	if s.fs.NArg() != 1 {
-		return fmt.Errorf("%w: show needs exactly one DOMAIN", errUsage)
-	}
-	domain := strings.TrimSuffix(strings.ToLower(s.fs.Arg(0)), ".")
-	store, err := openReader(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	var from time.Time
-	if *since > 0 {
-		from = time.Now().Add(-*since)
-	}
-	w := bufio.NewWriter(std.out)
-	defer w.Flush()
-	verdict, err := classify.Load(store, domain)
-	if err != nil {
-		return err
-	}
-	if *asJSON || *probes {
-		return results.WriteHistory(w, store, domain, from, verdict, *asJSON)
-	}
-	meta, err := loadIPMeta(cfg)
-	if err != nil {
-		return err
-	}
-	return results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)})
+	return cmd
 }

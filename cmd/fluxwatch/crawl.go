@@ -10,40 +10,57 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("crawl", "crawl [--rounds N] [--interval D] [--due] [--json] [flags]", std)
+func crawlCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "crawl [flags]",
+		Short: "measure every domain through every vantage",
+		Long: `Measure every active domain through every vantage resolver, for --rounds
+rounds --interval apart (--due: only the domains whose next measurement is
+due), and store every answer. Ctrl-C stops handing out work, lets the queries
+in flight finish and stores them. The closing line counts the queries sent,
+answered and failed by class; --json prints it as one JSON object.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	s.crawlFlags()
 	rounds := s.fs.Int("rounds", 1, "number of rounds")
-	interval := s.fs.Duration("interval", 5*time.Minute, "time from the start of one round to the start of the next")
+	interval := durationFlag(s.fs, "interval", 5*time.Minute, "time from the start of one round to the start of the next")
 	due := s.fs.Bool("due", false, "measure only the domains whose next-due time has come")
 	asJSON := s.fs.Bool("json", false, "print the summary as one JSON object")
-	quiet := s.fs.Bool("quiet", false, "no progress bar (there is none when standard error is not a terminal)")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
+	quiet := s.fs.BoolP("quiet", "q", false, "no progress bar (there is none when standard error is not a terminal)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		if *rounds < 1 {
+			return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
+		}
+		store, err := createStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		log := logger(cfg, std)
+		procs := useProcs(cfg.Procs)
+		bar := newProgress(std, *quiet, "crawl", -1, false)
+		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		return sum.print(std.out, *asJSON)
 	}
-	if *rounds < 1 {
-		return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
-	}
-	store, err := createStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	log := logger(cfg, std)
-	procs := useProcs(cfg.Procs)
-	bar := newProgress(std, *quiet, "crawl", -1, false)
-	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)
-	bar.finish()
-	if err != nil {
-		return err
-	}
-	return sum.print(std.out, *asJSON)
+	return cmd
 }
 
 // crawlPlan is what one crawl does; now and sleep replace the real clock

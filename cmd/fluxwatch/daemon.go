@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/cluster"
@@ -29,135 +30,156 @@ import (
 	"github.com/fluxwatch/fluxwatch/web"
 )
 
-func cmdDaemon(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("daemon", "daemon --config FILE [flags]", std)
+func daemonCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "daemon --config FILE [flags]",
+		Short: "crawl, classify and publish on cron schedules",
+		Long: `Run the jobs of the config file's daemon section on their cron schedules:
+crawl the due domains (or hand them to remote agents), classify, publish the
+exports, prune old observations and import new seed files; serve the exports,
+the web view, metrics and the RPZ zone if configured. SIGHUP reloads the
+config file (the flags given still override it); SIGINT or SIGTERM stops it
+after the running jobs finish.
+
+Exit status: 0 when it stopped on a signal; 1 when it could not start or could
+not store what it measured. A job that fails is logged, shown by status and
+run again at its next time; a reload that fails keeps the running
+configuration.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	s.crawlFlags()
 	s.classifyFlags()
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	log := logger(cfg, std)
-	log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-	store, err := createStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	d := &daemon{store: store, log: log, std: std, now: std.clock(), metrics: metrics.New(cfg.DB),
-		status: newDaemonStatus(cfg.DB), classified: make(chan struct{})}
-	// Everything a job needs is built before anything starts: a daemon
-	// that cannot load a table, read a seed file or write an export does
-	// not start, rather than run half-configured.
-	st, err := d.build(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer func() { d.state().release() }()
-	d.current.Store(st)
-	// status says what is stored until the first classification says more.
-	if counts, domains, err := storedCounts(store); err == nil {
-		d.status.classified(counts)
-		d.status.domains(domains)
-	} else {
-		log.Warn("start: counting the stored verdicts", "err", err)
-	}
-	app, err := d.httpApp(cfg)
-	if err != nil {
-		return err
-	}
-	serving, err := startFeed(cfg, log, app)
-	if err != nil {
-		return err
-	}
-	defer serving.close()
-	d.serving = serving
-	if serving.dns != nil {
-		d.metrics.FeedFrom(serving.dns.Stats)
-	}
-	// Before any job runs, every export is written from the list as
-	// stored and the zone served from it, with a NOTIFY (the listeners
-	// serve the last run's files until then, so a secondary that asks in
-	// between gets what it had, and an IXFR from it gets the differences).
-	// A publish that fails here leaves the last run's files served.
-	if err := d.publish(cfg, storage.PublishStart); err != nil {
-		log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
-	}
-	d.writer = store.NewWriter(storage.WriterOptions{
-		OnCommit: func(p, o int64) {
-			log.Debug("committed", "probes", p, "observations", o)
-		},
-		OnTx: d.metrics.Transaction,
-	})
-	if cfg.Daemon.NATS.URL != "" {
-		// Remote vantages: the crawl job hands due domains to the agents,
-		// and their observations come back through the coordinator.
-		cc := cfg.Coordinator()
-		cc.Now, cc.Logger = d.now, log
-		if d.coord, err = cluster.NewCoordinator(store, cc); err != nil {
-			return fmt.Errorf("daemon.nats: %w", err)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
+		if err != nil {
+			return err
 		}
-		if err := d.coord.Start(ctx); err != nil {
-			return fmt.Errorf("daemon.nats: %w", err)
+		log := logger(cfg, std)
+		log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
+		store, err := createStore(cfg)
+		if err != nil {
+			return err
 		}
-		defer d.coord.Close()
-		d.status.agents = d.coord.Agents
-		d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
-			s := d.coord.Stats()
-			return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
-				Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
+		defer store.Close()
+		d := &daemon{store: store, log: log, std: std, now: std.clock(), metrics: metrics.New(cfg.DB),
+			status: newDaemonStatus(cfg.DB), classified: make(chan struct{})}
+		// Everything a job needs is built before anything starts: a daemon
+		// that cannot load a table, read a seed file or write an export does
+		// not start, rather than run half-configured.
+		st, err := d.build(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer func() { d.state().release() }()
+		d.current.Store(st)
+		// status says what is stored until the first classification says more.
+		if counts, domains, err := storedCounts(store); err == nil {
+			d.status.classified(counts)
+			d.status.domains(domains)
+		} else {
+			log.Warn("start: counting the stored verdicts", "err", err)
+		}
+		app, err := d.httpApp(cfg)
+		if err != nil {
+			return err
+		}
+		serving, err := startFeed(cfg, log, app)
+		if err != nil {
+			return err
+		}
+		defer serving.close()
+		d.serving = serving
+		if serving.dns != nil {
+			d.metrics.FeedFrom(serving.dns.Stats)
+		}
+		// Before any job runs, every export is written from the list as
+		// stored and the zone served from it, with a NOTIFY (the listeners
+		// serve the last run's files until then, so a secondary that asks in
+		// between gets what it had, and an IXFR from it gets the differences).
+		// A publish that fails here leaves the last run's files served.
+		if err := d.publish(cfg, storage.PublishStart); err != nil {
+			log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
+		}
+		d.writer = store.NewWriter(storage.WriterOptions{
+			OnCommit: func(p, o int64) {
+				log.Debug("committed", "probes", p, "observations", o)
+			},
+			OnTx: d.metrics.Transaction,
 		})
-	}
-	d.metrics.CommittedFrom(d.writer.Committed)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	js, err := d.startJobs(ctx)
-	if err != nil {
-		return err
-	}
-	log.Info("daemon started", "db", cfg.DB, "vantages", len(st.vantages), "crawl", cfg.Daemon.Crawl,
-		"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "prune", cfg.Daemon.Prune,
-		"seeds", cfg.Daemon.Seeds, "exports", len(cfg.Daemon.Exports))
-	for running := true; running; {
-		select {
-		case <-ctx.Done():
-			running = false
-		case <-hup:
-			// Reload: a config that does not load or build changes
-			// nothing; otherwise the jobs stop (running ones finish), the
-			// new settings take over and the jobs start again.
-			next, err := s.load()
-			if err == nil {
-				var nst *daemonState
-				if nst, err = d.build(ctx, next); err == nil {
-					js.stop()
-					old := d.state()
-					d.current.Store(nst)
-					old.release()
-					if js, err = d.startJobs(ctx); err != nil {
-						return err
-					}
-					if !reflect.DeepEqual(next.Daemon.Serve, old.cfg.Daemon.Serve) {
-						log.Warn("reload: daemon.serve changes need a restart; the listeners stay as they were")
-					}
-					log.Info("reloaded", "config", s.configPath, "vantages", len(nst.vantages), "exports", len(next.Daemon.Exports))
-					continue
-				}
+		if cfg.Daemon.NATS.URL != "" {
+			// Remote vantages: the crawl job hands due domains to the agents,
+			// and their observations come back through the coordinator.
+			cc := cfg.Coordinator()
+			cc.Now, cc.Logger = d.now, log
+			if d.coord, err = cluster.NewCoordinator(store, cc); err != nil {
+				return fmt.Errorf("daemon.nats: %w", err)
 			}
-			log.Error("reload failed; the running configuration stays", "err", err)
+			if err := d.coord.Start(ctx); err != nil {
+				return fmt.Errorf("daemon.nats: %w", err)
+			}
+			defer d.coord.Close()
+			d.status.agents = d.coord.Agents
+			d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
+				s := d.coord.Stats()
+				return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
+					Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
+			})
 		}
+		d.metrics.CommittedFrom(d.writer.Committed)
+
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		js, err := d.startJobs(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("daemon started", "db", cfg.DB, "vantages", len(st.vantages), "crawl", cfg.Daemon.Crawl,
+			"classify", cfg.Daemon.Classify, "publish", cfg.Daemon.Publish, "prune", cfg.Daemon.Prune,
+			"seeds", cfg.Daemon.Seeds, "exports", len(cfg.Daemon.Exports))
+		for running := true; running; {
+			select {
+			case <-ctx.Done():
+				running = false
+			case <-hup:
+				// Reload: a config that does not load or build changes
+				// nothing; otherwise the jobs stop (running ones finish), the
+				// new settings take over and the jobs start again.
+				next, err := s.load()
+				if err == nil {
+					var nst *daemonState
+					if nst, err = d.build(ctx, next); err == nil {
+						js.stop()
+						old := d.state()
+						d.current.Store(nst)
+						old.release()
+						if js, err = d.startJobs(ctx); err != nil {
+							return err
+						}
+						if !reflect.DeepEqual(next.Daemon.Serve, old.cfg.Daemon.Serve) {
+							log.Warn("reload: daemon.serve changes need a restart; the listeners stay as they were")
+						}
+						log.Info("reloaded", "config", s.configPath, "vantages", len(nst.vantages), "exports", len(next.Daemon.Exports))
+						continue
+					}
+				}
+				log.Error("reload failed; the running configuration stays", "err", err)
+			}
+		}
+		log.Info("daemon stopping: finishing running jobs")
+		js.stop()
+		if err := d.writer.Close(); err != nil {
+			return fmt.Errorf("committing observations: %w", err)
+		}
+		probes, observations := d.writer.Committed()
+		d.status.stopped(d.now())
+		log.Info("daemon stopped", "probes", probes, "observations", observations)
+		return nil
 	}
-	log.Info("daemon stopping: finishing running jobs")
-	js.stop()
-	if err := d.writer.Close(); err != nil {
-		return fmt.Errorf("committing observations: %w", err)
-	}
-	probes, observations := d.writer.Committed()
-	d.status.stopped(d.now())
-	log.Info("daemon stopped", "probes", probes, "observations", observations)
-	return nil
+	return cmd
 }
 
 // daemon is the running daemon: what stays across reloads (the database,

@@ -54,7 +54,7 @@ func TestDaemonWebViewInChromium(t *testing.T) {
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- cmdDaemon(ctx, []string{"--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
+		done <- execute(ctx, []string{"daemon", "--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
 	}()
 	defer func() {
 		cancel()

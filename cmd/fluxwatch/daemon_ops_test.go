@@ -66,7 +66,7 @@ func TestDaemonOperations(t *testing.T) {
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- cmdDaemon(ctx, []string{"--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
+		done <- execute(ctx, []string{"daemon", "--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
 	}()
 	addr := feedWaitForLog(t, &logs, `msg="feed: serving files" addr=(\S+)`)
 	get := func(path string) string {
@@ -193,7 +193,7 @@ func TestDaemonRefusesHalfConfiguredStart(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var logs syncBuffer
-			err := cmdDaemon(ctx, []string{"--config", path}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
+			err := execute(ctx, []string{"daemon", "--config", path}, &stdio{in: strings.NewReader(""), out: &logs, err: &logs})
 			if err == nil || !strings.Contains(err.Error(), c.want) || ctx.Err() != nil {
 				t.Fatalf("daemon: %v; want an error about %q at once", err, c.want)
 			}

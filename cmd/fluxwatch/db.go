@@ -1,23 +1,33 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
+
+	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-const dbUsage = "db check | compact | backup --out FILE | salvage --out NEW"
+func dbCommand(std *stdio) *cobra.Command {
+	return group("db", "check, compact, back up or salvage the database", "",
+		dbCheckCommand(std), dbCompactCommand(std), dbBackupCommand(std), dbSalvageCommand(std))
+}
 
-func cmdDB(ctx context.Context, args []string, std *stdio) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: db needs a subcommand: %s", errUsage, dbUsage)
+func dbCheckCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check [flags]",
+		Short: "verify the database",
+		Long: `Verify the database: every page and every record it holds, read-only.
+
+Exit status: 0 when it is sound; 1 when it is damaged (each problem is printed)
+or cannot be read.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	switch args[0] {
-	case "check":
-		s := newFlags("db check", "db check [--db PATH]", std)
-		cfg, err := s.parse(args[1:])
+	s := newFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
@@ -53,9 +63,20 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		fmt.Fprintf(std.out, "db: %s is sound: %d domains (%d active), %d probes, %d answer sets, %d names, %d verdicts, %d bytes\n",
 			cfg.DB, st.Domains, st.ActiveDomains, st.Probes, st.AnswerSets, st.Names, st.Verdicts, st.FileBytes)
 		return nil
-	case "compact":
-		s := newFlags("db compact", "db compact [--db PATH]", std)
-		cfg, err := s.parse(args[1:])
+	}
+	return cmd
+}
+
+func dbCompactCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "compact [flags]",
+		Short:             "rewrite the database without its free space",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
@@ -65,10 +86,22 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		}
 		fmt.Fprintf(std.out, "db: %s compacted from %d to %d bytes\n", cfg.DB, before, after)
 		return nil
-	case "backup":
-		s := newFlags("db backup", "db backup --out FILE [--db PATH]", std)
-		out := s.fs.String("out", "", "write the copy to `file` (replaced atomically if it exists)")
-		cfg, err := s.parse(args[1:])
+	}
+	return cmd
+}
+
+func dbBackupCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup --out FILE [flags]",
+		Short: "write a consistent copy of the database, checked",
+		Long: `Write a consistent copy of the database to --out, while other commands read
+it, and check the copy.`,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
+	out := s.fs.StringP("out", "o", "", "write the copy to `file` (replaced atomically if it exists)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
@@ -86,10 +119,25 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		}
 		fmt.Fprintf(std.out, "db: backup of %s written to %s (%d bytes) and checked\n", cfg.DB, *out, n)
 		return nil
-	case "salvage":
-		s := newFlags("db salvage", "db salvage --out NEW [--db PATH]", std)
-		out := s.fs.String("out", "", "write what can be read to the new database `file` (must not exist)")
-		cfg, err := s.parse(args[1:])
+	}
+	return cmd
+}
+
+func dbSalvageCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "salvage --out NEW [flags]",
+		Short: "copy what a damaged database still holds into a new one",
+		Long: `Copy what a damaged database still holds into a new database, --out, which
+must not exist. What could not be read is printed, one "lost:" line each.
+
+Exit status: 0 when the new database was written, also when parts were lost
+(check it before using it in place of the old one); 1 when it was not.`,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
+	out := s.fs.StringP("out", "o", "", "write what can be read to the new database `file` (must not exist)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
@@ -110,7 +158,6 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 			fmt.Fprintf(std.out, "db: %d lines above say what could not be read; check %s before using it in place of %s\n", len(rep.Lost), *out, cfg.DB)
 		}
 		return nil
-	default:
-		return fmt.Errorf("%w: unknown db subcommand %q (%s)", errUsage, args[0], dbUsage)
 	}
+	return cmd
 }

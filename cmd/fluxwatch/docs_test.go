@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fluxwatch/fluxwatch/config"
@@ -66,27 +68,53 @@ func TestEveryConfigKeyIsDocumented(t *testing.T) {
 	}
 }
 
-// TestFlagsOverrideConfigFile checks the layering: defaults, then the file,
-// then only the flags that were given; a repeatable flag replaces the
-// file's list.
-func TestFlagsOverrideConfigFile(t *testing.T) {
-	path := t.TempDir() + "/c.yaml"
-	os.WriteFile(path, []byte("qps: 5\nworkers: 3\nresolvers: [192.0.2.1]\nqtypes: [A]\nasn_db: [file.tsv]\n"), 0o644)
-	s := newFlags("crawl", "crawl", &stdio{err: io.Discard})
+// loadSettings runs args on a command tree with one more command,
+// "settings", that has the crawl and classify flags and only loads its
+// settings; it returns them and the command's flags, loaded.
+func loadSettings(t *testing.T, args ...string) (*settings, *config.Config, error) {
+	t.Helper()
+	cmd := &cobra.Command{Use: "settings", Args: noArgs}
+	s := newFlags(cmd)
 	s.crawlFlags()
 	s.classifyFlags()
-	cfg, err := s.parse([]string{"--config", path, "--qps", "7", "--resolver", "192.0.2.8", "--resolver", "192.0.2.9:5353", "--qtypes", "A,NS"})
+	var cfg *config.Config
+	cmd.RunE = func(*cobra.Command, []string) error {
+		var err error
+		cfg, err = s.load()
+		return err
+	}
+	root := newRoot(&stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
+	root.AddCommand(cmd)
+	root.SetArgs(args)
+	_, err := root.ExecuteC()
+	return s, cfg, err
+}
+
+// TestFlagsOverrideConfigFile checks the layering: defaults, then the file,
+// then only the flags that were given, wherever they stand; a repeatable
+// flag replaces the file's list. Loading again (the daemon's SIGHUP) reads
+// the file again under the same flags.
+func TestFlagsOverrideConfigFile(t *testing.T) {
+	path := t.TempDir() + "/c.yaml"
+	os.WriteFile(path, []byte("qps: 5\nworkers: 3\nresolvers: [192.0.2.1]\nqtypes: [A]\nasn_db: [file.tsv]\nwindow: 2h\n"), 0o644)
+	s, cfg, err := loadSettings(t, "--config", path, "settings", "--qps", "7", "--resolver", "192.0.2.8",
+		"--resolver", "192.0.2.9:5353", "--qtypes", "A,NS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.QPS != 7 || cfg.Workers != 3 || cfg.Timeout != config.Default().Timeout ||
+	if cfg.QPS != 7 || cfg.Workers != 3 || cfg.Timeout != config.Default().Timeout || cfg.Window != 2*time.Hour ||
 		!slices.Equal(cfg.Resolvers, []string{"192.0.2.8", "192.0.2.9:5353"}) ||
 		!slices.Equal(cfg.QTypes, []string{"A", "NS"}) || !slices.Equal(cfg.ASNDB, []string{"file.tsv"}) {
 		t.Fatalf("layered config: %+v", cfg)
 	}
-	s = newFlags("crawl", "crawl", &stdio{err: io.Discard})
-	s.crawlFlags()
-	if _, err := s.parse([]string{"--config", path, "--qps", "-1"}); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "qps: -1 is negative") {
+	os.WriteFile(path, []byte("qps: 9\nworkers: 4\nresolvers: [192.0.2.1]\n"), 0o644)
+	if cfg, err = s.load(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QPS != 7 || cfg.Workers != 4 || cfg.Window != config.Default().Window || len(cfg.Resolvers) != 2 {
+		t.Fatalf("loaded again: %+v", cfg)
+	}
+	if _, _, err := loadSettings(t, "settings", "--config", path, "--qps", "-1"); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "qps: -1 is negative") {
 		t.Fatalf("a bad flag value: %v", err)
 	}
 }

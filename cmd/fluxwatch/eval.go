@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/simnet"
@@ -29,43 +31,57 @@ const (
 	evalSpeed    = 120
 )
 
-func cmdEval(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("eval", "eval [--seed N | --seeds LIST] [--json]", std)
+func evalCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval [flags]",
+		Short: "score the classifier against the simulated worlds' truth",
+		Long: `Measure a simulated world (or one per seed of --seeds) for --duration of
+simulated time as the daemon would, classify after every round, and score the
+verdicts against the world's truth: precision and recall per class, how soon
+each flux domain was found, false listings.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	seed := s.fs.Int64("seed", 1, "world seed")
 	seedsFlag := s.fs.String("seeds", "", "evaluate a world per seed of this `list` (1-50, 1-5,8,1001-1050) and sum them up")
 	parallel := s.fs.Int("parallel", runtime.GOMAXPROCS(0), "with --seeds: how many worlds run at once")
 	asJSON := s.fs.Bool("json", false, "print the figures as one JSON object")
-	duration := s.fs.Duration("duration", evalDuration, "simulated time to measure for")
+	duration := durationFlag(s.fs, "duration", evalDuration, "simulated time to measure for")
 	verbose := s.fs.Bool("verbose", false, "also print every domain's final verdict")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	if *seedsFlag != "" {
-		seeds, err := parseSeeds(*seedsFlag)
-		if err != nil {
-			return fmt.Errorf("%w: --seeds: %v", errUsage, err)
-		}
-		if *parallel < 1 {
-			return fmt.Errorf("%w: --parallel %d: want at least 1", errUsage, *parallel)
-		}
-		res, err := evalSeeds(ctx, cfg, seeds, *duration, *parallel, logger(cfg, std))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
-		return printSeeds(std.out, res, *asJSON)
+		if *seedsFlag != "" {
+			seeds, err := parseSeeds(*seedsFlag)
+			if err != nil {
+				return fmt.Errorf("%w: --seeds: %v", errUsage, err)
+			}
+			if *parallel < 1 {
+				return fmt.Errorf("%w: --parallel %d: want at least 1", errUsage, *parallel)
+			}
+			res, err := evalSeeds(ctx, cfg, seeds, *duration, *parallel, logger(cfg, std))
+			if err != nil {
+				return err
+			}
+			return printSeeds(std.out, res, *asJSON)
+		}
+		res, verdicts, err := evaluate(ctx, cfg, *seed, *duration, logger(cfg, std))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(std.out).Encode(res)
+		}
+		if *verbose {
+			printVerdicts(std.out, verdicts)
+		}
+		return res.print(std.out)
 	}
-	res, verdicts, err := evaluate(ctx, cfg, *seed, *duration, logger(cfg, std))
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(std.out).Encode(res)
-	}
-	if *verbose {
-		printVerdicts(std.out, verdicts)
-	}
-	return res.print(std.out)
+	return cmd
 }
 
 // evalResult holds the figures of one evaluation. Its JSON keys are a

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/columnar"
 	"github.com/fluxwatch/fluxwatch/config"
@@ -18,93 +20,106 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-func cmdExportObservations(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("export-observations", "export-observations --format jsonl|parquet [--out FILE|DIR] [--since T] [--domain D]...", std)
-	format := s.fs.String("format", importer.JSONL, "output format: jsonl (the import format of the same name) or parquet (a directory of daily files)")
-	out := s.fs.String("out", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout; for parquet a directory")
-	s.group(func(fs *flag.FlagSet, c *config.Config) {
-		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "parquet: IP-to-ASN `file` filling the asns column (repeatable)")
+func exportObservationsCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export-observations [flags]",
+		Short: "write the stored observations as jsonl, or Parquet for analysis",
+		Long: `Write the stored observations as jsonl, the format import reads (a file, or
+standard output), or as a directory of daily Parquet files for Spark, DuckDB
+or ClickHouse; --since and --domain narrow them down.`,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
+	format := s.fs.StringP("format", "f", importer.JSONL, "output format: jsonl (the import format of the same name) or parquet (a directory of daily files)")
+	out := s.fs.StringP("out", "o", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout; for parquet a directory")
+	s.group(func(fs *pflag.FlagSet, c *config.Config) {
+		fs.StringArrayVar(&c.ASNDB, "asn-db", c.ASNDB, "parquet: IP-to-ASN `file` filling the asns column (repeatable)")
 	})
 	since := s.fs.String("since", "", "only probes from `T` on: an RFC 3339 time or date, or a duration back from now (24h)")
 	var domains []string
-	s.fs.Var(&listFlag{p: &domains}, "domain", "only this `domain` (repeatable; default: every domain, removed ones too)")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	if *format != importer.JSONL && *format != "parquet" {
-		return fmt.Errorf("%w: unknown format %q (want jsonl or parquet)", errUsage, *format)
-	}
-	if *format == "parquet" && *out == "-" {
-		return fmt.Errorf("%w: parquet is a directory of files: give --out DIR", errUsage)
-	}
-	if s.fs.NArg() > 0 {
-		return fmt.Errorf("%w: export-observations takes no arguments (use --domain)", errUsage)
-	}
-	from, err := parseSince(*since, time.Now())
-	if err != nil {
-		return fmt.Errorf("%w: --since: %v", errUsage, err)
-	}
-	for i, d := range domains {
-		domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-	}
-	store, err := openReader(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if *format == "parquet" {
-		meta, err := loadIPMeta(cfg)
+	s.fs.StringArrayVar(&domains, "domain", nil, "only this `domain` (repeatable; default: every domain, removed ones too)")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{importer.JSONL, "parquet"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
-		var only []string
-		if len(domains) > 0 {
-			only = domains
+		if *format != importer.JSONL && *format != "parquet" {
+			return fmt.Errorf("%w: unknown format %q (want jsonl or parquet)", errUsage, *format)
 		}
-		r, err := columnar.Write(ctx, store, *out, columnar.Options{Since: from, Domains: only, Meta: meta})
+		if *format == "parquet" && *out == "-" {
+			return fmt.Errorf("%w: parquet is a directory of files: give --out DIR", errUsage)
+		}
+		if s.fs.NArg() > 0 {
+			return fmt.Errorf("%w: export-observations takes no arguments (use --domain)", errUsage)
+		}
+		from, err := parseSince(*since, time.Now())
+		if err != nil {
+			return fmt.Errorf("%w: --since: %v", errUsage, err)
+		}
+		for i, d := range domains {
+			domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		}
+		store, err := openReader(cfg)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(std.err, "export-observations: %d rows in %d files over %d days under %s\n", r.Rows, r.Files, len(r.Days), *out)
-		return nil
-	}
-
-	var n exportCounts
-	write := func(w io.Writer) error {
-		n = exportCounts{}
-		return exportObservations(ctx, store, domains, from, w, &n)
-	}
-	if *out == "-" {
-		bw := bufio.NewWriterSize(std.out, 64<<10)
-		if err := write(bw); err != nil {
-			return err
-		}
-		return bw.Flush()
-	}
-	err = results.WriteFileAtomic(*out, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 64<<10)
-		var dst io.Writer = bw
-		var zw *gzip.Writer
-		if strings.HasSuffix(*out, ".gz") {
-			zw = gzip.NewWriter(bw)
-			dst = zw
-		}
-		if err := write(dst); err != nil {
-			return err
-		}
-		if zw != nil {
-			if err := zw.Close(); err != nil {
+		defer store.Close()
+		if *format == "parquet" {
+			meta, err := loadIPMeta(cfg)
+			if err != nil {
 				return err
 			}
+			var only []string
+			if len(domains) > 0 {
+				only = domains
+			}
+			r, err := columnar.Write(ctx, store, *out, columnar.Options{Since: from, Domains: only, Meta: meta})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(std.err, "export-observations: %d rows in %d files over %d days under %s\n", r.Rows, r.Files, len(r.Days), *out)
+			return nil
 		}
-		return bw.Flush()
-	})
-	if err != nil {
-		return err
+
+		var n exportCounts
+		write := func(w io.Writer) error {
+			n = exportCounts{}
+			return exportObservations(ctx, store, domains, from, w, &n)
+		}
+		if *out == "-" {
+			bw := bufio.NewWriterSize(std.out, 64<<10)
+			if err := write(bw); err != nil {
+				return err
+			}
+			return bw.Flush()
+		}
+		err = results.WriteFileAtomic(*out, func(w io.Writer) error {
+			bw := bufio.NewWriterSize(w, 64<<10)
+			var dst io.Writer = bw
+			var zw *gzip.Writer
+			if strings.HasSuffix(*out, ".gz") {
+				zw = gzip.NewWriter(bw)
+				dst = zw
+			}
+			if err := write(dst); err != nil {
+				return err
+			}
+			if zw != nil {
+				if err := zw.Close(); err != nil {
+					return err
+				}
+			}
+			return bw.Flush()
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(std.out, "export-observations: %d probes, %d observations of %d domains written to %s\n", n.probes, n.observations, n.domains, *out)
+		return nil
 	}
-	fmt.Fprintf(std.out, "export-observations: %d probes, %d observations of %d domains written to %s\n", n.probes, n.observations, n.domains, *out)
-	return nil
+	return cmd
 }
 
 type exportCounts struct{ domains, probes, observations int }

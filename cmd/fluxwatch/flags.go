@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
 
 	"github.com/fluxwatch/fluxwatch/classify"
@@ -18,77 +18,42 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-// listFlag is a repeatable flag over a []string: given at all, it replaces
-// what the config file said.
-type listFlag struct {
-	p   *[]string
-	set bool
-}
-
-func (l *listFlag) String() string {
-	if l.p == nil {
-		return ""
-	}
-	return strings.Join(*l.p, ",")
-}
-
-func (l *listFlag) Set(v string) error {
-	if !l.set {
-		*l.p, l.set = nil, true
-	}
-	*l.p = append(*l.p, v)
-	return nil
-}
-
-// csvFlag sets a []string from one comma-separated value.
-type csvFlag struct{ p *[]string }
-
-func (c csvFlag) String() string {
-	if c.p == nil {
-		return ""
-	}
-	return strings.Join(*c.p, ",")
-}
-func (c csvFlag) Set(v string) error { *c.p = strings.Split(v, ","); return nil }
-
 // settings are the flags of a command. Flags that stand for config keys are
-// registered by groups bound to a Config: parsed once into a scratch
-// Config to learn which were given, then replayed onto the Config loaded
-// from the file, so that defaults, file and flags layer in that order.
+// registered by groups bound to a Config: cobra parses them into a scratch
+// Config, which only tells which were given; load replays those onto the
+// Config loaded from the file, so that defaults, file and flags layer in
+// that order.
 type settings struct {
-	fs         *flag.FlagSet
-	configPath string
+	fs         *pflag.FlagSet // the command's flags; once parsed, the root's persistent ones too
+	configPath string         // the --config file, as of the last load
 	scratch    *config.Config
-	groups     []func(*flag.FlagSet, *config.Config)
+	groups     []func(*pflag.FlagSet, *config.Config)
 }
 
-// newFlags returns a flag set for a command with --config, --db and --log-level.
-func newFlags(name, synopsis string, std *stdio) *settings {
-	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), scratch: config.Default()}
-	s.fs.SetOutput(std.err)
-	s.fs.Usage = func() {
-		fmt.Fprintf(std.err, "Usage: fluxwatch %s\n\nFlags:\n", synopsis)
-		s.fs.PrintDefaults()
-	}
-	s.fs.StringVar(&s.configPath, "config", "", "YAML config `file` (flags override it)")
-	s.group(func(fs *flag.FlagSet, c *config.Config) {
-		fs.StringVar(&c.DB, "db", c.DB, "database `path` (env FLUXWATCH_DB)")
-		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
-		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (one JSON object per line)")
-	})
-	return s
+// newFlags returns the settings of cmd. The config flags every command
+// takes (--db, --log-level, --log-format) are the root's persistent flags,
+// registered once by newRoot; they are replayed like any group.
+func newFlags(cmd *cobra.Command) *settings {
+	return &settings{fs: cmd.Flags(), scratch: config.Default(), groups: []func(*pflag.FlagSet, *config.Config){rootFlags}}
+}
+
+// rootFlags registers the config flags of every command.
+func rootFlags(fs *pflag.FlagSet, c *config.Config) {
+	fs.StringVar(&c.DB, "db", c.DB, "database `path` (env FLUXWATCH_DB)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (one JSON object per line)")
 }
 
 // group registers config flags.
-func (s *settings) group(register func(*flag.FlagSet, *config.Config)) {
+func (s *settings) group(register func(*pflag.FlagSet, *config.Config)) {
 	s.groups = append(s.groups, register)
 	register(s.fs, s.scratch)
 }
 
 // crawlFlags adds the flags that shape measurement.
 func (s *settings) crawlFlags() {
-	s.group(func(fs *flag.FlagSet, c *config.Config) {
-		fs.Var(&listFlag{p: &c.Resolvers}, "resolver", "vantage resolver `ADDR[:PORT]` (repeatable)")
+	s.group(func(fs *pflag.FlagSet, c *config.Config) {
+		fs.StringArrayVar(&c.Resolvers, "resolver", c.Resolvers, "vantage resolver `ADDR[:PORT]` (repeatable)")
 		fs.StringVar(&c.ResolversFile, "resolvers", c.ResolversFile, "`file` of vantage resolvers, one ADDR[:PORT] a line")
 		fs.Float64Var(&c.QPS, "qps", c.QPS, "queries per second per vantage (0 lifts the limit: only for your own servers)")
 		fs.Float64Var(&c.GlobalQPS, "global-qps", c.GlobalQPS, "queries per second over all vantages (0: no global limit)")
@@ -98,9 +63,9 @@ func (s *settings) crawlFlags() {
 		fs.StringVar(&c.Engine, "engine", c.Engine, "query path: sockets (long-lived UDP sockets) or naive (a new socket per query, for comparison)")
 		fs.IntVar(&c.Procs, "procs", c.Procs, "CPUs running fluxwatch's own code at once (GOMAXPROCS); 0: half the CPUs, at least one")
 		fs.BoolVar(&c.RandomizeCase, "randomize-case", c.RandomizeCase, "0x20: mix the case of each question and accept only answers that echo it")
-		fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
+		durationVar(fs, &c.Timeout, "timeout", c.Timeout, "timeout of one query attempt")
 		fs.IntVar(&c.Retries, "retries", c.Retries, "extra attempts after a timeout, made while the vantage answers other queries")
-		fs.Var(csvFlag{p: &c.QTypes}, "qtypes", "query `types` to ask, comma-separated")
+		fs.StringSliceVar(&c.QTypes, "qtypes", c.QTypes, "query `types` to ask, comma-separated")
 		fs.BoolVar(&c.NSHosts, "ns-hosts", c.NSHosts, "also resolve the addresses of each domain's name servers")
 		fs.BoolVar(&c.Delegation, "delegation", c.Delegation, "also ask the parent zone's servers for each domain's NS set and glue")
 		fs.IntVar(&c.ParentPort, "parent-port", c.ParentPort, "port to ask parent zone servers on (the simulated world's registry uses another)")
@@ -109,33 +74,22 @@ func (s *settings) crawlFlags() {
 
 // classifyFlags adds the flags that shape classification.
 func (s *settings) classifyFlags() {
-	s.group(func(fs *flag.FlagSet, c *config.Config) {
-		fs.Var(&listFlag{p: &c.ASNDB}, "asn-db", "IP-to-ASN `file`: iptoasn TSV, ip-location-db CSV (.gz allowed) or .mmdb (repeatable)")
-		fs.Var(&listFlag{p: &c.CountryDB}, "country-db", "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
-		fs.Var(&listFlag{p: &c.Allowlist}, "allowlist", "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
+	s.group(func(fs *pflag.FlagSet, c *config.Config) {
+		fs.StringArrayVar(&c.ASNDB, "asn-db", c.ASNDB, "IP-to-ASN `file`: iptoasn TSV, ip-location-db CSV (.gz allowed) or .mmdb (repeatable)")
+		fs.StringArrayVar(&c.CountryDB, "country-db", c.CountryDB, "IP-to-country `file`: ip-location-db CSV or .mmdb (repeatable)")
+		fs.StringArrayVar(&c.Allowlist, "allowlist", c.Allowlist, "`file` of names never listed: plain names or rank,domain CSV (repeatable)")
 		fs.StringVar(&c.CDNSuffixes, "cdn-suffixes", c.CDNSuffixes, "`file` of CDN zones replacing the built-in list")
 		fs.BoolVar(&c.Cymru, "cymru", c.Cymru, "look up addresses the tables miss in Team Cymru's DNS service (online)")
 		fs.BoolVar(&c.ListWithoutIPTables, "list-without-ip-tables", c.ListWithoutIPTables, "list flux judged without an IP-to-ASN table (by default it is not listed)")
-		fs.DurationVar(&c.Window, "window", c.Window, "classify over the measurements of this last period")
-		fs.DurationVar(&c.ExpireAfter, "expire-after", c.ExpireAfter, "a listing lasts this long after the last flux verdict")
+		durationVar(fs, &c.Window, "window", c.Window, "classify over the measurements of this last period")
+		durationVar(fs, &c.ExpireAfter, "expire-after", c.ExpireAfter, "a listing lasts this long after the last flux verdict")
 	})
-}
-
-// parse parses args and returns the settings: defaults, then the config
-// file, then the flags that were given.
-func (s *settings) parse(args []string) (*config.Config, error) {
-	if err := s.fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return s.load()
 }
 
 // load reads the config file (again, for the daemon's SIGHUP) and replays
 // the flags given over it.
 func (s *settings) load() (*config.Config, error) {
+	s.configPath, _ = s.fs.GetString("config")
 	cfg := config.Default()
 	if s.configPath != "" {
 		var err error
@@ -143,24 +97,21 @@ func (s *settings) load() (*config.Config, error) {
 			return nil, err
 		}
 	}
-	replay := flag.NewFlagSet("", flag.ContinueOnError)
+	replay := pflag.NewFlagSet("", pflag.ContinueOnError)
 	for _, register := range s.groups {
 		register(replay, cfg)
 	}
 	var err error
-	s.fs.Visit(func(f *flag.Flag) {
-		if replay.Lookup(f.Name) == nil || err != nil {
-			return // a command's own flag
+	s.fs.VisitAll(func(f *pflag.Flag) {
+		to := replay.Lookup(f.Name)
+		if !f.Changed || to == nil || err != nil {
+			return // not given, or a command's own flag
 		}
-		values := []string{f.Value.String()}
-		if l, ok := f.Value.(*listFlag); ok {
-			values = *l.p
+		if list, ok := f.Value.(pflag.SliceValue); ok {
+			err = to.Value.(pflag.SliceValue).Replace(list.GetSlice())
+			return
 		}
-		for _, v := range values {
-			if err = replay.Set(f.Name, v); err != nil {
-				return
-			}
-		}
+		err = to.Value.Set(f.Value.String())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
@@ -169,6 +120,46 @@ func (s *settings) load() (*config.Config, error) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return cfg, nil
+}
+
+// duration is the value of a duration flag. It takes what
+// time.ParseDuration takes, but nothing negative: no interval, period or
+// timeout of fluxwatch runs backwards.
+type duration struct{ p *time.Duration }
+
+func (d duration) Type() string { return "duration" }
+
+// String leaves a zero default out of the help, as for the other types.
+func (d duration) String() string {
+	if *d.p == 0 {
+		return "0"
+	}
+	return d.p.String()
+}
+
+func (d duration) Set(v string) error {
+	t, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("want a duration such as 30m or 24h")
+	}
+	if t < 0 {
+		return errors.New("want a duration of 0 or more, such as 30m or 24h")
+	}
+	*d.p = t
+	return nil
+}
+
+// durationVar defines a duration flag that refuses negative values.
+func durationVar(fs *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var(duration{p}, name, usage)
+}
+
+// durationFlag is durationVar for a new variable.
+func durationFlag(fs *pflag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	durationVar(fs, p, name, value, usage)
+	return p
 }
 
 func logger(cfg *config.Config, std *stdio) *slog.Logger {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fluxwatch/fluxwatch/importer"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/storage"
@@ -19,51 +21,65 @@ import (
 // database and commits at a time: one write transaction each.
 const importBatch = 10000
 
-func cmdImport(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("import", "import --format "+strings.Join(importer.Formats, "|")+" [--vantage NAME] [--source NAME] [--tz ZONE] FILE... (- reads stdin)", std)
-	format := s.fs.String("format", "", "input format: "+strings.Join(importer.Formats, ", "))
+func importCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import --format FORMAT [flags] FILE... (- reads stdin)",
+		Short: "import dig logs, zdns, dnsx, passive DNS (cof) or jsonl observations",
+		Long: `Import lookups measured elsewhere: dig output, zdns and dnsx JSON, passive DNS
+in the Common Output Format (cof), or fluxwatch's own jsonl (what
+export-observations writes). Gzip-compressed input is read as it is. Probes
+already stored are recognised and not stored twice; lines that cannot be read
+are printed as file:line: reason on standard error and counted.`,
+	}
+	s := newFlags(cmd)
+	format := s.fs.StringP("format", "f", "", "input format: "+strings.Join(importer.Formats, ", "))
 	vantage := s.fs.String("vantage", "", "vantage `name` for every lookup (default: the resolver or sensor the input names)")
 	source := s.fs.String("source", "", "source `tag` of the domains added (default import:FORMAT); cof: also names the sensor of records without sensor_id")
 	tz := s.fs.String("tz", "UTC", "dig: time `zone` of times written without one or with an ambiguous abbreviation such as CST (IANA name)")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(importer.Formats, *format) {
-		return fmt.Errorf("%w: import needs --format, one of %s", errUsage, strings.Join(importer.Formats, ", "))
-	}
-	files := s.fs.Args()
-	if len(files) == 0 {
-		return fmt.Errorf("%w: import needs at least one FILE (- for stdin)", errUsage)
-	}
-	loc, err := time.LoadLocation(*tz)
-	if err != nil {
-		return fmt.Errorf("%w: --tz %q: %v", errUsage, *tz, err)
-	}
-	store, err := createStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	tag := *source
-	if tag == "" {
-		tag = "import:" + *format
-	}
-	imp := newImport(store, tag, time.Now, std.err)
-	opts := importer.Options{Vantage: *vantage, Source: *source, Location: loc}
-	var readErr error
-	for _, file := range files {
-		if readErr = imp.file(ctx, file, *format, opts, std.in); readErr != nil {
-			break
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(importer.Formats, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		cfg, err := s.load()
+		if err != nil {
+			return err
 		}
+		if !slices.Contains(importer.Formats, *format) {
+			return fmt.Errorf("%w: import needs --format, one of %s", errUsage, strings.Join(importer.Formats, ", "))
+		}
+		files := s.fs.Args()
+		if len(files) == 0 {
+			return fmt.Errorf("%w: import needs at least one FILE (- for stdin)", errUsage)
+		}
+		loc, err := time.LoadLocation(*tz)
+		if err != nil {
+			return fmt.Errorf("%w: --tz %q: %v", errUsage, *tz, err)
+		}
+		store, err := createStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+
+		tag := *source
+		if tag == "" {
+			tag = "import:" + *format
+		}
+		imp := newImport(store, tag, time.Now, std.err)
+		opts := importer.Options{Vantage: *vantage, Source: *source, Location: loc}
+		var readErr error
+		for _, file := range files {
+			if readErr = imp.file(ctx, file, *format, opts, std.in); readErr != nil {
+				break
+			}
+		}
+		// What was read before an interruption or a bad file is kept.
+		if err := imp.close(); err != nil {
+			return err
+		}
+		imp.counts.print(std.out)
+		return readErr
 	}
-	// What was read before an interruption or a bad file is kept.
-	if err := imp.close(); err != nil {
-		return err
-	}
-	imp.counts.print(std.out)
-	return readErr
+	return cmd
 }
 
 // importCounts are the figures an import ends with. Every probe read is

@@ -70,7 +70,7 @@ daemon:
 	var stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- cmdDaemon(ctx, []string{"--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &stderr, err: &stderr, now: w.Now})
+		done <- execute(ctx, []string{"daemon", "--config", cfgPath}, &stdio{in: strings.NewReader(""), out: &stderr, err: &stderr, now: w.Now})
 	}()
 
 	// Listed while the flux lasts, then (flux stops at 20 simulated

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,47 +17,6 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/storage"
 )
-
-const usage = `fluxwatch: find fast-flux domains by measuring them.
-
-Usage:
-  fluxwatch <command> [flags] [arguments]
-
-Commands:
-  seeds add [--source NAME] FILE...   import domains to measure (- reads stdin)
-  seeds list                          list the measured domains
-  seeds remove NAME...                stop measuring domains (history is kept)
-  import --format F FILE...           import dig logs, zdns, dnsx, passive DNS (cof) or jsonl observations
-  export-observations [--out FILE]    write the stored observations as jsonl (for import elsewhere),
-                                      or --format parquet --out DIR for Spark, DuckDB, ClickHouse
-  crawl [--rounds N --interval D]     measure every domain through every vantage
-  classify [--json] [--dry-run]       classify the measured domains
-  export --format F --out FILE        write the blocklist (domains, hosts, rpz, dnsmasq, unbound,
-                                      adblock, stix, misp, jsonl, csv) or the flux agents' addresses
-                                      (ips, nftables, ipset, suricata)
-  show DOMAIN                         print a domain's measured history
-  report --out FILE [--domain D]      write a self-contained HTML report with charts
-  blocklist list | diff | history D   what is listed and until when, what publishes changed
-  blocklist delist | relist D...      take domains off the list by hand, or let them back
-  daemon                              crawl, classify and publish on cron schedules
-  agent --nats URL --name NAME        measure for a coordinator over NATS, through this host's resolvers
-  status                              the daemon's jobs (last and next run), verdict counts, vantages
-  db check | db compact               verify the database, or rewrite it without free space
-  db backup --out FILE                a consistent copy of the database, checked
-  db salvage --out NEW                copy what a damaged database still holds into a new one
-  ipdb update [--dir DIR]             fetch the IP-to-ASN and country tables, check them, swap them in
-  simnet                              serve the simulated DNS world until interrupted
-  demo [--out DIR]                    run the whole pipeline against the simulated world
-  eval [--seed N | --seeds 1-50] [--json]
-                                      score the classifier against the simulated worlds' truth
-  version                             print the version
-
-Every command takes --config FILE (YAML) and --db PATH (default ./fluxwatch.db
-or $FLUXWATCH_DB). Run 'fluxwatch <command> -h' for its flags.
-`
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // errUsage marks errors caused by the command line; they exit with status 2.
 var errUsage = errors.New("usage")
@@ -84,79 +42,61 @@ func main() {
 			f.Close()
 		}
 	}
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(*storage.DamagedError)):
-		// One line that says which file and what to do, whatever the
-		// command was doing when it met the damage.
-		var de *storage.DamagedError
-		errors.As(err, &de)
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", de)
-		os.Exit(1)
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
-		os.Exit(1)
+	if status := reportError(os.Stderr, err); status != 0 {
+		os.Exit(status)
 	}
 }
 
-// run dispatches a command line. It is the whole program, minus the
-// process: tests call it directly.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command given", errUsage)
-	}
-	std := &stdio{in: stdin, out: stdout, err: stderr}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "seeds":
-		return cmdSeeds(ctx, rest, std)
-	case "import":
-		return cmdImport(ctx, rest, std)
-	case "export-observations":
-		return cmdExportObservations(ctx, rest, std)
-	case "crawl":
-		return cmdCrawl(ctx, rest, std)
-	case "classify":
-		return cmdClassify(ctx, rest, std)
-	case "export":
-		return cmdExport(ctx, rest, std)
-	case "show":
-		return cmdShow(ctx, rest, std)
-	case "report":
-		return cmdReport(ctx, rest, std)
-	case "daemon":
-		return cmdDaemon(ctx, rest, std)
-	case "agent":
-		return cmdAgent(ctx, rest, std)
-	case "blocklist":
-		return cmdBlocklist(ctx, rest, std)
-	case "status":
-		return cmdStatus(ctx, rest, std)
-	case "simnet":
-		return cmdSimnet(ctx, rest, std)
-	case "db":
-		return cmdDB(ctx, rest, std)
-	case "ipdb":
-		return cmdIPDB(ctx, rest, std)
-	case "eval":
-		return cmdEval(ctx, rest, std)
-	case "demo":
-		return cmdDemo(ctx, rest, std)
-	case "version":
-		fmt.Fprintln(stdout, "fluxwatch", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+// reportError prints err for a person, once, and returns the exit status: 0
+// when the command did all it was asked, 1 when it failed, 2 when the
+// command line was wrong.
+func reportError(w io.Writer, err error) int {
+	var damaged *storage.DamagedError
+	var usage *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &damaged):
+		// One line that says which file and what to do, whatever the
+		// command was doing when it met the damage.
+		fmt.Fprintf(w, "fluxwatch: %v\n", damaged)
+		return 1
+	case errors.As(err, &usage):
+		fmt.Fprintf(w, "fluxwatch: %v\nRun '%s --help' for usage.\n", usage.err, usage.command)
+		return 2
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(w, "fluxwatch: %v\n", err)
+		return 2
 	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+		fmt.Fprintf(w, "fluxwatch: %v\n", err)
+		return 1
 	}
+}
+
+// usageError is a usage error with the command whose help explains it.
+type usageError struct {
+	err     error
+	command string // the command's path: "fluxwatch seeds add"
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// run runs a command line. It is the whole program, minus the process:
+// tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return execute(ctx, args, &stdio{in: stdin, out: stdout, err: stderr})
+}
+
+// execute runs a command line with the streams and clock of std.
+func execute(ctx context.Context, args []string, std *stdio) error {
+	root := newRoot(std)
+	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
+	cmd, err := root.ExecuteContextC(ctx)
+	if errors.Is(err, errUsage) && cmd != nil {
+		return &usageError{err: err, command: cmd.CommandPath()}
+	}
+	return err
 }
 
 // stdio carries a command's standard streams, and its clock.

@@ -2,80 +2,85 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/fluxwatch/fluxwatch/seeds"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
-func cmdSeeds(ctx context.Context, args []string, std *stdio) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: seeds needs a subcommand: add, list or remove", errUsage)
-	}
-	switch args[0] {
-	case "add":
-		return cmdSeedsAdd(args[1:], std)
-	case "list":
-		return cmdSeedsList(args[1:], std)
-	case "remove":
-		return cmdSeedsRemove(args[1:], std)
-	default:
-		return fmt.Errorf("%w: unknown seeds subcommand %q (want add, list or remove)", errUsage, args[0])
-	}
+func seedsCommand(std *stdio) *cobra.Command {
+	return group("seeds", "the domains to measure: add, list, remove", "",
+		seedsAddCommand(std), seedsListCommand(std), seedsRemoveCommand(std))
 }
 
-func cmdSeedsAdd(args []string, std *stdio) error {
-	s := newFlags("seeds add", "seeds add [--source NAME] [--column NAME] FILE... (- reads stdin)", std)
+func seedsAddCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "add [flags] FILE... (- reads stdin)",
+		Short: "import domains to measure",
+		Long: `Import domains to measure from files (- reads standard input): plain names
+(# comments), hosts-file lines, adblock rules, URLs (also defanged), rank,name
+lists and CSV with a header. Names are lower-cased, the trailing dot dropped
+and IDNs converted to A-labels. Lines that are not domain names are rejected
+and printed as file:line: reason on standard error.
+
+Exit status: 0 when at least one valid name was read, also when other lines
+were rejected (the closing line says how many); 1 when none was.`,
+	}
+	s := newFlags(cmd)
 	source := s.fs.String("source", "", "source tag recorded with every name (default: the file's name)")
 	column := s.fs.String("column", "", "CSV column holding the names (default: domain, host or url)")
-	quiet := s.fs.Bool("quiet", false, "print neither rejected lines nor progress")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	files := s.fs.Args()
-	if len(files) == 0 {
-		return fmt.Errorf("%w: seeds add needs at least one FILE (- for stdin)", errUsage)
-	}
-	store, err := createStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	quiet := s.fs.BoolP("quiet", "q", false, "print neither rejected lines nor progress")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		files := s.fs.Args()
+		if len(files) == 0 {
+			return fmt.Errorf("%w: seeds add needs at least one FILE (- for stdin)", errUsage)
+		}
+		store, err := createStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
 
-	var total storage.AddResult
-	rejected := 0
-	for _, file := range files {
-		names, rej, err := readSeedFile(file, *column, std, *quiet)
-		if err != nil {
-			return err
-		}
-		rejected += len(rej)
-		if !*quiet {
-			for _, r := range rej {
-				fmt.Fprintln(std.err, r.Error())
+		var total storage.AddResult
+		rejected := 0
+		for _, file := range files {
+			names, rej, err := readSeedFile(file, *column, std, *quiet)
+			if err != nil {
+				return err
 			}
+			rejected += len(rej)
+			if !*quiet {
+				for _, r := range rej {
+					fmt.Fprintln(std.err, r.Error())
+				}
+			}
+			tag := *source
+			if tag == "" {
+				tag = seeds.DisplayName(file)
+			}
+			res, err := store.AddDomains(names, tag, time.Now())
+			if err != nil {
+				return err
+			}
+			total.Added += res.Added
+			total.Known += res.Known
 		}
-		tag := *source
-		if tag == "" {
-			tag = seeds.DisplayName(file)
+		fmt.Fprintf(std.out, "seeds: %d added, %d already known, %d rejected\n", total.Added, total.Known, rejected)
+		if total.Added+total.Known == 0 {
+			return fmt.Errorf("no valid domain name read from %s", strings.Join(files, ", "))
 		}
-		res, err := store.AddDomains(names, tag, time.Now())
-		if err != nil {
-			return err
-		}
-		total.Added += res.Added
-		total.Known += res.Known
+		return nil
 	}
-	fmt.Fprintf(std.out, "seeds: %d added, %d already known, %d rejected\n", total.Added, total.Known, rejected)
-	if total.Added+total.Known == 0 {
-		return fmt.Errorf("no valid domain name read from %s", strings.Join(files, ", "))
-	}
-	return nil
+	return cmd
 }
 
 // readSeedFile parses one seed file (- is stdin) into unique names.
@@ -109,59 +114,77 @@ func readSeedFile(file, column string, std *stdio, quiet bool) ([]string, []seed
 	return names, rejects, err
 }
 
-func cmdSeedsList(args []string, std *stdio) error {
-	s := newFlags("seeds list", "seeds list [--all]", std)
+func seedsListCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "list [flags]",
+		Short:             "list the measured domains",
+		Long:              "List the measured domains with their first-seen time and sources; --all adds\nthe removed ones.",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	all := s.fs.Bool("all", false, "include removed domains")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	store, err := openReader(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	w := bufio.NewWriter(std.out)
-	defer w.Flush()
-	return store.Domains(func(d storage.Domain) error {
-		if !d.Active && !*all {
-			return nil
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
 		}
-		state := ""
-		if !d.Active {
-			state = " removed"
+		store, err := openReader(cfg)
+		if err != nil {
+			return err
 		}
-		_, err := fmt.Fprintf(w, "%s\tfirst-seen=%s\tsources=%s%s\n", d.Name, d.FirstSeen.Format(time.RFC3339), strings.Join(d.Sources, ","), state)
-		return err
-	})
+		defer store.Close()
+		w := bufio.NewWriter(std.out)
+		defer w.Flush()
+		return store.Domains(func(d storage.Domain) error {
+			if !d.Active && !*all {
+				return nil
+			}
+			state := ""
+			if !d.Active {
+				state = " removed"
+			}
+			_, err := fmt.Fprintf(w, "%s\tfirst-seen=%s\tsources=%s%s\n", d.Name, d.FirstSeen.Format(time.RFC3339), strings.Join(d.Sources, ","), state)
+			return err
+		})
+	}
+	return cmd
 }
 
-func cmdSeedsRemove(args []string, std *stdio) error {
-	s := newFlags("seeds remove", "seeds remove NAME...", std)
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
+func seedsRemoveCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:               "remove [flags] NAME...",
+		Short:             "stop measuring domains (their history is kept)",
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	if s.fs.NArg() == 0 {
-		return fmt.Errorf("%w: seeds remove needs at least one NAME", errUsage)
-	}
-	var names []string
-	for _, n := range s.fs.Args() {
-		name, err := seeds.Normalize(n)
+	s := newFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
-			return fmt.Errorf("%w: %q: %v", errUsage, n, err)
+			return err
 		}
-		names = append(names, name)
+		if s.fs.NArg() == 0 {
+			return fmt.Errorf("%w: seeds remove needs at least one NAME", errUsage)
+		}
+		var names []string
+		for _, n := range s.fs.Args() {
+			name, err := seeds.Normalize(n)
+			if err != nil {
+				return fmt.Errorf("%w: %q: %v", errUsage, n, err)
+			}
+			names = append(names, name)
+		}
+		store, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		n, err := store.RemoveDomains(names)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(std.out, "seeds: %d removed (history kept)\n", n)
+		return nil
 	}
-	store, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	n, err := store.RemoveDomains(names)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(std.out, "seeds: %d removed (history kept)\n", n)
-	return nil
+	return cmd
 }

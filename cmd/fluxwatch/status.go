@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/cluster"
@@ -251,89 +252,102 @@ func (d *daemon) httpApp(cfg *config.Config) (http.Handler, error) {
 	return mux, nil
 }
 
-// cmdStatus prints the daemon's status: from its status file while it
+// statusCommand prints the daemon's status: from its status file while it
 // runs (the database is its own then), else the counts in the database.
-func cmdStatus(ctx context.Context, args []string, std *stdio) error {
-	s := newFlags("status", "status [--db PATH] [--json]", std)
+func statusCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [flags]",
+		Short: "the daemon's jobs, verdict counts and vantages",
+		Long: `Print the daemon's state: its jobs with their schedules, last and next runs and
+last errors, the verdict counts, the domains, the vantages' health and the
+remote agents. While no daemon runs: what the database holds, and the last
+daemon's jobs.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd)
 	asJSON := s.fs.Bool("json", false, "print the status as one JSON object")
-	cfg, err := s.parse(args)
-	if err != nil {
-		return err
-	}
-	var st Status
-	b, err := os.ReadFile(statusPath(cfg.DB))
-	running := false
-	if err == nil {
-		if err := json.Unmarshal(b, &st); err != nil {
-			return fmt.Errorf("%s: %w", statusPath(cfg.DB), err)
-		}
-		running = st.Stopped == nil && syscall.Kill(st.PID, 0) == nil
-	}
-	if !running {
-		// No daemon: what the database says, and the last daemon's jobs.
-		store, err := openReader(cfg)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
-		counts, domains, err := storedCounts(store)
-		store.Close()
-		if err != nil {
-			return err
-		}
-		st.DB, st.Verdicts, st.Listed, st.Domains = cfg.DB, map[string]int{}, counts[classify.CountListed], &domains
-		for _, v := range classify.Verdicts {
-			st.Verdicts[v] = counts[v]
-		}
-	}
-	if *asJSON {
-		return json.NewEncoder(std.out).Encode(st)
-	}
-	state := "not running"
-	if running {
-		state = fmt.Sprintf("running (pid %d) since %s", st.PID, stamp(st.Started))
-	}
-	fmt.Fprintf(std.out, "daemon: %s; database %s\n", state, st.DB)
-	var parts []string
-	for _, v := range classify.Verdicts {
-		parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
-	}
-	fmt.Fprintf(std.out, "verdicts: %s; listed %d\n", strings.Join(parts, ", "), st.Listed)
-	fmt.Fprintln(std.out, ipTablesNote(cfg, time.Now()))
-	if c := st.Domains; c != nil {
-		fmt.Fprintf(std.out, "domains: %d measured, %d of them dark (no answer in %d or more measurements in a row: measured less often)\n",
-			c.Active, c.Dark, storage.DarkAfter)
-	}
-	if len(st.Jobs) > 0 {
-		tw := tabwriter.NewWriter(std.out, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "JOB\tSCHEDULE\tRUNS\tFAILURES\tLAST RUN\tTOOK\tNEXT RUN\tLAST ERROR")
-		for _, j := range st.Jobs {
-			next := "-"
-			if running {
-				next = stamp(j.NextRun)
+		var st Status
+		b, err := os.ReadFile(statusPath(cfg.DB))
+		running := false
+		if err == nil {
+			if err := json.Unmarshal(b, &st); err != nil {
+				return fmt.Errorf("%s: %w", statusPath(cfg.DB), err)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.1fs\t%s\t%s\n", j.Name, j.Schedule, j.Runs, j.Failures, stamp(j.LastRun), j.LastSeconds, next, j.LastError)
+			running = st.Stopped == nil && syscall.Kill(st.PID, 0) == nil
 		}
-		tw.Flush()
+		if !running {
+			// No daemon: what the database says, and the last daemon's jobs.
+			store, err := openReader(cfg)
+			if err != nil {
+				return err
+			}
+			counts, domains, err := storedCounts(store)
+			store.Close()
+			if err != nil {
+				return err
+			}
+			st.DB, st.Verdicts, st.Listed, st.Domains = cfg.DB, map[string]int{}, counts[classify.CountListed], &domains
+			for _, v := range classify.Verdicts {
+				st.Verdicts[v] = counts[v]
+			}
+		}
+		if *asJSON {
+			return json.NewEncoder(std.out).Encode(st)
+		}
+		state := "not running"
+		if running {
+			state = fmt.Sprintf("running (pid %d) since %s", st.PID, stamp(st.Started))
+		}
+		fmt.Fprintf(std.out, "daemon: %s; database %s\n", state, st.DB)
+		var parts []string
+		for _, v := range classify.Verdicts {
+			parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
+		}
+		fmt.Fprintf(std.out, "verdicts: %s; listed %d\n", strings.Join(parts, ", "), st.Listed)
+		fmt.Fprintln(std.out, ipTablesNote(cfg, time.Now()))
+		if c := st.Domains; c != nil {
+			fmt.Fprintf(std.out, "domains: %d measured, %d of them dark (no answer in %d or more measurements in a row: measured less often)\n",
+				c.Active, c.Dark, storage.DarkAfter)
+		}
+		if len(st.Jobs) > 0 {
+			tw := tabwriter.NewWriter(std.out, 2, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tSCHEDULE\tRUNS\tFAILURES\tLAST RUN\tTOOK\tNEXT RUN\tLAST ERROR")
+			for _, j := range st.Jobs {
+				next := "-"
+				if running {
+					next = stamp(j.NextRun)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.1fs\t%s\t%s\n", j.Name, j.Schedule, j.Runs, j.Failures, stamp(j.LastRun), j.LastSeconds, next, j.LastError)
+			}
+			tw.Flush()
+		}
+		if len(st.Vantages) > 0 {
+			for _, v := range slices.Sorted(maps.Keys(st.Vantages)) {
+				h := st.Vantages[v]
+				fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
+			}
+		}
+		for _, a := range st.Agents {
+			var errs []string
+			for class, n := range a.Errors {
+				errs = append(errs, fmt.Sprintf("%s %d", class, n))
+			}
+			slices.Sort(errs)
+			fmt.Fprintf(std.out, "agent %s (%s): last heartbeat %s, %d vantages, %.0f probes/s, %.0f queries/s, %d work items done, errors: %s\n",
+				a.Agent, a.Region, stamp(a.Received), len(a.Vantages), a.ProbesPerSecond, a.QueriesPerSecond, a.WorkDone, strings.Join(errs, ", "))
+			for _, v := range slices.Sorted(maps.Keys(a.VantageHealth)) {
+				h := a.VantageHealth[v]
+				fmt.Fprintf(std.out, "  agent %s vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n",
+					a.Agent, v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
+			}
+		}
+		return nil
 	}
-	if len(st.Vantages) > 0 {
-		for _, v := range slices.Sorted(maps.Keys(st.Vantages)) {
-			h := st.Vantages[v]
-			fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
-		}
-	}
-	for _, a := range st.Agents {
-		var errs []string
-		for class, n := range a.Errors {
-			errs = append(errs, fmt.Sprintf("%s %d", class, n))
-		}
-		slices.Sort(errs)
-		fmt.Fprintf(std.out, "agent %s (%s): last heartbeat %s, %d vantages, %.0f probes/s, %.0f queries/s, %d work items done, errors: %s\n",
-			a.Agent, a.Region, stamp(a.Received), len(a.Vantages), a.ProbesPerSecond, a.QueriesPerSecond, a.WorkDone, strings.Join(errs, ", "))
-		for _, v := range slices.Sorted(maps.Keys(a.VantageHealth)) {
-			h := a.VantageHealth[v]
-			fmt.Fprintf(std.out, "  agent %s vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n",
-				a.Agent, v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
-		}
-	}
-	return nil
+	return cmd
 }
