@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: all build demo test test-deps vet bench bench-go fuzz clean
+.PHONY: all build demo man test test-deps vet bench bench-go fuzz clean
 
 all: build
 
@@ -12,6 +12,11 @@ build:
 
 demo:
 	$(GO) run ./cmd/fluxwatch demo
+
+# A man page per command, from the definitions the help shows, in ./man
+# (man -l man/fluxwatch-crawl.1).
+man:
+	$(GO) run ./cmd/fluxwatch man --out man
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -50,4 +55,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf fluxwatch fluxwatch-demo
+	rm -rf fluxwatch fluxwatch-demo man

@@ -42,6 +42,7 @@ func newRoot(std *stdio) *cobra.Command {
 		SilenceErrors:              true,
 		SilenceUsage:               true,
 		SuggestionsMinimumDistance: 2,
+		DisableAutoGenTag:          true, // man pages that do not change with the day they were made
 	}
 	root.SetIn(std.in)
 	root.SetOut(std.out)
@@ -74,7 +75,7 @@ func newRoot(std *stdio) *cobra.Command {
 		}
 		root.AddCommand(c.cmds...)
 	}
-	root.AddCommand(versionCommand(std))
+	root.AddCommand(versionCommand(std), manCommand())
 	markFileFlags(root)
 	return root
 }
