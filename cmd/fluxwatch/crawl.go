@@ -25,7 +25,12 @@ func crawlCommand(std *stdio) *cobra.Command {
 rounds --interval apart (--due: only the domains whose next measurement is
 due), and store every answer. Ctrl-C stops handing out work, lets the queries
 in flight finish and stores them. The closing line counts the queries sent,
-answered and failed by class; --json prints it as one JSON object.`,
+answered and failed by class; --json prints it as one JSON object.
+
+Exit status: 0 when queries were answered, also when others failed (the
+closing line counts them by class), when there was nothing to measure and when
+interrupted; 1 when queries were sent and not one got a response: the
+resolvers cannot be reached.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
@@ -58,7 +63,14 @@ answered and failed by class; --json prints it as one JSON object.`,
 		if err != nil {
 			return err
 		}
-		return sum.print(std.out, *asJSON)
+		if err := sum.print(std.out, *asJSON); err != nil {
+			return err
+		}
+		if sum.QueriesSent > 0 && sum.Answered == 0 && !sum.Interrupted {
+			return fmt.Errorf("not one of the %d queries sent got a response: check that the vantage resolvers can be reached from here",
+				sum.QueriesSent)
+		}
+		return nil
 	}
 	return cmd
 }

@@ -29,7 +29,12 @@ func importCommand(std *stdio) *cobra.Command {
 in the Common Output Format (cof), or fluxwatch's own jsonl (what
 export-observations writes). Gzip-compressed input is read as it is. Probes
 already stored are recognised and not stored twice; lines that cannot be read
-are printed as file:line: reason on standard error and counted.`,
+are printed as file:line: reason on standard error and counted.
+
+Exit status: 0 when probes were read to store, also when some lines failed
+(the closing line counts them) and when every probe read was already stored
+(importing a file again); 1 when no probe was read: every line failed or was
+skipped, or the input was empty.`,
 	}
 	s := newFlags(cmd)
 	format := s.fs.StringP("format", "f", "", "input format: "+strings.Join(importer.Formats, ", "))
@@ -77,6 +82,10 @@ are printed as file:line: reason on standard error and counted.`,
 			return err
 		}
 		imp.counts.print(std.out)
+		if readErr == nil && imp.counts.probes == 0 {
+			return fmt.Errorf("no probe read from %s: of %d lines, %d failed and %d were skipped",
+				strings.Join(files, ", "), imp.counts.lines, imp.counts.errors, imp.counts.skipped)
+		}
 		return readErr
 	}
 	return cmd
