@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -156,7 +157,8 @@ func exportCommand(std *stdio) *cobra.Command {
 unbound, adblock, stix, misp, jsonl, csv), or the addresses the listed flux
 domains resolved to (ips, nftables, ipset, suricata). Files are written whole
 or not at all, and so are the directories of misp and suricata; - writes to
-standard output.
+standard output. The closing line says what was written: the listed domains,
+or the addresses and the domains they came from.
 
 Exit status: 0 when the export was written, also when the list is empty; 1
 when it was not (the previous file is left as it was).`,
@@ -202,6 +204,8 @@ when it was not (the previous file is left as it was).`,
 		}
 		defer store.Close()
 		opts.All = *all
+		var written results.Written
+		opts.Written = &written
 		bar := newProgress(std, *quiet || *out == "-", "export "+*format, -1, false)
 		n, err := exportWith(store, cfg, *format, *out, opts, std.out, bar)
 		bar.finish()
@@ -209,7 +213,7 @@ when it was not (the previous file is left as it was).`,
 			return err
 		}
 		if *out != "-" {
-			fmt.Fprintf(std.out, "export: %d listed domains written to %s (%s)\n", n, *out, *format)
+			fmt.Fprintf(std.out, "export: %s written to %s (%s)\n", exported(*format, n, written), *out, *format)
 		}
 		return nil
 	}
@@ -325,4 +329,32 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 		return results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)})
 	}
 	return cmd
+}
+
+// exported says what an export wrote: the addresses of an address format
+// and the domains they came from; else the listed domains, and the
+// verdicts of jsonl and csv --all.
+func exported(format string, listed int, w results.Written) string {
+	switch {
+	case results.IsAddressFormat(format):
+		return fmt.Sprintf("%s addresses of %s domains", thousands(w.Addresses), thousands(w.Verdicts))
+	case w.Verdicts > listed:
+		return fmt.Sprintf("%s verdicts (%s listed)", thousands(w.Verdicts), thousands(listed))
+	}
+	return fmt.Sprintf("%s listed domains", thousands(listed))
+}
+
+// thousands writes n with a comma between each group of three digits:
+// 1,871.
+func thousands(n int) string {
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	s := strconv.Itoa(n)
+	i := (len(s)-1)%3 + 1 // digits before the first comma
+	out := s[:i]
+	for ; i < len(s); i += 3 {
+		out += "," + s[i:i+3]
+	}
+	return out
 }
