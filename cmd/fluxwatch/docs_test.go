@@ -118,3 +118,21 @@ func TestFlagsOverrideConfigFile(t *testing.T) {
 		t.Fatalf("a bad flag value: %v", err)
 	}
 }
+
+// TestEveryCommandIsDocumented keeps the README naming every command.
+func TestEveryCommandIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot(&stdio{})
+	for _, p := range commandPaths(root) {
+		c, _, _ := root.Find(p)
+		if len(p) == 0 || !c.IsAvailableCommand() || p[0] == "completion" && len(p) > 1 {
+			continue
+		}
+		if path := strings.Join(p, " "); !strings.Contains(string(readme), path) {
+			t.Errorf("README does not name %q", path)
+		}
+	}
+}
