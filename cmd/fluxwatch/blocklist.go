@@ -54,15 +54,22 @@ func cmdBlocklist(ctx context.Context, args []string, std *stdio) error {
 			return fmt.Errorf("%w: %q: %v", errUsage, n, err)
 		}
 	}
-	open := openReader
+	open := s.openReader
 	if sub == "delist" || sub == "relist" {
-		open = openStore
+		open = s.openStore
 	}
 	store, err := open(cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if sub == "delist" || sub == "relist" {
+		unlock, err := std.exclusive("list")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	w := bufio.NewWriter(std.out)
 	defer w.Flush()
 	enc := json.NewEncoder(w)

@@ -28,11 +28,19 @@ func cmdClassify(ctx context.Context, args []string, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := s.openStore(cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if !*dryRun {
+		// The daemon's classifications and this one never overlap.
+		unlock, err := std.exclusive("classify")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	if *asJSON {
 		enc := json.NewEncoder(std.out)
 		_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
@@ -157,9 +165,9 @@ func cmdExport(ctx context.Context, args []string, std *stdio) error {
 	}
 	// rpz and stix record the serial they hand out (secondaries must never
 	// see it go backwards): they write; every other format only reads.
-	open := openReader
+	open := s.openReader
 	if *format == "rpz" || *format == "stix" {
-		open = openStore
+		open = s.openStore
 	}
 	store, err := open(cfg)
 	if err != nil {
@@ -254,7 +262,7 @@ func cmdShow(ctx context.Context, args []string, std *stdio) error {
 		return fmt.Errorf("%w: show needs exactly one DOMAIN", errUsage)
 	}
 	domain := strings.TrimSuffix(strings.ToLower(s.fs.Arg(0)), ".")
-	store, err := openReader(cfg)
+	store, err := s.openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -30,12 +31,20 @@ func cmdCrawl(ctx context.Context, args []string, std *stdio) error {
 	if *rounds < 1 {
 		return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
 	}
-	store, err := createStore(cfg)
+	store, err := ownStore(ctx, cfg, "crawl")
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	log := logger(cfg, std)
+	// Other commands run through the crawl while it holds the database;
+	// a classification waits until it ends.
+	defer hold("crawl", cfg, store, time.Now, log, func(job string) (func(), error) {
+		if job == "classify" {
+			return nil, fmt.Errorf("a crawl (pid %d) holds the database %s: classify when it ends, or classify --dry-run now", os.Getpid(), cfg.DB)
+		}
+		return func() {}, nil
+	}, nil)()
 	procs := useProcs(cfg.Procs)
 	bar := newProgress(std, *quiet, "crawl", -1, false)
 	sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)

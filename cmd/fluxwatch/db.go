@@ -31,7 +31,7 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 			}
 			return err
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if errors.Is(err, storage.ErrDamaged) {
 			// Too damaged to open: what can be seen of it.
 			if cerr := storage.CheckFile(cfg.DB); cerr != nil {
@@ -75,7 +75,7 @@ func cmdDB(ctx context.Context, args []string, std *stdio) error {
 		if *out == "" || s.fs.NArg() > 0 {
 			return fmt.Errorf("%w: db backup needs --out FILE and no arguments", errUsage)
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}

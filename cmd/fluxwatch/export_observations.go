@@ -48,7 +48,7 @@ func cmdExportObservations(ctx context.Context, args []string, std *stdio) error
 	for i, d := range domains {
 		domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 	}
-	store, err := openReader(cfg)
+	store, err := s.openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -60,11 +60,15 @@ type settings struct {
 	configPath string
 	scratch    *config.Config
 	groups     []func(*flag.FlagSet, *config.Config)
+	std        *stdio
+	// fileArgs says the arguments are files (seeds add): made absolute
+	// when the command runs through the database's holder.
+	fileArgs bool
 }
 
 // newFlags returns a flag set for a command with --config, --db and --log-level.
 func newFlags(name, synopsis string, std *stdio) *settings {
-	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), scratch: config.Default()}
+	s := &settings{fs: flag.NewFlagSet(name, flag.ContinueOnError), scratch: config.Default(), std: std}
 	s.fs.SetOutput(std.err)
 	s.fs.Usage = func() {
 		fmt.Fprintf(std.err, "Usage: fluxwatch %s\n\nFlags:\n", synopsis)

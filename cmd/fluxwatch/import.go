@@ -40,7 +40,7 @@ func cmdImport(ctx context.Context, args []string, std *stdio) error {
 	if err != nil {
 		return fmt.Errorf("%w: --tz %q: %v", errUsage, *tz, err)
 	}
-	store, err := createStore(cfg)
+	store, err := ownStore(ctx, cfg, "import")
 	if err != nil {
 		return err
 	}

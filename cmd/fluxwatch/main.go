@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
-
-	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 const usage = `fluxwatch: find fast-flux domains by measuring them.
@@ -84,33 +81,38 @@ func main() {
 			f.Close()
 		}
 	}
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(*storage.DamagedError)):
-		// One line that says which file and what to do, whatever the
-		// command was doing when it met the damage.
-		var de *storage.DamagedError
-		errors.As(err, &de)
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", de)
-		os.Exit(1)
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "fluxwatch: %v\n", err)
-		os.Exit(1)
+	if code, msg := exitStatus(err); code != 0 {
+		if msg != "" {
+			fmt.Fprintf(os.Stderr, "fluxwatch: %s\n", msg)
+		}
+		os.Exit(code)
 	}
 }
 
 // run dispatches a command line. It is the whole program, minus the
 // process: tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, &stdio{in: stdin, out: stdout, err: stderr})
+}
+
+// runWith runs a command line with the given streams. A command that
+// finds its database held by another process is carried out there.
+func runWith(ctx context.Context, args []string, std *stdio) error {
+	err := dispatch(ctx, args, std)
+	var held *heldError
+	if errors.As(err, &held) {
+		return held.forward(ctx, std)
+	}
+	return err
+}
+
+// dispatch runs one command.
+func dispatch(ctx context.Context, args []string, std *stdio) error {
+	stdout, stderr := std.out, std.err
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
-	std := &stdio{in: stdin, out: stdout, err: stderr}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "seeds":
@@ -166,6 +168,9 @@ type stdio struct {
 	// now, if set, replaces the wall clock of the daemon's jobs (tests
 	// run it on a simulated world's accelerated clock).
 	now func() time.Time
+	// held is set when the command runs for a client of the control
+	// socket: the database is the holder's open store.
+	held *holding
 }
 
 func (s *stdio) clock() func() time.Time {

@@ -46,7 +46,7 @@ func cmdReport(_ context.Context, args []string, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	store, err := openReader(cfg)
+	store, err := s.openReader(cfg)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 	source := s.fs.String("source", "", "source tag recorded with every name (default: the file's name)")
 	column := s.fs.String("column", "", "CSV column holding the names (default: domain, host or url)")
 	quiet := s.fs.Bool("quiet", false, "print neither rejected lines nor progress")
+	s.fileArgs = true
 	cfg, err := s.parse(args)
 	if err != nil {
 		return err
@@ -41,7 +42,7 @@ func cmdSeedsAdd(args []string, std *stdio) error {
 	if len(files) == 0 {
 		return fmt.Errorf("%w: seeds add needs at least one FILE (- for stdin)", errUsage)
 	}
-	store, err := createStore(cfg)
+	store, err := s.createStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func cmdSeedsList(args []string, std *stdio) error {
 	if err != nil {
 		return err
 	}
-	store, err := openReader(cfg)
+	store, err := s.openReader(cfg)
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func cmdSeedsRemove(args []string, std *stdio) error {
 		}
 		names = append(names, name)
 	}
-	store, err := openStore(cfg)
+	store, err := s.openStore(cfg)
 	if err != nil {
 		return err
 	}
