@@ -56,21 +56,21 @@ func (c *Client) Holder(ctx context.Context) (Holder, error) {
 // sent as the command reads it, its output is written to stdout and
 // stderr as it comes. It returns the command's exit code and, for a
 // failure, its error line; err is for the channel itself.
-func (c *Client) Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, message string, err error) {
+func (c *Client) Run(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.Writer) (code int, message string, err error) {
 	pr, pw := io.Pipe()
 	go func() {
-		err := json.NewEncoder(pw).Encode(request{Args: args})
+		err := json.NewEncoder(pw).Encode(req)
 		if err == nil && stdin != nil {
 			_, err = io.Copy(pw, stdin)
 		}
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fluxwatch/v1/run", pr)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://fluxwatch/v1/run", pr)
 	if err != nil {
 		return 0, "", err
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		return 0, "", fmt.Errorf("control: %w", err)
 	}

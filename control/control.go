@@ -10,7 +10,7 @@
 // The API:
 //
 //	GET  /v1/holder  the holder: {"kind","pid","since","db"}
-//	POST /v1/run     body: one JSON line {"args":[...]}, then standard input;
+//	POST /v1/run     body: one JSON line {"args":[...],"dir":...}, then standard input;
 //	                 response: frames (see frame.go) of stdout, stderr and exit
 //
 // The socket is the only access control: it is the owner's alone (mode
@@ -38,9 +38,12 @@ func SocketPath(db string) string { return db + ".sock" }
 // held (or its holder died and left the socket file behind).
 var ErrNoHolder = errors.New("no process holds the database")
 
-// request is the first line of a run request.
-type request struct {
+// Request is a command line to run, and the directory it was given in:
+// relative paths the command meets (in its config file, say) are relative
+// to Dir, not to the holder's working directory.
+type Request struct {
 	Args []string `json:"args"`
+	Dir  string   `json:"dir,omitempty"`
 }
 
 // exit is the last frame of a run: the command's exit code and, if it

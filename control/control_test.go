@@ -17,7 +17,8 @@ import (
 // echo is a command set for the tests: "cat" copies stdin to stdout,
 // "bin" writes every byte value and a large block, "fail" exits 3 with an
 // error line, "wait" blocks until its context ends.
-func echo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, string) {
+func echo(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.Writer) (int, string) {
+	args := req.Args
 	switch args[0] {
 	case "cat":
 		fmt.Fprintln(stderr, "reading")
@@ -32,6 +33,9 @@ func echo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		stdout.Write(b)
 		stdout.Write(bytes.Repeat([]byte{0xff}, 3*maxFrame+7))
+		return 0, ""
+	case "dir":
+		fmt.Fprint(stdout, req.Dir)
 		return 0, ""
 	case "fail":
 		fmt.Fprintln(stdout, "partial")
@@ -63,7 +67,7 @@ func TestRunCarriesStreamsAndExitCode(t *testing.T) {
 	ctx := context.Background()
 	var out, errb bytes.Buffer
 	in := strings.Repeat("example.com\n", 50000)
-	code, msg, err := c.Run(ctx, []string{"cat"}, strings.NewReader(in), &out, &errb)
+	code, msg, err := c.Run(ctx, Request{Args: []string{"cat"}}, strings.NewReader(in), &out, &errb)
 	if err != nil || code != 0 || msg != "" {
 		t.Fatalf("cat: code %d, %q, %v", code, msg, err)
 	}
@@ -72,7 +76,7 @@ func TestRunCarriesStreamsAndExitCode(t *testing.T) {
 	}
 
 	out.Reset()
-	if code, _, err := c.Run(ctx, []string{"bin"}, nil, &out, io.Discard); err != nil || code != 0 {
+	if code, _, err := c.Run(ctx, Request{Args: []string{"bin"}}, nil, &out, io.Discard); err != nil || code != 0 {
 		t.Fatalf("bin: %d %v", code, err)
 	}
 	if out.Len() != 256+3*maxFrame+7 || out.Bytes()[0] != 0 || out.Bytes()[255] != 255 || out.Bytes()[256] != 0xff {
@@ -80,9 +84,14 @@ func TestRunCarriesStreamsAndExitCode(t *testing.T) {
 	}
 
 	out.Reset()
-	code, msg, err = c.Run(ctx, []string{"fail", "for", "a reason"}, nil, &out, io.Discard)
+	code, msg, err = c.Run(ctx, Request{Args: []string{"fail", "for", "a reason"}}, nil, &out, io.Discard)
 	if err != nil || code != 3 || msg != "it failed: for a reason" || out.String() != "partial\n" {
 		t.Fatalf("fail: code %d, %q, %v, stdout %q", code, msg, err, out.String())
+	}
+
+	out.Reset()
+	if code, _, err := c.Run(ctx, Request{Args: []string{"dir"}, Dir: "/some/where"}, nil, &out, io.Discard); err != nil || code != 0 || out.String() != "/some/where" {
+		t.Fatalf("dir: %d %v %q", code, err, out.String())
 	}
 
 	h, err := c.Holder(ctx)
@@ -159,7 +168,7 @@ func TestCloseCancelsRunningCommands(t *testing.T) {
 	}
 	done := make(chan result)
 	go func() {
-		code, msg, _ := c.Run(context.Background(), []string{"wait"}, nil, io.Discard, io.Discard)
+		code, msg, _ := c.Run(context.Background(), Request{Args: []string{"wait"}}, nil, io.Discard, io.Discard)
 		done <- result{code, msg}
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -185,7 +194,7 @@ func TestClientCancelReachesTheCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, _, err := c.Run(ctx, []string{"wait"}, nil, io.Discard, io.Discard); err == nil {
+	if _, _, err := c.Run(ctx, Request{Args: []string{"wait"}}, nil, io.Discard, io.Discard); err == nil {
 		t.Fatal("a cancelled run returned no error")
 	}
 	if time.Since(start) > 5*time.Second {

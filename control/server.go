@@ -20,7 +20,7 @@ import (
 // its own: it reads stdin, writes stdout and stderr, and returns the exit
 // code and, for a failure, the one line the command would have printed.
 // It is called concurrently, once per client.
-type RunFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, message string)
+type RunFunc func(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.Writer) (code int, message string)
 
 // Server serves the control API of a held database.
 type Server struct {
@@ -113,7 +113,7 @@ func serveRun(w http.ResponseWriter, r *http.Request, run RunFunc, log *slog.Log
 	rc.EnableFullDuplex()
 	body := &io.LimitedReader{R: r.Body, N: maxHeader}
 	dec := json.NewDecoder(body)
-	var req request
+	var req Request
 	if err := dec.Decode(&req); err != nil || len(req.Args) == 0 {
 		http.Error(w, "want a JSON line with the args, then the standard input", http.StatusBadRequest)
 		return
@@ -127,7 +127,7 @@ func serveRun(w http.ResponseWriter, r *http.Request, run RunFunc, log *slog.Log
 	w.WriteHeader(http.StatusOK)
 	fw := &frameWriter{w: w, rc: rc}
 	log.Debug("control: running", "args", req.Args)
-	code, msg := run(r.Context(), req.Args, stdin, stream{fw, frameStdout}, stream{fw, frameStderr})
+	code, msg := run(r.Context(), req, stdin, stream{fw, frameStdout}, stream{fw, frameStderr})
 	b, _ := json.Marshal(exit{Code: code, Error: msg})
 	if err := fw.frame(frameExit, b); err != nil {
 		log.Debug("control: the client left before the end", "args", req.Args, "err", err)

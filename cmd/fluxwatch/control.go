@@ -62,12 +62,12 @@ func serveControl(h *holding, log *slog.Logger) (stop func()) {
 }
 
 // run carries out one command line for a client of the control socket.
-func (h *holding) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, string) {
-	if !throughHolder[args[0]] {
-		return exitStatus(fmt.Errorf("%w: %s cannot run while a %s holds the database", errUsage, args[0], h.Kind))
+func (h *holding) run(ctx context.Context, req control.Request, stdin io.Reader, stdout, stderr io.Writer) (int, string) {
+	if !throughHolder[req.Args[0]] {
+		return exitStatus(fmt.Errorf("%w: %s cannot run while a %s holds the database", errUsage, req.Args[0], h.Kind))
 	}
-	std := &stdio{in: stdin, out: stdout, err: stderr, held: h, now: h.now}
-	return exitStatus(runWith(ctx, args, std))
+	std := &stdio{in: stdin, out: stdout, err: stderr, held: h, now: h.now, dir: req.Dir}
+	return exitStatus(runWith(ctx, req.Args, std))
 }
 
 // exclusive takes the holder's lock for job when the command runs for a
@@ -84,14 +84,14 @@ func (s *stdio) exclusive(job string) (unlock func(), err error) {
 // then carries the command out through the holder.
 type heldError struct {
 	client *control.Client
-	args   []string
+	req    control.Request
 }
 
 func (e *heldError) Error() string { return "the database is held by another process" }
 
 // forward runs the command in the holder and returns what it returned.
 func (e *heldError) forward(ctx context.Context, std *stdio) error {
-	code, msg, err := e.client.Run(ctx, e.args, std.in, std.out, std.err)
+	code, msg, err := e.client.Run(ctx, e.req, std.in, std.out, std.err)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,11 @@ func (s *settings) through(cfg *config.Config) (store *storage.Store, ok bool, e
 		if err != nil {
 			return nil, true, err
 		}
-		return nil, true, &heldError{client: c, args: args}
+		dir, err := os.Getwd()
+		if err != nil {
+			return nil, true, err
+		}
+		return nil, true, &heldError{client: c, req: control.Request{Args: args, Dir: dir}}
 	}
 	return nil, false, nil
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +226,85 @@ func TestCommandsThroughACrawl(t *testing.T) {
 	stdout, _, err := fw(t, "", "blocklist", "list", "--db", db)
 	if err != nil || strings.Contains(stdout, "held-b.test") || !strings.Contains(stdout, "held-a.test") {
 		t.Errorf("after the crawl: blocklist list %v\n%s", err, stdout)
+	}
+}
+
+// A client in one directory, a daemon in another: the relative paths of
+// the client's config file are the client's, standard input reaches the
+// daemon, and a binary client prints and exits as it does alone.
+func TestThroughTheDaemonPathsAreTheClients(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fw.db")
+	smallDB(t, db)
+	daemonDir, clientDir := filepath.Join(dir, "daemon"), filepath.Join(dir, "client")
+	os.Mkdir(daemonDir, 0o755)
+	os.Mkdir(clientDir, 0o755)
+	os.WriteFile(filepath.Join(daemonDir, "fluxwatch.yaml"), []byte(fmt.Sprintf(`db: %s
+resolvers: [127.0.0.1:1]
+daemon:
+  crawl: "@every 1h"
+  classify: "@every 1h"
+  publish: "@every 1h"
+`, db)), 0o644)
+	os.WriteFile(filepath.Join(clientDir, "allow.txt"), []byte("flux.test\n"), 0o644)
+	os.WriteFile(filepath.Join(clientDir, "client.yaml"), []byte("allowlist: [allow.txt]\nlist_without_ip_tables: true\n"), 0o644)
+
+	daemon := exec.Command(bin, "daemon", "--config", "fluxwatch.yaml")
+	daemon.Dir = daemonDir
+	var daemonLog syncBuffer
+	daemon.Stdout, daemon.Stderr = &daemonLog, &daemonLog
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			daemon.Process.Signal(syscall.SIGTERM)
+			daemon.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	waitForSocket(t, db)
+
+	t.Chdir(clientDir)
+	// runBin feeds x.test on standard input.
+	if out, errOut, code := runBin(t, bin, "seeds", "add", "--db", db, "--source", "pipe", "-"); code != 0 || !strings.Contains(out, "seeds: 1 added") {
+		t.Fatalf("seeds add - through the daemon: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := runBin(t, bin, "show", "--db", db); code != 2 || !strings.Contains(errOut, "show needs exactly one DOMAIN") {
+		t.Errorf("a usage error: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := runBin(t, bin, "show", "--db", db, "unknown.test"); code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("a failure through the daemon: exit %d, %q; want 1 and one line", code, errOut)
+	}
+	classifyArgs := []string{"classify", "--db", db, "--config", "client.yaml", "--dry-run", "--json"}
+	through, stderr, err := fw(t, "", classifyArgs...)
+	if err != nil {
+		t.Fatalf("classify through the daemon: %v\n%s\n%s", err, stderr, daemonLog.String())
+	}
+	showThrough, _, code := runBin(t, bin, "show", "--db", db, "flux.test")
+	if code != 0 {
+		t.Fatalf("show through the daemon exited %d", code)
+	}
+	stop()
+
+	alone, _, err := fw(t, "", classifyArgs...)
+	// The same verdicts; the allowlist's path is absolute through the
+	// daemon.
+	stamps := regexp.MustCompile(`"classified_at":"[^"]*"`)
+	through = strings.ReplaceAll(stamps.ReplaceAllString(through, ""), clientDir+"/", "")
+	if alone = stamps.ReplaceAllString(alone, ""); err != nil || alone != through {
+		t.Errorf("classify: through the daemon\n%s\non its own (%v)\n%s", through, err, alone)
+	}
+	if !strings.Contains(alone, `"allowlisted"`) && !strings.Contains(alone, "allowlist") {
+		t.Errorf("the client's allowlist did not apply:\n%s", alone)
+	}
+	if showAlone, _, _ := runBin(t, bin, "show", "--db", db, "flux.test"); showAlone != showThrough {
+		t.Errorf("show: through the daemon\n%s\non its own\n%s", showThrough, showAlone)
+	}
+	if out, _, _ := fw(t, "", "seeds", "list", "--db", db); !strings.Contains(out, "x.test\t") {
+		t.Errorf("the name sent on standard input is not stored:\n%s", out)
 	}
 }

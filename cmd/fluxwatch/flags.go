@@ -146,6 +146,10 @@ func (s *settings) load() (*config.Config, error) {
 		if cfg, err = config.Load(s.configPath); err != nil {
 			return nil, err
 		}
+		if s.std != nil && s.std.dir != "" {
+			// Run for a client elsewhere: its config's paths are its own.
+			cfg.Rebase(s.std.dir)
+		}
 	}
 	replay := flag.NewFlagSet("", flag.ContinueOnError)
 	for _, register := range s.groups {

@@ -171,6 +171,9 @@ type stdio struct {
 	// held is set when the command runs for a client of the control
 	// socket: the database is the holder's open store.
 	held *holding
+	// dir, with held, is the client's working directory: the relative
+	// paths of its config file are relative to it.
+	dir string
 }
 
 func (s *stdio) clock() func() time.Time {
