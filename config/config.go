@@ -111,6 +111,33 @@ type Export struct {
 	All    bool   `yaml:"all"`
 }
 
+// Rebase makes every relative file or directory path in c relative to
+// dir instead of to the working directory: for a command the holder of a
+// database runs for a client in dir.
+func (c *Config) Rebase(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, p := range []*string{&c.DB, &c.ResolversFile, &c.IPDBDir, &c.CDNSuffixes, &c.Daemon.SeedDir,
+		&c.Daemon.Serve.APITokenFile, &c.Daemon.NATS.PasswordFile, &c.Daemon.NATS.TokenFile,
+		&c.Daemon.NATS.NKeySeedFile, &c.Daemon.NATS.CredsFile} {
+		abs(p)
+	}
+	for _, l := range [][]string{c.ASNDB, c.CountryDB, c.Allowlist, c.Daemon.SeedFiles} {
+		for i := range l {
+			abs(&l[i])
+		}
+	}
+	for i := range c.Daemon.Exports {
+		abs(&c.Daemon.Exports[i].Out)
+	}
+	for i := range c.Daemon.Serve.TSIGKeys {
+		abs(&c.Daemon.Serve.TSIGKeys[i].SecretFile)
+	}
+}
+
 // IPDBPath is the directory of the IP tables `ipdb update` keeps.
 func (c *Config) IPDBPath() string {
 	if c.IPDBDir != "" {

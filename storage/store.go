@@ -28,6 +28,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -89,6 +90,8 @@ type Store struct {
 	db       boltDB
 	path     string
 	readOnly bool
+	// retained counts the users Retain added that have not closed yet.
+	retained atomic.Int64
 
 	mu    sync.RWMutex
 	names map[string]uint64 // committed interned strings
@@ -287,8 +290,22 @@ func (s *Store) loadNames(tx *bolt.Tx) error {
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Retain adds a user of the store, who will Close it like its opener: the
+// database closes when the last of them does. The holder of a database
+// lends its store so to the commands it runs for others.
+func (s *Store) Retain() *Store {
+	s.retained.Add(1)
+	return s
+}
+
+// Close closes the database, once every user Retain added has closed it
+// too.
+func (s *Store) Close() error {
+	if s.retained.Add(-1) >= 0 {
+		return nil
+	}
+	return s.db.Close()
+}
 
 // str returns the committed string for an interned id.
 func (s *Store) str(id uint64) (string, error) {

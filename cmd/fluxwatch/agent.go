@@ -36,7 +36,7 @@ prints what it did.
 Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.crawlFlags()
 	host, _ := os.Hostname()
 	var ac cluster.AgentConfig

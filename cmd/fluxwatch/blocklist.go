@@ -43,7 +43,7 @@ Exit status: 0 when every domain was relisted; 1 when one was not delisted
 func blocklistSubcommand(std *stdio, use, short, long string) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short, Long: long, ValidArgsFunction: cobra.NoFileCompletions}
 	sub := cmd.Name()
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	asJSON := s.fs.Bool("json", false, "print JSON Lines")
 	var last *int
 	var reason *string
@@ -72,15 +72,22 @@ func blocklistSubcommand(std *stdio, use, short, long string) *cobra.Command {
 				return fmt.Errorf("%w: %q: %v", errUsage, n, err)
 			}
 		}
-		open := openReader
+		open := s.openReader
 		if sub == "delist" || sub == "relist" {
-			open = openStore
+			open = s.openStore
 		}
 		store, err := open(cfg)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
+		if sub == "delist" || sub == "relist" {
+			unlock, err := std.exclusive("list")
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
 		w := bufio.NewWriter(std.out)
 		defer w.Flush()
 		enc := json.NewEncoder(w)

@@ -37,7 +37,7 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.classifyFlags()
 	asJSON := s.fs.Bool("json", false, "print verdicts as JSON Lines")
 	dryRun := s.fs.Bool("dry-run", false, "compute and print the verdicts, but store none and change no listing")
@@ -47,11 +47,19 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 		if err != nil {
 			return err
 		}
-		store, err := openStore(cfg)
+		store, err := s.openStore(cfg)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
+		if !*dryRun {
+			// The daemon's classifications and this one never overlap.
+			unlock, err := std.exclusive("classify")
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
 		if *asJSON {
 			enc := json.NewEncoder(std.out)
 			_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
@@ -165,7 +173,7 @@ when it was not (the previous file is left as it was).`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	format := s.fs.StringP("format", "f", "domains", "output format: of the listed domains "+strings.Join(results.Formats, ", ")+
 		"; of the flux agents' addresses "+strings.Join(results.AddressFormats, ", ")+" (misp and suricata are directories)")
 	out := s.fs.StringP("out", "o", "-", "output `file` or, for misp and suricata, directory (written atomically; - for stdout)")
@@ -194,9 +202,9 @@ when it was not (the previous file is left as it was).`,
 		}
 		// rpz and stix record the serial they hand out (secondaries must never
 		// see it go backwards): they write; every other format only reads.
-		open := openReader
+		open := s.openReader
 		if *format == "rpz" || *format == "stix" {
-			open = openStore
+			open = s.openStore
 		}
 		store, err := open(cfg)
 		if err != nil {
@@ -287,7 +295,7 @@ networks and name servers each vantage saw, and its verdict. --probes prints
 every probe's answers instead, --json the probes as JSON Lines.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	asJSON := s.fs.Bool("json", false, "print probes as JSON Lines")
 	probes := s.fs.Bool("probes", false, "print every probe's answers instead of the timeline")
 	s.group(func(fs *pflag.FlagSet, c *config.Config) {
@@ -304,7 +312,7 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 			return fmt.Errorf("%w: show needs exactly one DOMAIN", errUsage)
 		}
 		domain := strings.TrimSuffix(strings.ToLower(s.fs.Arg(0)), ".")
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -34,7 +35,7 @@ resolvers cannot be reached.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.crawlFlags()
 	rounds := s.fs.Int("rounds", 1, "number of rounds")
 	interval := durationFlag(s.fs, "interval", 5*time.Minute, "time from the start of one round to the start of the next")
@@ -50,12 +51,20 @@ resolvers cannot be reached.`,
 		if *rounds < 1 {
 			return fmt.Errorf("%w: --rounds must be at least 1", errUsage)
 		}
-		store, err := createStore(cfg)
+		store, err := ownStore(ctx, cfg, "crawl")
 		if err != nil {
 			return err
 		}
 		defer store.Close()
 		log := logger(cfg, std)
+		// Other commands run through the crawl while it holds the database;
+		// a classification waits until it ends.
+		defer hold("crawl", cfg, store, time.Now, log, func(job string) (func(), error) {
+			if job == "classify" {
+				return nil, fmt.Errorf("a crawl (pid %d) holds the database %s: classify when it ends, or classify --dry-run now", os.Getpid(), cfg.DB)
+			}
+			return func() {}, nil
+		}, nil)()
 		procs := useProcs(cfg.Procs)
 		bar := newProgress(std, *quiet, "crawl", -1, false)
 		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)

@@ -48,7 +48,7 @@ configuration.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.crawlFlags()
 	s.classifyFlags()
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -59,7 +59,7 @@ configuration.`,
 		}
 		log := logger(cfg, std)
 		log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-		store, err := createStore(cfg)
+		store, err := ownStore(ctx, cfg, "the daemon")
 		if err != nil {
 			return err
 		}
@@ -129,6 +129,9 @@ configuration.`,
 			})
 		}
 		d.metrics.CommittedFrom(d.writer.Committed)
+		// Every other command runs through the daemon while it holds the
+		// database.
+		defer hold("daemon", cfg, store, d.now, log, d.exclusive, func() Status { return d.status.snapshot(d.now()) })()
 
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
@@ -219,6 +222,29 @@ type daemonState struct {
 }
 
 func (d *daemon) state() *daemonState { return d.current.Load() }
+
+// exclusive is the daemon's lock for a job a command runs through the
+// control socket: a classification is one of the daemon's own (it counts
+// as the first one for the first publish, and status shows its counts),
+// and a listing edit never falls in the middle of a publish.
+func (d *daemon) exclusive(job string) (func(), error) {
+	switch job {
+	case "classify":
+		d.classifyMu.Lock()
+		return func() {
+			if counts, domains, err := storedCounts(d.store); err == nil {
+				d.status.classified(counts)
+				d.status.domains(domains)
+			}
+			d.firstClassify.Do(func() { close(d.classified) })
+			d.classifyMu.Unlock()
+		}, nil
+	case "list":
+		d.listMu.Lock()
+		return d.listMu.Unlock, nil
+	}
+	return nil, fmt.Errorf("the daemon has no job %q", job)
+}
 
 // build makes the scheduler and classifier of cfg, checks that every export
 // can be written and imports the configured seed files. It writes nothing

@@ -25,7 +25,7 @@ or cannot be read.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
@@ -41,7 +41,7 @@ or cannot be read.`,
 			}
 			return err
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if errors.Is(err, storage.ErrDamaged) {
 			// Too damaged to open: what can be seen of it.
 			if cerr := storage.CheckFile(cfg.DB); cerr != nil {
@@ -74,7 +74,7 @@ func dbCompactCommand(std *stdio) *cobra.Command {
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
@@ -98,7 +98,7 @@ func dbBackupCommand(std *stdio) *cobra.Command {
 it, and check the copy.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	out := s.fs.StringP("out", "o", "", "write the copy to `file` (replaced atomically if it exists)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
@@ -108,7 +108,7 @@ it, and check the copy.`,
 		if *out == "" || s.fs.NArg() > 0 {
 			return fmt.Errorf("%w: db backup needs --out FILE and no arguments", errUsage)
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ Exit status: 0 when the new database was written, also when parts were lost
 (check it before using it in place of the old one); 1 when it was not.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	out := s.fs.StringP("out", "o", "", "write what can be read to the new database `file` (must not exist)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()

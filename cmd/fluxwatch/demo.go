@@ -36,7 +36,7 @@ with the world's truth (verdicts.jsonl), blocklist.rpz and blocklist.txt into
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	out := s.fs.StringP("out", "o", "fluxwatch-demo", "`directory` for the database and the files written")
 	seed := s.fs.Int64("seed", 1, "world seed")
 	rounds := s.fs.Int("rounds", demoRounds, "crawl rounds")

@@ -73,8 +73,9 @@ func TestEveryConfigKeyIsDocumented(t *testing.T) {
 // settings; it returns them and the command's flags, loaded.
 func loadSettings(t *testing.T, args ...string) (*settings, *config.Config, error) {
 	t.Helper()
+	std := &stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard}
 	cmd := &cobra.Command{Use: "settings", Args: noArgs}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.crawlFlags()
 	s.classifyFlags()
 	var cfg *config.Config
@@ -83,7 +84,7 @@ func loadSettings(t *testing.T, args ...string) (*settings, *config.Config, erro
 		cfg, err = s.load()
 		return err
 	}
-	root := newRoot(&stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
+	root := newRoot(std)
 	root.AddCommand(cmd)
 	root.SetArgs(args)
 	_, err := root.ExecuteC()

@@ -42,7 +42,7 @@ each flux domain was found, false listings.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	seed := s.fs.Int64("seed", 1, "world seed")
 	seedsFlag := s.fs.String("seeds", "", "evaluate a world per seed of this `list` (1-50, 1-5,8,1001-1050) and sum them up")
 	parallel := s.fs.Int("parallel", runtime.GOMAXPROCS(0), "with --seeds: how many worlds run at once")

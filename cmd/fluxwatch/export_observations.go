@@ -29,7 +29,7 @@ standard output), or as a directory of daily Parquet files for Spark, DuckDB
 or ClickHouse; --since and --domain narrow them down.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	format := s.fs.StringP("format", "f", importer.JSONL, "output format: jsonl (the import format of the same name) or parquet (a directory of daily files)")
 	out := s.fs.StringP("out", "o", "-", "output `file`, written atomically and gzip-compressed if it ends in .gz; - for stdout; for parquet a directory")
 	s.group(func(fs *pflag.FlagSet, c *config.Config) {
@@ -61,7 +61,7 @@ or ClickHouse; --since and --domain narrow them down.`,
 		for i, d := range domains {
 			domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}

@@ -28,13 +28,19 @@ type settings struct {
 	configPath string         // the --config file, as of the last load
 	scratch    *config.Config
 	groups     []func(*pflag.FlagSet, *config.Config)
+	std        *stdio
+	cmd        *cobra.Command
+	// fileArgs says the arguments are files (seeds add): made absolute
+	// when the command runs through the database's holder.
+	fileArgs bool
 }
 
 // newFlags returns the settings of cmd. The config flags every command
 // takes (--db, --log-level, --log-format) are the root's persistent flags,
 // registered once by newRoot; they are replayed like any group.
-func newFlags(cmd *cobra.Command) *settings {
-	return &settings{fs: cmd.Flags(), scratch: config.Default(), groups: []func(*pflag.FlagSet, *config.Config){rootFlags}}
+func newFlags(cmd *cobra.Command, std *stdio) *settings {
+	return &settings{fs: cmd.Flags(), scratch: config.Default(), std: std, cmd: cmd,
+		groups: []func(*pflag.FlagSet, *config.Config){rootFlags}}
 }
 
 // rootFlags registers the config flags of every command.
@@ -95,6 +101,10 @@ func (s *settings) load() (*config.Config, error) {
 		var err error
 		if cfg, err = config.Load(s.configPath); err != nil {
 			return nil, err
+		}
+		if s.std != nil && s.std.dir != "" {
+			// Run for a client elsewhere: its config's paths are its own.
+			cfg.Rebase(s.std.dir)
 		}
 	}
 	replay := pflag.NewFlagSet("", pflag.ContinueOnError)

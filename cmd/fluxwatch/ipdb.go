@@ -28,7 +28,7 @@ Exit status: 0 when every table was fetched and is in use; 1 when one failed
 (the tables in use are left as they were).`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.group(func(fs *pflag.FlagSet, c *config.Config) {
 		fs.StringVar(&c.IPDBDir, "dir", c.IPDBDir, "`directory` of the tables (default: ipdb beside the database)")
 		fs.StringVar(&c.IPDBSource, "source", c.IPDBSource, "base `URL` the tables are fetched from: URL/asn/asn-ipv4.csv and so on (default "+ipmeta.DefaultSource+")")

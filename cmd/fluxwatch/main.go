@@ -14,8 +14,6 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
-
-	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // errUsage marks errors caused by the command line; they exit with status 2.
@@ -42,35 +40,19 @@ func main() {
 			f.Close()
 		}
 	}
-	if status := reportError(os.Stderr, err); status != 0 {
-		os.Exit(status)
+	if code := reportError(os.Stderr, err); code != 0 {
+		os.Exit(code)
 	}
 }
 
-// reportError prints err for a person, once, and returns the exit status: 0
-// when the command did all it was asked, 1 when it failed, 2 when the
-// command line was wrong.
+// reportError prints err for a person, once, and returns the exit status
+// (exitStatus).
 func reportError(w io.Writer, err error) int {
-	var damaged *storage.DamagedError
-	var usage *usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &damaged):
-		// One line that says which file and what to do, whatever the
-		// command was doing when it met the damage.
-		fmt.Fprintf(w, "fluxwatch: %v\n", damaged)
-		return 1
-	case errors.As(err, &usage):
-		fmt.Fprintf(w, "fluxwatch: %v\nRun '%s --help' for usage.\n", usage.err, usage.command)
-		return 2
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(w, "fluxwatch: %v\n", err)
-		return 2
-	default:
-		fmt.Fprintf(w, "fluxwatch: %v\n", err)
-		return 1
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintf(w, "fluxwatch: %s\n", msg)
 	}
+	return code
 }
 
 // usageError is a usage error with the command whose help explains it.
@@ -85,10 +67,21 @@ func (e *usageError) Unwrap() error { return e.err }
 // run runs a command line. It is the whole program, minus the process:
 // tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return execute(ctx, args, &stdio{in: stdin, out: stdout, err: stderr})
+	return runWith(ctx, args, &stdio{in: stdin, out: stdout, err: stderr})
 }
 
-// execute runs a command line with the streams and clock of std.
+// runWith runs a command line with the given streams. A command that
+// finds its database held by another process is carried out there.
+func runWith(ctx context.Context, args []string, std *stdio) error {
+	err := execute(ctx, args, std)
+	var held *heldError
+	if errors.As(err, &held) {
+		return held.forward(ctx, std)
+	}
+	return err
+}
+
+// execute runs a command line with the streams and clock of std, here.
 func execute(ctx context.Context, args []string, std *stdio) error {
 	root := newRoot(std)
 	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
@@ -106,6 +99,12 @@ type stdio struct {
 	// now, if set, replaces the wall clock of the daemon's jobs (tests
 	// run it on a simulated world's accelerated clock).
 	now func() time.Time
+	// held is set when the command runs for a client of the control
+	// socket: the database is the holder's open store.
+	held *holding
+	// dir, with held, is the client's working directory: the relative
+	// paths of its config file are relative to it.
+	dir string
 }
 
 func (s *stdio) clock() func() time.Time {

@@ -23,7 +23,7 @@ func reportCommand(std *stdio) *cobra.Command {
 counts, and charts of the listed domains and of those named with --domain.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	s.group(func(fs *pflag.FlagSet, c *config.Config) {
 		fs.StringArrayVar(&c.ASNDB, "asn-db", c.ASNDB, "IP-to-ASN `file` to color the charts by ASN (repeatable)")
 		fs.StringArrayVar(&c.CountryDB, "country-db", c.CountryDB, "IP-to-country `file` for the country counts (repeatable)")
@@ -55,7 +55,7 @@ counts, and charts of the listed domains and of those named with --domain.`,
 		if err != nil {
 			return err
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}

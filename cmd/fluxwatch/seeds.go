@@ -31,10 +31,11 @@ and printed as file:line: reason on standard error.
 Exit status: 0 when at least one valid name was read, also when other lines
 were rejected (the closing line says how many); 1 when none was.`,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	source := s.fs.String("source", "", "source tag recorded with every name (default: the file's name)")
 	column := s.fs.String("column", "", "CSV column holding the names (default: domain, host or url)")
 	quiet := s.fs.BoolP("quiet", "q", false, "print neither rejected lines nor progress")
+	s.fileArgs = true
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
@@ -44,7 +45,7 @@ were rejected (the closing line says how many); 1 when none was.`,
 		if len(files) == 0 {
 			return fmt.Errorf("%w: seeds add needs at least one FILE (- for stdin)", errUsage)
 		}
-		store, err := createStore(cfg)
+		store, err := s.createStore(cfg)
 		if err != nil {
 			return err
 		}
@@ -122,14 +123,14 @@ func seedsListCommand(std *stdio) *cobra.Command {
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	all := s.fs.Bool("all", false, "include removed domains")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
 			return err
 		}
-		store, err := openReader(cfg)
+		store, err := s.openReader(cfg)
 		if err != nil {
 			return err
 		}
@@ -157,7 +158,7 @@ func seedsRemoveCommand(std *stdio) *cobra.Command {
 		Short:             "stop measuring domains (their history is kept)",
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
@@ -174,7 +175,7 @@ func seedsRemoveCommand(std *stdio) *cobra.Command {
 			}
 			names = append(names, name)
 		}
-		store, err := openStore(cfg)
+		store, err := s.openStore(cfg)
 		if err != nil {
 			return err
 		}

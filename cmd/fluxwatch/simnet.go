@@ -22,7 +22,7 @@ seeds add and classify need to measure it.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	seed := s.fs.Int64("seed", 1, "world seed: the same seed gives the same world")
 	speed := s.fs.Float64("speed", simnet.DefaultSpeed, "simulated seconds per real second")
 	vantages := s.fs.Int("vantages", simnet.DefaultVantages, "number of vantage resolvers")

@@ -21,6 +21,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/control"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 	"github.com/fluxwatch/fluxwatch/seeds"
@@ -43,6 +44,8 @@ type Status struct {
 	Domains  *storage.DomainCounts            `json:"domains,omitempty"`
 	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
 	Agents   []cluster.AgentStatus            `json:"agents,omitempty"`
+	// HeldBy is the process that holds the database, if one does.
+	HeldBy *control.Holder `json:"held_by,omitempty"`
 }
 
 // JobStatus is one daemon job's schedule and last run.
@@ -69,6 +72,19 @@ type daemonStatus struct {
 }
 
 func statusPath(db string) string { return db + ".status.json" }
+
+// readStatusFile reads the status the last daemon on db wrote.
+func readStatusFile(db string) (Status, error) {
+	var st Status
+	b, err := os.ReadFile(statusPath(db))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", statusPath(db), err)
+	}
+	return st, nil
+}
 
 func newDaemonStatus(db string) *daemonStatus {
 	return &daemonStatus{path: statusPath(db), s: Status{PID: os.Getpid(), DB: db, Verdicts: map[string]int{}},
@@ -265,7 +281,7 @@ daemon's jobs.`,
 		Args:              noArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	s := newFlags(cmd)
+	s := newFlags(cmd, std)
 	asJSON := s.fs.Bool("json", false, "print the status as one JSON object")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
@@ -273,29 +289,45 @@ daemon's jobs.`,
 			return err
 		}
 		var st Status
-		b, err := os.ReadFile(statusPath(cfg.DB))
 		running := false
-		if err == nil {
-			if err := json.Unmarshal(b, &st); err != nil {
-				return fmt.Errorf("%s: %w", statusPath(cfg.DB), err)
+		store, err := s.openReader(cfg)
+		switch {
+		case err == nil:
+			defer store.Close()
+			h := std.held
+			if h != nil && h.status != nil {
+				// The daemon holds the database: its own status.
+				st, running = h.status(), true
+			} else {
+				// No daemon: what the database says, and the last daemon's
+				// jobs.
+				if last, err := readStatusFile(cfg.DB); err == nil {
+					st = last
+				} else if !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				counts, domains, err := storedCounts(store)
+				if err != nil {
+					return err
+				}
+				st.DB, st.Verdicts, st.Listed, st.Domains = cfg.DB, map[string]int{}, counts[classify.CountListed], &domains
+				for _, v := range classify.Verdicts {
+					st.Verdicts[v] = counts[v]
+				}
 			}
-			running = st.Stopped == nil && syscall.Kill(st.PID, 0) == nil
-		}
-		if !running {
-			// No daemon: what the database says, and the last daemon's jobs.
-			store, err := openReader(cfg)
-			if err != nil {
+			if h != nil {
+				st.HeldBy = &h.Holder
+			}
+		case errors.Is(err, storage.ErrLocked):
+			// Held by a process without a control socket: a daemon's status
+			// file says what it last wrote.
+			last, ferr := readStatusFile(cfg.DB)
+			if ferr != nil || last.Stopped != nil || syscall.Kill(last.PID, 0) != nil {
 				return err
 			}
-			counts, domains, err := storedCounts(store)
-			store.Close()
-			if err != nil {
-				return err
-			}
-			st.DB, st.Verdicts, st.Listed, st.Domains = cfg.DB, map[string]int{}, counts[classify.CountListed], &domains
-			for _, v := range classify.Verdicts {
-				st.Verdicts[v] = counts[v]
-			}
+			st, running = last, true
+		default:
+			return err
 		}
 		if *asJSON {
 			return json.NewEncoder(std.out).Encode(st)
@@ -304,7 +336,11 @@ daemon's jobs.`,
 		if running {
 			state = fmt.Sprintf("running (pid %d) since %s", st.PID, stamp(st.Started))
 		}
-		fmt.Fprintf(std.out, "daemon: %s; database %s\n", state, st.DB)
+		held := ""
+		if h := st.HeldBy; h != nil && h.Kind != "daemon" {
+			held = fmt.Sprintf(", held by a %s (pid %d) since %s", h.Kind, h.PID, stamp(h.Since))
+		}
+		fmt.Fprintf(std.out, "daemon: %s; database %s%s\n", state, st.DB, held)
 		var parts []string
 		for _, v := range classify.Verdicts {
 			parts = append(parts, fmt.Sprintf("%s %d", v, st.Verdicts[v]))
