@@ -127,6 +127,11 @@ func (imp *importRun) file(ctx context.Context, file, format string, opts import
 	imp.counts.observations += stats.Observations
 	imp.counts.errors += stats.Errors
 	imp.counts.skipped += stats.Skipped
+	if err == nil && stats.Probes == 0 && stats.Errors > 0 {
+		// Not one line read, most likely the wrong format: a script must
+		// not take the import for done.
+		return fmt.Errorf("importing %s: no line read as %s (%d rejected)", file, format, stats.Errors)
+	}
 	return err
 }
 
