@@ -36,6 +36,11 @@ func (l URLList) Tag() string {
 	if l.Source != "" {
 		return l.Source
 	}
+	return l.Redacted()
+}
+
+// Redacted is the URL without its password, for messages.
+func (l URLList) Redacted() string {
 	if u, err := url.Parse(l.URL); err == nil {
 		return u.Redacted()
 	}
