@@ -86,6 +86,11 @@ func importFile(ctx context.Context, imp *storage.Import, counts *importCounts, 
 	counts.observations += stats.Observations
 	counts.errors += stats.Errors
 	counts.skipped += stats.Skipped
+	if err == nil && stats.Probes == 0 && stats.Errors > 0 {
+		// Not one line read, most likely the wrong format: a script must
+		// not take the import for done.
+		return fmt.Errorf("importing %s: no line read as %s (%d rejected)", file, format, stats.Errors)
+	}
 	return err
 }
 

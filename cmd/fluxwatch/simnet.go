@@ -20,10 +20,12 @@ func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
 	seedsOut := s.fs.String("seeds-out", "", "write the world's domains to `file` (for seeds add)")
 	asnOut := s.fs.String("asn-out", "", "write the world's IP-to-ASN table to `file` (for --asn-db)")
 	allowOut := s.fs.String("allowlist-out", "", "write the world's allowlist (its public pools) to `file` (for --allowlist)")
+	configOut := s.fs.String("config-out", "", "write a fluxwatch config for the world to `file`, its tables and seed list beside it, and seed the database it names (for crawl, classify and daemon --config)")
+	port := s.fs.Int("port", 0, "fix the ports: the registry on `port`, the vantages on the ports after it (0: random ports)")
 	if _, err := s.parse(args); err != nil {
 		return err
 	}
-	w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen})
+	w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen, Port: *port})
 	if err != nil {
 		return err
 	}
@@ -36,6 +38,11 @@ func cmdSimnet(ctx context.Context, args []string, std *stdio) error {
 			if err := results.WriteFileAtomic(f.path, f.write); err != nil {
 				return err
 			}
+		}
+	}
+	if *configOut != "" {
+		if err := writeWorldConfig(w, *configOut, std); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintf(std.out, "simnet: seed %d, %d domains, speed %gx; vantage resolvers:\n", *seed, len(w.Domains()), *speed)
