@@ -26,6 +26,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/results"
+	"github.com/fluxwatch/fluxwatch/seeds"
 )
 
 // Config is everything fluxwatch can be told. The YAML keys are the
@@ -92,7 +93,7 @@ type Daemon struct {
 	Publish  string `yaml:"publish"`
 	Prune    string `yaml:"prune"`
 	// Seeds is the schedule of the seeds job, which imports new files
-	// dropped in SeedDir.
+	// dropped in SeedDir and fetches SeedURLs.
 	Seeds string `yaml:"seeds"`
 	// SeedFiles are imported when the daemon starts and on SIGHUP.
 	SeedFiles []string `yaml:"seed_files"`
@@ -102,6 +103,30 @@ type Daemon struct {
 	Exports []Export `yaml:"exports"`
 	Serve   Serve    `yaml:"serve"`
 	NATS    NATS     `yaml:"nats"`
+
+	// SeedURLs are seed lists fetched by URL on the Seeds schedule, with
+	// conditional requests; SeedURLMaxBytes bounds the size of each (0:
+	// seeds.DefaultMaxBytes) and SeedURLTimeout each fetch (0:
+	// seeds.DefaultTimeout).
+	SeedURLs        []SeedURL     `yaml:"seed_urls"`
+	SeedURLMaxBytes int64         `yaml:"seed_url_max_bytes"`
+	SeedURLTimeout  time.Duration `yaml:"seed_url_timeout"`
+}
+
+// SeedURL is a seed list the daemon fetches by URL.
+type SeedURL struct {
+	URL    string `yaml:"url"`
+	Source string `yaml:"source"` // the source tag of its names; "": the URL
+	Column string `yaml:"column"` // the CSV column of the names; "": recognised
+}
+
+// SeedLists returns the seed lists of daemon.seed_urls.
+func (d Daemon) SeedLists() []seeds.URLList {
+	var out []seeds.URLList
+	for _, u := range d.SeedURLs {
+		out = append(out, seeds.URLList{URL: u.URL, Source: u.Source, Column: u.Column})
+	}
+	return out
 }
 
 // Export is one file the daemon publishes.
@@ -181,6 +206,9 @@ func Default() *Config {
 			Prune:    "@every 1h",
 			Seeds:    "@every 1m",
 			Serve:    Serve{IXFRVersions: feed.DefaultVersions},
+
+			SeedURLMaxBytes: seeds.DefaultMaxBytes,
+			SeedURLTimeout:  seeds.DefaultTimeout,
 		},
 	}
 }
@@ -519,6 +547,22 @@ func (c *Config) Validate() error {
 		if d.v < 0 {
 			bad(d.key, "%s is negative (0: the default)", d.v)
 		}
+	}
+	seen := map[string]bool{}
+	for i, u := range c.Daemon.SeedURLs {
+		key := fmt.Sprintf("daemon.seed_urls[%d].url", i+1)
+		if _, err := seeds.ParseURL(u.URL); err != nil {
+			bad(key, "%v", err)
+		} else if seen[u.URL] {
+			bad(key, "%q is listed twice", u.URL)
+		}
+		seen[u.URL] = true
+	}
+	if c.Daemon.SeedURLMaxBytes < 0 {
+		bad("daemon.seed_url_max_bytes", "%d is negative (0: the default, %d)", c.Daemon.SeedURLMaxBytes, seeds.DefaultMaxBytes)
+	}
+	if c.Daemon.SeedURLTimeout < 0 {
+		bad("daemon.seed_url_timeout", "%s is negative (0: the default, %s)", c.Daemon.SeedURLTimeout, seeds.DefaultTimeout)
 	}
 	errs = append(errs, c.validateServe()...)
 	errs = append(errs, c.validateNATS()...)

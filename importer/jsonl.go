@@ -17,10 +17,11 @@ import (
 	"github.com/fluxwatch/fluxwatch/obs"
 )
 
-// The jsonl format is fluxwatch's own: one probe a line, as
-// `fluxwatch export-observations` writes it and `import --format jsonl`
-// reads it, so that databases can be moved and merged. Its keys are a
-// contract, documented in the README:
+// The jsonl format is fluxwatch's own, and its one JSON form of
+// observations: one probe a line, as `fluxwatch export-observations` writes
+// it, `show --json` prints it and `import --format jsonl` reads it, so that
+// databases can be moved and merged. Its keys are a contract, documented in
+// the README:
 //
 //	{"domain":"flux.example","vantage":"192.0.2.53:53","start":"2026-11-27T09:00:01.000123Z",
 //	 "observations":[{"time":"2026-11-27T09:00:01.000456Z","name":"flux.example","qtype":"A",

@@ -1,7 +1,6 @@
 package results
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,13 +9,16 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/importer"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // WriteHistory prints a domain's measured history since from: for every
 // probe (one round through one vantage) the answer sets with their TTLs, or
-// JSON Lines of the probes when asJSON is set.
+// when asJSON is set the probes in fluxwatch's one JSON form of
+// observations (importer.Encode), which `export-observations` writes and
+// `import --format jsonl` reads back.
 func WriteHistory(w io.Writer, store *storage.Store, domain string, from time.Time, verdict *classify.Verdict, asJSON bool) error {
 	d, ok, err := store.Domain(domain)
 	if err != nil {
@@ -31,12 +33,11 @@ func WriteHistory(w io.Writer, store *storage.Store, domain string, from time.Ti
 			fmt.Fprintf(w, "verdict: %s (score %.2f) %s\n", verdict.Verdict, verdict.Score, verdict.Evidence)
 		}
 	}
-	enc := json.NewEncoder(w)
 	n := 0
 	err = store.History(domain, from, time.Time{}, func(p obs.Probe) error {
 		n++
 		if asJSON {
-			return enc.Encode(toJSONProbe(p))
+			return importer.Encode(w, p)
 		}
 		fmt.Fprintf(w, "\n%s  via %s\n", p.Start.Format("2006-01-02T15:04:05.000Z07:00"), p.Vantage)
 		for _, o := range p.Observations {
@@ -81,45 +82,4 @@ func formatAnswer(rs []obs.Record) string {
 		i = j
 	}
 	return strings.Join(parts, "; ")
-}
-
-type recordJSON struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	TTL  uint32 `json:"ttl"`
-	Data string `json:"data"`
-}
-
-type observationJSON struct {
-	Time   time.Time    `json:"time"`
-	Name   string       `json:"name"`
-	QType  string       `json:"qtype"`
-	Rcode  string       `json:"rcode"`
-	Flags  string       `json:"flags,omitempty"`
-	Error  string       `json:"error,omitempty"`
-	RTTMs  float64      `json:"rtt_ms"`
-	Answer []recordJSON `json:"answer,omitempty"`
-}
-
-type jsonProbe struct {
-	Domain       string            `json:"domain"`
-	Vantage      string            `json:"vantage"`
-	Start        time.Time         `json:"start"`
-	Observations []observationJSON `json:"observations"`
-}
-
-func toJSONProbe(p obs.Probe) jsonProbe {
-	out := jsonProbe{Domain: p.Domain, Vantage: p.Vantage, Start: p.Start}
-	for _, o := range p.Observations {
-		oj := observationJSON{Time: o.Time, Name: o.Name, QType: dns.TypeToString[o.QType], Rcode: dns.RcodeToString[o.Rcode],
-			Flags: o.Flags.String(), RTTMs: float64(o.RTT.Microseconds()) / 1000}
-		if o.Err != obs.OK {
-			oj.Error = o.Err.String()
-		}
-		for _, r := range o.Answer {
-			oj.Answer = append(oj.Answer, recordJSON{r.Name, dns.TypeToString[r.Type], r.TTL, r.Data})
-		}
-		out.Observations = append(out.Observations, oj)
-	}
-	return out
 }

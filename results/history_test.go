@@ -3,11 +3,8 @@ package results_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"maps"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/importer"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/storage"
@@ -119,6 +117,9 @@ func TestWriteHistoryText(t *testing.T) {
 	}
 }
 
+// show --json writes the probes in the one JSON form of observations,
+// the one `import --format jsonl` reads: each line decodes to the probe
+// as stored.
 func TestWriteHistoryJSON(t *testing.T) {
 	s := historyStore(t)
 	var buf bytes.Buffer
@@ -127,45 +128,21 @@ func TestWriteHistoryJSON(t *testing.T) {
 	}
 	golden(t, "history_jsonl", buf.Bytes())
 
-	var vantages []string
+	var stored []obs.Probe
+	if err := s.History("flux.test", time.Time{}, time.Time{}, func(p obs.Probe) error { stored = append(stored, p); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var read []obs.Probe
 	sc := bufio.NewScanner(&buf)
 	for sc.Scan() {
-		var probe map[string]json.RawMessage
-		if err := json.Unmarshal(sc.Bytes(), &probe); err != nil {
+		p, err := importer.Decode(sc.Bytes())
+		if err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
-		keys := slices.Sorted(maps.Keys(probe))
-		if want := []string{"domain", "observations", "start", "vantage"}; !reflect.DeepEqual(keys, want) {
-			t.Errorf("probe keys %q, want %q", keys, want)
-		}
-		var p struct {
-			Domain       string    `json:"domain"`
-			Vantage      string    `json:"vantage"`
-			Start        time.Time `json:"start"`
-			Observations []struct {
-				Name   string `json:"name"`
-				QType  string `json:"qtype"`
-				Rcode  string `json:"rcode"`
-				Error  string `json:"error"`
-				Answer []struct {
-					TTL  uint32 `json:"ttl"`
-					Data string `json:"data"`
-				} `json:"answer"`
-			} `json:"observations"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			t.Fatal(err)
-		}
-		if p.Domain != "flux.test" || len(p.Observations) != 5 {
-			t.Errorf("probe %+v", p)
-		}
-		if o := p.Observations[1]; o.QType != "AAAA" || o.Rcode != "SERVFAIL" || o.Error != "servfail" {
-			t.Errorf("AAAA observation %+v, want SERVFAIL/servfail", o)
-		}
-		vantages = append(vantages, p.Vantage+" "+p.Start.Format(time.RFC3339))
+		read = append(read, p)
 	}
-	if want := []string{"127.0.0.1:5301 2026-03-01T12:00:00Z", "[::1]:5302 2026-03-01T12:01:30Z"}; !reflect.DeepEqual(vantages, want) {
-		t.Errorf("probes %q, want %q", vantages, want)
+	if len(read) != 2 || !reflect.DeepEqual(read, stored) {
+		t.Errorf("show --json read back:\n%+v\nwant the stored probes:\n%+v", read, stored)
 	}
 }
 

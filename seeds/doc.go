@@ -10,4 +10,11 @@
 // parsing goes on, so that one bad line never costs the whole list. Parse
 // streams its input in constant memory and does not remove duplicates; that,
 // and any public-suffix policy, is left to the caller.
+//
+// Lists published on the web are fetched by URL (Fetcher, HTTP and HTTPS
+// only) with a size limit and a timeout, and parsed the same way, rejected
+// lines named "URL:line". Fetches are conditional (If-None-Match,
+// If-Modified-Since): Poll remembers the validators of every list it
+// imported in a small state file, so that a list that has not changed
+// costs a 304 and nothing else.
 package seeds

@@ -25,7 +25,10 @@
 // the type, the epoch (whole periods since the Unix epoch in simulated
 // time) and the vantage, so only cache timing depends on when queries
 // arrive. Truth, Domains, WriteASNTable and WriteAllowlist tell a test or a
-// demo what the crawler should find.
+// demo what the crawler should find; WriteConfig writes them beside a
+// fluxwatch config that points crawl, classify and daemon at the world.
+// The servers listen on ports picked at random, or on fixed ones
+// (Config.Port), so that a world started again answers where it did.
 //
 // Nothing in the world is real: the addresses only appear inside DNS
 // answers and nothing ever connects to them, except the TLD name servers'

@@ -19,12 +19,12 @@ type endpoint struct {
 	started atomic.Int32 // servers whose NotifyStartedFunc fired
 }
 
-// serve binds a UDP socket and a TCP listener on one ephemeral port of the
-// world's listen address and serves h on both. It returns once both are
-// listening. The endpoint is registered for Close before serve waits, so
-// Close shuts it down even when serve fails.
-func (w *World) serve(ctx context.Context, name string, h dns.Handler) (*endpoint, error) {
-	pc, l, err := listenPair(ctx, w.cfg.Listen)
+// serve binds a UDP socket and a TCP listener on one port of the world's
+// listen address, port or else an ephemeral one, and serves h on both. It
+// returns once both are listening. The endpoint is registered for Close
+// before serve waits, so Close shuts it down even when serve fails.
+func (w *World) serve(ctx context.Context, name string, h dns.Handler, port int) (*endpoint, error) {
+	pc, l, err := listenPair(ctx, w.cfg.Listen, port)
 	if err != nil {
 		return nil, err
 	}
@@ -68,10 +68,24 @@ func (ep *endpoint) port() int {
 	return n
 }
 
-// listenPair binds a UDP socket on an ephemeral port of host and a TCP
-// listener on the same port, trying again if the TCP port is taken.
-func listenPair(ctx context.Context, host string) (net.PacketConn, net.Listener, error) {
+// listenPair binds a UDP socket and a TCP listener on port of host or,
+// when port is 0, on an ephemeral port, trying again if the TCP port is
+// taken.
+func listenPair(ctx context.Context, host string, port int) (net.PacketConn, net.Listener, error) {
 	var lc net.ListenConfig
+	if port != 0 {
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("binding UDP on %s: %w", addr, err)
+		}
+		l, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			pc.Close()
+			return nil, nil, fmt.Errorf("binding TCP on %s: %w", addr, err)
+		}
+		return pc, l, nil
+	}
 	var lastErr error
 	for range 16 {
 		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, "0"))

@@ -36,13 +36,13 @@ func Start(ctx context.Context, cfg Config) (*World, error) {
 	}
 	for i := range cfg.Vantages {
 		v := &vantage{index: i, w: w, cache: newCache()}
-		if v.ep, err = w.serve(ctx, fmt.Sprintf("vantage %d", i), v); err != nil {
+		if v.ep, err = w.serve(ctx, fmt.Sprintf("vantage %d", i), v, cfg.port(1+i)); err != nil {
 			w.Close()
 			return nil, fmt.Errorf("simnet: starting vantage %d: %w", i, err)
 		}
 		w.vantages = append(w.vantages, v)
 	}
-	if w.registry, err = w.serve(ctx, "registry", &registry{w: w}); err != nil {
+	if w.registry, err = w.serve(ctx, "registry", &registry{w: w}, cfg.port(0)); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("simnet: starting the registry: %w", err)
 	}

@@ -380,6 +380,8 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		{Speed: 2 * simnet.MaxSpeed},
 		{Vantages: -1},
 		{ServfailDelay: -time.Second},
+		{Port: -1},
+		{Port: 65533}, // the registry fits, the vantages do not
 	} {
 		if w, err := simnet.Start(t.Context(), cfg); err == nil {
 			w.Close()

@@ -78,6 +78,11 @@ type Config struct {
 	Speed    float64   // simulated seconds per real second, default 30, at most MaxSpeed
 	Start    time.Time // simulated start, default DefaultStart
 	Listen   string    // loopback address to bind, default "127.0.0.1"; each vantage gets its own port
+	// Port, if not zero, fixes the ports: the registry listens on Port and
+	// vantage i on Port+1+i, so that a world started again answers where
+	// it did (and a config written for it still holds). Zero picks free
+	// ports at random.
+	Port int
 
 	// Domain counts per class: zero means the default, negative means none.
 	// SingleFlux counts flux-a domains, DoubleFlux flux-ns-addr and
@@ -119,6 +124,10 @@ func (c Config) withDefaults() (Config, error) {
 	case c.ServfailDelay < 0:
 		return c, fmt.Errorf("simnet: negative servfail delay %v", c.ServfailDelay)
 	}
+	if c.Port < 0 || c.Port > 0 && c.Port+cmp.Or(c.Vantages, DefaultVantages) > 65535 {
+		return c, fmt.Errorf("simnet: port %d: the registry and the vantages need ports %d to %d, outside 1..65535",
+			c.Port, c.Port, c.Port+cmp.Or(c.Vantages, DefaultVantages))
+	}
 	c.Vantages = cmp.Or(c.Vantages, DefaultVantages)
 	c.Speed = cmp.Or(c.Speed, DefaultSpeed)
 	if c.Start.IsZero() {
@@ -150,6 +159,15 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// port returns the fixed port of the i-th server (0 the registry, 1+i
+// vantage i), or 0 when the ports are picked at random.
+func (c Config) port(i int) int {
+	if c.Port == 0 {
+		return 0
+	}
+	return c.Port + i
 }
 
 // Domain is the truth about one seed domain of the world.

@@ -474,7 +474,7 @@ func TestExitStatus(t *testing.T) {
 		{"seeds add with rejected lines", []string{"seeds", "add", mixed}, 0, "seeds: 1 added, 0 already known, 1 rejected"},
 		{"seeds add of nothing valid", []string{"seeds", "add", bad}, 1, "no valid domain name read from " + bad},
 		{"import of lines that all fail", []string{"import", "-f", "zdns", allBad}, 1,
-			"fluxwatch: no probe read from " + allBad + ": of 2 lines, 2 failed and 0 were skipped\n"},
+			"fluxwatch: importing " + allBad + ": no line read as zdns (2 rejected)\n"},
 		{"import of an empty file", []string{"import", "-f", "zdns", empty}, 1, "no probe read from " + empty},
 		{"import with a line failing", []string{"import", "-f", "zdns", someBad}, 0, "1 probes"},
 		{"import again: all stored already", []string{"import", "-f", "zdns", someBad}, 0, "1 already stored"},

@@ -463,10 +463,14 @@ func (d *daemon) startJobs(ctx context.Context) (*scheduledJobs, error) {
 			return err
 		}},
 		{"seeds", cfg.Daemon.Seeds, func() error {
-			if cfg.Daemon.SeedDir == "" {
-				return nil
+			var errs []error
+			if cfg.Daemon.SeedDir != "" {
+				errs = append(errs, d.importSeedDir(cfg.Daemon.SeedDir))
 			}
-			return d.importSeedDir(cfg.Daemon.SeedDir)
+			if len(cfg.Daemon.SeedURLs) > 0 {
+				errs = append(errs, d.importSeedURLs(ctx, cfg))
+			}
+			return errors.Join(errs...)
 		}},
 	}
 	for _, j := range jobs {

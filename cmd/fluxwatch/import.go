@@ -27,8 +27,9 @@ are printed as file:line: reason on standard error and counted.
 
 Exit status: 0 when probes were read to store, also when some lines failed
 (the closing line counts them) and when every probe read was already stored
-(importing a file again); 1 when no probe was read: every line failed or was
-skipped, or the input was empty.`,
+(importing a file again); 1 when a file has not one line that reads (most
+likely the wrong --format; what the files before it held is kept), or when no
+probe was read at all: every line was skipped, or the input was empty.`,
 	}
 	s := newFlags(cmd, std)
 	format := s.fs.StringP("format", "f", "", "input format: "+strings.Join(importer.Formats, ", "))
@@ -111,6 +112,11 @@ func importFile(ctx context.Context, imp *storage.Import, counts *importCounts, 
 	counts.observations += stats.Observations
 	counts.errors += stats.Errors
 	counts.skipped += stats.Skipped
+	if err == nil && stats.Probes == 0 && stats.Errors > 0 {
+		// Not one line read, most likely the wrong format: a script must
+		// not take the import for done.
+		return fmt.Errorf("importing %s: no line read as %s (%d rejected)", file, format, stats.Errors)
+	}
 	return err
 }
 

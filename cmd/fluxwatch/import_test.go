@@ -239,6 +239,16 @@ func TestImportUsageAndLockErrors(t *testing.T) {
 	if _, _, err := fw(t, "", "import", "--db", db, "--format", "dig", filepath.Join(dir, "missing.log")); err == nil || errors.Is(err, errUsage) {
 		t.Errorf("missing file: %v", err)
 	}
+	// A file of which no line reads (here the JSON form show --json had
+	// before it printed the jsonl one) fails the import.
+	oldShow := filepath.Join(dir, "show.jsonl")
+	os.WriteFile(oldShow, []byte(`{"domain":"flux.test","vantage":"127.0.0.1:5301","start":"2026-03-01T12:00:00Z","observations":[`+
+		`{"time":"2026-03-01T12:00:00.002Z","name":"flux.test","qtype":"A","rcode":"NOERROR","flags":"ra","rtt_ms":1.5}]}`+"\n"), 0o644)
+	stdout, stderr, err := fw(t, "", "import", "--db", db, "--format", "jsonl", oldShow)
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "no line read as jsonl (1 rejected)") ||
+		!strings.Contains(stderr, "show.jsonl:1: ") || parseImportSummary(t, stdout).errors != 1 {
+		t.Errorf("a file of no readable line: %v\n%s%s", err, stdout, stderr)
+	}
 	s, err := storage.Open(db)
 	if err != nil {
 		t.Fatal(err)

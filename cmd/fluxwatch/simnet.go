@@ -31,12 +31,14 @@ seeds add and classify need to measure it.`,
 	seedsOut := s.fs.String("seeds-out", "", "write the world's domains to `file` (for seeds add)")
 	asnOut := s.fs.String("asn-out", "", "write the world's IP-to-ASN table to `file` (for --asn-db)")
 	allowOut := s.fs.String("allowlist-out", "", "write the world's allowlist (its public pools) to `file` (for --allowlist)")
+	configOut := s.fs.String("config-out", "", "write a fluxwatch config for the world to `file`, its tables and seed list beside it, and seed the database it names (for crawl, classify and daemon --config)")
+	port := s.fs.Int("port", 0, "fix the ports: the registry on `port`, the vantages on the ports after it (0: random ports)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if _, err := s.load(); err != nil {
 			return err
 		}
-		w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen})
+		w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen, Port: *port})
 		if err != nil {
 			return err
 		}
@@ -49,6 +51,11 @@ seeds add and classify need to measure it.`,
 				if err := results.WriteFileAtomic(f.path, f.write); err != nil {
 					return err
 				}
+			}
+		}
+		if *configOut != "" {
+			if err := writeWorldConfig(w, *configOut, std); err != nil {
+				return err
 			}
 		}
 		fmt.Fprintf(std.out, "simnet: seed %d, %d domains, speed %gx; vantage resolvers:\n", *seed, len(w.Domains()), *speed)
