@@ -8,7 +8,7 @@ GO ?= go
 all: build
 
 build:
-	$(GO) build -o fluxwatch ./cmd/fluxwatch
+	$(GO) build -buildvcs=auto -o fluxwatch ./cmd/fluxwatch
 
 demo:
 	$(GO) run ./cmd/fluxwatch demo

@@ -518,8 +518,8 @@ func TestMessages(t *testing.T) {
 		{[]string{"--config", config, "status"}, "fluxwatch: " + config + ":3: qps: want a number, got \"fast\"\n"},
 		{[]string{"crawl", "--qps", "fast"},
 			"fluxwatch: usage: invalid argument \"fast\" for \"--qps\" flag: want a number\nRun 'fluxwatch crawl --help' for usage.\n"},
-		{[]string{"seeds", "list", "-db", "x.db"},
-			"fluxwatch: usage: unknown shorthand flag: 'd' in -db (long flags take two dashes: --db)\n" +
+		{[]string{"seeds", "list", "-dbx", "x.db"},
+			"fluxwatch: usage: unknown shorthand flag: 'd' in -dbx\n" +
 				"Run 'fluxwatch seeds list --help' for usage.\n"},
 		{[]string{"crwal"}, "fluxwatch: usage: unknown command \"crwal\" (did you mean crawl?)\nRun 'fluxwatch --help' for usage.\n"},
 		{[]string{"show", "a.test", "b.test"}, "fluxwatch: usage: show needs exactly one DOMAIN\nRun 'fluxwatch show --help' for usage.\n"},
@@ -562,5 +562,35 @@ func TestExportSaysWhatItWrote(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// Long flags with one dash, as Go's flag package took them when fluxwatch
+// parsed with it, still work wherever they stand; a value that starts
+// with a dash stays a value.
+func TestLongFlagsWithOneDash(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "fw.db")
+	if _, stderr, err := fw(t, "one.test\n", "seeds", "add", "-db", db, "-source=stdin", "-"); err != nil {
+		t.Fatalf("seeds add with -db: %v\n%s", err, stderr)
+	}
+	want, _, err := fw(t, "", "seeds", "list", "--db", db)
+	if err != nil || !strings.Contains(want, "one.test\t") {
+		t.Fatalf("seeds list: %v\n%s", err, want)
+	}
+	for _, args := range [][]string{
+		{"seeds", "list", "-db", db},
+		{"seeds", "list", "-db=" + db},
+		{"-db", db, "seeds", "list"},
+		{"seeds", "-db", db, "list"},
+	} {
+		if got, stderr, err := fw(t, "", args...); err != nil || got != want {
+			t.Errorf("%q: %v\n%s%s", args, err, got, stderr)
+		}
+	}
+	if out, _, err := fw(t, "", "show", "one.test", "-db", db, "-json"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("show -json: %v %q", err, out)
+	}
+	if _, _, err := fw(t, "", "seeds", "remove", "-db", db, "--", "-json"); err == nil || !strings.Contains(err.Error(), `"-json"`) {
+		t.Errorf("after --, -json is an argument: %v", err)
 	}
 }

@@ -176,17 +176,10 @@ func commandName(cmd *cobra.Command) string {
 // take, a usage error that says what was expected.
 func flagError(cmd *cobra.Command, err error) error {
 	var invalid *pflag.InvalidValueError
-	var unknown *pflag.NotExistError
 	switch {
 	case errors.As(err, &invalid):
 		f := invalid.GetFlag()
 		err = fmt.Errorf("invalid argument %q for \"--%s\" flag: %s", invalid.GetValue(), f.Name, wanted(f.Value, invalid.Unwrap()))
-	case errors.As(err, &unknown):
-		// -db was a flag when fluxwatch parsed Go's way; now it is -d -b.
-		long, _, _ := strings.Cut(unknown.GetSpecifiedShortnames(), "=")
-		if len(long) > 1 && cmd.Flags().Lookup(long) != nil {
-			err = fmt.Errorf("%v (long flags take two dashes: --%s)", err, long)
-		}
 	}
 	return fmt.Errorf("%w: %v", errUsage, err)
 }

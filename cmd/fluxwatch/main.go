@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // errUsage marks errors caused by the command line; they exit with status 2.
@@ -84,12 +87,37 @@ func runWith(ctx context.Context, args []string, std *stdio) error {
 // execute runs a command line with the streams and clock of std, here.
 func execute(ctx context.Context, args []string, std *stdio) error {
 	root := newRoot(std)
-	root.SetArgs(append([]string{}, args...)) // never nil: cobra would read os.Args
+	root.SetArgs(oneDashLong(root, args)) // never nil: cobra would read os.Args
 	cmd, err := root.ExecuteContextC(ctx)
 	if errors.Is(err, errUsage) && cmd != nil {
 		return &usageError{err: err, command: cmd.CommandPath()}
 	}
 	return err
+}
+
+// oneDashLong returns args with -name and -name=value written --name and
+// --name=value where name is a long flag of the command the line runs:
+// fluxwatch once parsed with Go's flag package, which takes both, and
+// scripts written then keep working.
+func oneDashLong(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		cmd = root
+	}
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // stdio carries a command's standard streams, and its clock.
