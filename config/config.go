@@ -23,10 +23,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/fluxwatch/fluxwatch/crawler"
-	"github.com/fluxwatch/fluxwatch/feed"
-	"github.com/fluxwatch/fluxwatch/results"
-	"github.com/fluxwatch/fluxwatch/seeds"
+	"github.com/fluxwatch/fluxwatch/obs"
 )
 
 // Config is everything fluxwatch can be told. The YAML keys are the
@@ -106,8 +103,8 @@ type Daemon struct {
 
 	// SeedURLs are seed lists fetched by URL on the Seeds schedule, with
 	// conditional requests; SeedURLMaxBytes bounds the size of each (0:
-	// seeds.DefaultMaxBytes) and SeedURLTimeout each fetch (0:
-	// seeds.DefaultTimeout).
+	// DefaultSeedURLMaxBytes) and SeedURLTimeout each fetch (0:
+	// DefaultSeedURLTimeout).
 	SeedURLs        []SeedURL     `yaml:"seed_urls"`
 	SeedURLMaxBytes int64         `yaml:"seed_url_max_bytes"`
 	SeedURLTimeout  time.Duration `yaml:"seed_url_timeout"`
@@ -118,15 +115,6 @@ type SeedURL struct {
 	URL    string `yaml:"url"`
 	Source string `yaml:"source"` // the source tag of its names; "": the URL
 	Column string `yaml:"column"` // the CSV column of the names; "": recognised
-}
-
-// SeedLists returns the seed lists of daemon.seed_urls.
-func (d Daemon) SeedLists() []seeds.URLList {
-	var out []seeds.URLList
-	for _, u := range d.SeedURLs {
-		out = append(out, seeds.URLList{URL: u.URL, Source: u.Source, Column: u.Column})
-	}
-	return out
 }
 
 // Export is one file the daemon publishes.
@@ -171,6 +159,18 @@ func (c *Config) IPDBPath() string {
 	return filepath.Join(filepath.Dir(c.DB), "ipdb")
 }
 
+// Defaults that belong to the components which use them. config imports
+// no component, so it restates them here; a test in each component's
+// package checks that the two agree.
+const (
+	// DefaultIXFRVersions is feed.DefaultVersions.
+	DefaultIXFRVersions = 16
+	// DefaultSeedURLMaxBytes is seeds.DefaultMaxBytes.
+	DefaultSeedURLMaxBytes = 64 << 20
+	// DefaultSeedURLTimeout is seeds.DefaultTimeout.
+	DefaultSeedURLTimeout = time.Minute
+)
+
 // Default returns the built-in settings.
 func Default() *Config {
 	db := os.Getenv("FLUXWATCH_DB")
@@ -205,10 +205,10 @@ func Default() *Config {
 			Publish:  "@every 5m",
 			Prune:    "@every 1h",
 			Seeds:    "@every 1m",
-			Serve:    Serve{IXFRVersions: feed.DefaultVersions},
+			Serve:    Serve{IXFRVersions: DefaultIXFRVersions},
 
-			SeedURLMaxBytes: seeds.DefaultMaxBytes,
-			SeedURLTimeout:  seeds.DefaultTimeout,
+			SeedURLMaxBytes: DefaultSeedURLMaxBytes,
+			SeedURLTimeout:  DefaultSeedURLTimeout,
 		},
 	}
 }
@@ -390,8 +390,10 @@ func collectLines(n *yaml.Node, prefix string, lines map[string]int, expanded ma
 	}
 }
 
-// where names the place a key was set: "file:line: key" or just "key".
-func (c *Config) where(key string) string {
+// Where names the place a key was set: "file:line: key" or just "key".
+// Components that check their part of the configuration when they are
+// built from it start their errors with it.
+func (c *Config) Where(key string) string {
 	if line, ok := c.lines[key]; ok && c.file != "" {
 		return fmt.Sprintf("%s:%d: %s", c.file, line, key)
 	}
@@ -402,19 +404,19 @@ func (c *Config) where(key string) string {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", c.where(key), fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%s: %s", c.Where(key), fmt.Sprintf(format, args...)))
 	}
 	if c.DB == "" {
 		bad("db", "must not be empty")
 	}
 	for _, r := range c.Resolvers {
-		if _, err := crawler.ParseVantage(r); err != nil {
+		if _, err := obs.ParseVantage(r); err != nil {
 			bad("resolvers", "%v", err)
 		}
 	}
 	for _, r := range slices.Sorted(maps.Keys(c.VantageQPS)) { // sorted: errors in a stable order
 		q := c.VantageQPS[r]
-		if _, err := crawler.ParseVantage(r); err != nil {
+		if _, err := obs.ParseVantage(r); err != nil {
 			bad("vantage_qps", "%v", err)
 		}
 		if q < 0 {
@@ -526,11 +528,9 @@ func (c *Config) Validate() error {
 			bad(s.key, "bad schedule %q: %v", s.spec, err)
 		}
 	}
+	// Export formats are checked by the daemon, which writes them.
 	for i, e := range c.Daemon.Exports {
 		key := "daemon.exports"
-		if all := slices.Concat(results.Formats, results.AddressFormats); !slices.Contains(all, e.Format) {
-			bad(key, "export %d: format %q is not one of %s", i+1, e.Format, strings.Join(all, ", "))
-		}
 		if e.Out == "" {
 			bad(key, "export %d: out is empty", i+1)
 		}
@@ -548,24 +548,15 @@ func (c *Config) Validate() error {
 			bad(d.key, "%s is negative (0: the default)", d.v)
 		}
 	}
-	seen := map[string]bool{}
-	for i, u := range c.Daemon.SeedURLs {
-		key := fmt.Sprintf("daemon.seed_urls[%d].url", i+1)
-		if _, err := seeds.ParseURL(u.URL); err != nil {
-			bad(key, "%v", err)
-		} else if seen[u.URL] {
-			bad(key, "%q is listed twice", u.URL)
-		}
-		seen[u.URL] = true
-	}
+	// Seed URLs are checked by the daemon's seeds job, which fetches them.
 	if c.Daemon.SeedURLMaxBytes < 0 {
-		bad("daemon.seed_url_max_bytes", "%d is negative (0: the default, %d)", c.Daemon.SeedURLMaxBytes, seeds.DefaultMaxBytes)
+		bad("daemon.seed_url_max_bytes", "%d is negative (0: the default, %d)", c.Daemon.SeedURLMaxBytes, DefaultSeedURLMaxBytes)
 	}
 	if c.Daemon.SeedURLTimeout < 0 {
-		bad("daemon.seed_url_timeout", "%s is negative (0: the default, %s)", c.Daemon.SeedURLTimeout, seeds.DefaultTimeout)
+		bad("daemon.seed_url_timeout", "%s is negative (0: the default, %s)", c.Daemon.SeedURLTimeout, DefaultSeedURLTimeout)
 	}
 	errs = append(errs, c.validateServe()...)
-	errs = append(errs, c.validateNATS()...)
+	// daemon.nats is checked by the cluster package, which connects.
 	return errors.Join(errs...)
 }
 

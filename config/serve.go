@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/fluxwatch/fluxwatch/feed"
 )
 
 // Serve is the `daemon.serve:` section: the RPZ zone served to resolvers
@@ -38,22 +36,6 @@ type Serve struct {
 	APITokenFile string `yaml:"api_token_file"`
 }
 
-// APIToken reads the token of APITokenFile ("" when none is configured).
-func (s Serve) APIToken() (string, error) {
-	if s.APITokenFile == "" {
-		return "", nil
-	}
-	b, err := feed.ReadSmallFile(s.APITokenFile, 4096)
-	if err != nil {
-		return "", err
-	}
-	token := strings.TrimSpace(string(b))
-	if len(token) < 16 || strings.ContainsAny(token, " \t\r\n") {
-		return "", fmt.Errorf("%s: want one token of at least 16 characters", s.APITokenFile)
-	}
-	return token, nil
-}
-
 // TSIGKey is a TSIG key as configured: its secret inline or in a file
 // (the base64 secret alone, or tsig-keygen's BIND key clause). String,
 // GoString and LogValue leave the secret out.
@@ -75,40 +57,6 @@ func (k TSIGKey) GoString() string {
 // LogValue keeps the secret out of structured logs.
 func (k TSIGKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("name", k.Name), slog.String("algorithm", k.Algorithm))
-}
-
-// Key returns the key with its secret, read from SecretFile if set. A
-// BIND key clause in the file must name the same key, and gives the
-// algorithm when the configuration does not.
-func (k TSIGKey) Key() (feed.Key, error) {
-	key := feed.Key{Name: k.Name, Algorithm: k.Algorithm, Secret: k.Secret}
-	if k.SecretFile != "" {
-		file, err := feed.ReadKeyFile(k.SecretFile)
-		if err != nil {
-			return feed.Key{}, err
-		}
-		if file.Name != "" && !strings.EqualFold(strings.TrimSuffix(file.Name, "."), strings.TrimSuffix(k.Name, ".")) {
-			return feed.Key{}, fmt.Errorf("%s holds key %q, not %q", k.SecretFile, file.Name, k.Name)
-		}
-		if key.Algorithm == "" {
-			key.Algorithm = file.Algorithm
-		}
-		key.Secret = file.Secret
-	}
-	return key, key.Check()
-}
-
-// FeedKeys returns the configured TSIG keys with their secrets.
-func (s Serve) FeedKeys() ([]feed.Key, error) {
-	var keys []feed.Key
-	for _, k := range s.TSIGKeys {
-		key, err := k.Key()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, key)
-	}
-	return keys, nil
 }
 
 // NotifyAddrs returns the notify addresses as IP:PORT (port 53 when none is given).
@@ -162,36 +110,36 @@ func (c *Config) validateServe() []error {
 	const pre = "daemon.serve."
 	if s.DNSListen != "" {
 		if err := listenAddr(s.DNSListen, "127.0.0.1:5300"); err != nil {
-			bad(c.where(pre+"dns_listen"), "%v", err)
+			bad(c.Where(pre+"dns_listen"), "%v", err)
 		}
 		if len(s.TSIGKeys) == 0 {
-			bad(c.where(pre+"dns_listen"), "zone transfers are served only to requests signed with a key: set daemon.serve.tsig_keys")
+			bad(c.Where(pre+"dns_listen"), "zone transfers are served only to requests signed with a key: set daemon.serve.tsig_keys")
 		}
 		if !slices.ContainsFunc(c.Daemon.Exports, func(e Export) bool { return e.Format == "rpz" }) {
-			bad(c.where(pre+"dns_listen"), "serves the rpz export: add one to daemon.exports")
+			bad(c.Where(pre+"dns_listen"), "serves the rpz export: add one to daemon.exports")
 		}
 	}
 	if s.HTTPListen != "" {
 		if err := listenAddr(s.HTTPListen, "127.0.0.1:8053"); err != nil {
-			bad(c.where(pre+"http_listen"), "%v", err)
+			bad(c.Where(pre+"http_listen"), "%v", err)
 		}
 		seen := map[string]int{}
 		for i, e := range c.Daemon.Exports {
 			name := filepath.Base(e.Out)
 			if j, dup := seen[name]; dup && e.Out != "" {
-				bad(c.whereItem("daemon.exports", i+1), "served over HTTP as /%s like export %d: give them different file names", name, j)
+				bad(c.WhereItem("daemon.exports", i+1), "served over HTTP as /%s like export %d: give them different file names", name, j)
 			}
 			seen[name] = i + 1
 		}
 	}
-	if _, err := s.APIToken(); err != nil {
-		bad(c.where(pre+"api_token_file"), "%v", err)
-	} else if s.APITokenFile != "" && s.HTTPListen == "" {
-		bad(c.where(pre+"api_token_file"), "the API is served on daemon.serve.http_listen, which is not set")
+	// The token file and the key files are read by the feed package,
+	// which serves with them.
+	if s.APITokenFile != "" && s.HTTPListen == "" {
+		bad(c.Where(pre+"api_token_file"), "the API is served on daemon.serve.http_listen, which is not set")
 	}
 	names := map[string]int{}
 	for i, k := range s.TSIGKeys {
-		where := c.whereItem(pre+"tsig_keys", i+1)
+		where := c.WhereItem(pre+"tsig_keys", i+1)
 		switch {
 		case k.Secret != "" && k.SecretFile != "":
 			bad(where, "set secret or secret_file, not both")
@@ -199,9 +147,6 @@ func (c *Config) validateServe() []error {
 		case k.Secret == "" && k.SecretFile == "":
 			bad(where, "set secret (base64, as tsig-keygen prints it) or secret_file")
 			continue
-		}
-		if _, err := k.Key(); err != nil {
-			bad(where, "%v", err)
 		}
 		name := strings.ToLower(strings.TrimSuffix(k.Name, "."))
 		if j, dup := names[name]; dup {
@@ -211,26 +156,26 @@ func (c *Config) validateServe() []error {
 	}
 	for i, a := range s.Notify {
 		if _, err := hostPort(a, "53"); err != nil {
-			bad(c.where(pre+"notify"), "address %d: %v", i+1, err)
+			bad(c.Where(pre+"notify"), "address %d: %v", i+1, err)
 		}
 	}
 	if len(s.Notify) > 0 && s.DNSListen == "" {
-		bad(c.where(pre+"notify"), "NOTIFY sends secondaries to the zone served on daemon.serve.dns_listen, which is not set")
+		bad(c.Where(pre+"notify"), "NOTIFY sends secondaries to the zone served on daemon.serve.dns_listen, which is not set")
 	}
 	if s.NotifyKey != "" {
 		if _, ok := names[strings.ToLower(strings.TrimSuffix(s.NotifyKey, "."))]; !ok {
-			bad(c.where(pre+"notify_key"), "no key named %q in daemon.serve.tsig_keys", s.NotifyKey)
+			bad(c.Where(pre+"notify_key"), "no key named %q in daemon.serve.tsig_keys", s.NotifyKey)
 		}
 	}
 	if s.IXFRVersions < 0 || s.IXFRVersions > 10000 {
-		bad(c.where(pre+"ixfr_versions"), "%d is outside 0..10000", s.IXFRVersions)
+		bad(c.Where(pre+"ixfr_versions"), "%d is outside 0..10000", s.IXFRVersions)
 	}
 	return errs
 }
 
-// whereItem names item i (from 1) of a list: "file:line: list[i]" at the
+// WhereItem names item i (from 1) of a list: "file:line: list[i]" at the
 // item's first line, or just "list[i]".
-func (c *Config) whereItem(list string, i int) string {
+func (c *Config) WhereItem(list string, i int) string {
 	key := fmt.Sprintf("%s[%d]", list, i)
 	line := 0
 	for _, k := range slices.Sorted(maps.Keys(c.lines)) {

@@ -8,8 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/fluxwatch/fluxwatch/crawler"
-	"github.com/fluxwatch/fluxwatch/scheduler"
+	"github.com/fluxwatch/fluxwatch/obs"
 )
 
 // ParseQTypes turns type names (A, AAAA, NS, …) into numbers.
@@ -52,7 +51,7 @@ func ReadResolvers(path string) ([]string, error) {
 		if text == "" {
 			continue
 		}
-		v, err := crawler.ParseVantage(text)
+		v, err := obs.ParseVantage(text)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", path, line, err)
 		}
@@ -60,47 +59,6 @@ func ReadResolvers(path string) ([]string, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return out, nil
-}
-
-// Vantages resolves the configured resolvers (the list, then the file; the
-// built-in public resolvers when neither names any) with their rate limits.
-func (c *Config) Vantages() ([]scheduler.Vantage, error) {
-	var addrs []string
-	for _, r := range c.Resolvers {
-		v, err := crawler.ParseVantage(r)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, v)
-	}
-	if c.ResolversFile != "" {
-		more, err := ReadResolvers(c.ResolversFile)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, more...)
-	}
-	if len(addrs) == 0 {
-		addrs = crawler.DefaultVantages
-	}
-	qps := map[string]float64{}
-	for r, q := range c.VantageQPS {
-		v, err := crawler.ParseVantage(r)
-		if err != nil {
-			return nil, err
-		}
-		qps[v] = q
-	}
-	seen := map[string]bool{}
-	var out []scheduler.Vantage
-	for _, a := range addrs {
-		if seen[a] {
-			continue
-		}
-		seen[a] = true
-		out = append(out, scheduler.Vantage{Addr: a, QPS: qps[a]})
 	}
 	return out, nil
 }

@@ -121,7 +121,7 @@ func canonName(s string) string {
 // vantageName is a resolver address as the crawler names vantages
 // (host:port, port 53 by default) when it is one, else s as it is.
 func vantageName(s string) string {
-	if v, err := crawler.ParseVantage(s); err == nil {
+	if v, err := obs.ParseVantage(s); err == nil {
 		return v
 	}
 	return strings.TrimSpace(s)

@@ -13,6 +13,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 )
 
@@ -75,7 +76,7 @@ Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
 		}
 		log := logger(cfg, std)
 		log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
-		q, c, release, err := newCrawler(cfg)
+		q, c, release, err := crawler.FromConfig(cfg)
 		if err != nil {
 			return err
 		}
@@ -83,7 +84,7 @@ Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
 		if ac.Vantages, err = agentVantages(cfg, "/etc/resolv.conf"); err != nil {
 			return err
 		}
-		ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries, ac.Canary = cfg.QPS, cfg.Burst, cfg.GlobalQPS, retries(cfg.Retries), cfg.Canary
+		ac.QPS, ac.Burst, ac.GlobalQPS, ac.Retries, ac.Canary = cfg.QPS, cfg.Burst, cfg.GlobalQPS, crawler.ConfigRetries(cfg.Retries), cfg.Canary
 		ac.Now, ac.Logger = std.clock(), log
 		a, err := cluster.NewAgent(q, c, ac)
 		if err != nil {
@@ -105,7 +106,7 @@ Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
 // it stands.
 func agentVantages(cfg *config.Config, resolvConf string) ([]scheduler.Vantage, error) {
 	if len(cfg.Resolvers) > 0 || cfg.ResolversFile != "" {
-		return cfg.Vantages()
+		return scheduler.ConfigVantages(cfg)
 	}
 	rc, err := dns.ClientConfigFromFile(resolvConf)
 	if err != nil {
@@ -113,7 +114,7 @@ func agentVantages(cfg *config.Config, resolvConf string) ([]scheduler.Vantage, 
 	}
 	var out []scheduler.Vantage
 	for _, srv := range rc.Servers {
-		v, err := crawler.ParseVantage(net.JoinHostPort(srv, rc.Port))
+		v, err := obs.ParseVantage(net.JoinHostPort(srv, rc.Port))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", resolvConf, err)
 		}

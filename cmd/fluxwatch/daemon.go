@@ -112,7 +112,7 @@ configuration.`,
 		if cfg.Daemon.NATS.URL != "" {
 			// Remote vantages: the crawl job hands due domains to the agents,
 			// and their observations come back through the coordinator.
-			cc := cfg.Coordinator()
+			cc := cluster.CoordinatorConfigOf(cfg)
 			cc.Now, cc.Logger = d.now, log
 			if d.coord, err = cluster.NewCoordinator(store, cc); err != nil {
 				return fmt.Errorf("daemon.nats: %w", err)
@@ -523,7 +523,7 @@ func startFeed(cfg *config.Config, log *slog.Logger, app http.Handler) (*feedSer
 	sv := cfg.Daemon.Serve
 	s := &feedServers{}
 	if sv.DNSListen != "" {
-		keys, err := sv.FeedKeys()
+		keys, err := feed.ConfigKeys(sv)
 		if err != nil {
 			return nil, err
 		}

@@ -21,7 +21,7 @@ func seedURLState(db string) string { return db + ".seedurls.json" }
 // before stay.
 func (d *daemon) importSeedURLs(ctx context.Context, cfg *config.Config) error {
 	f := seeds.Fetcher{MaxBytes: cfg.Daemon.SeedURLMaxBytes, Timeout: cfg.Daemon.SeedURLTimeout}
-	return f.Poll(ctx, cfg.Daemon.SeedLists(), seedURLState(cfg.DB), func(l seeds.URLList, got seeds.Fetched) error {
+	return f.Poll(ctx, seedLists(cfg.Daemon), seedURLState(cfg.DB), func(l seeds.URLList, got seeds.Fetched) error {
 		if got.NotModified {
 			d.log.Debug("seeds: list not modified", "url", l.Redacted())
 			return nil
@@ -40,4 +40,13 @@ func (d *daemon) importSeedURLs(ctx context.Context, cfg *config.Config) error {
 		d.log.Info("seeds imported", "url", l.Redacted(), "added", res.Added, "known", res.Known, "rejected", len(got.Rejects))
 		return nil
 	})
+}
+
+// seedLists returns the seed lists of daemon.seed_urls.
+func seedLists(d config.Daemon) []seeds.URLList {
+	var out []seeds.URLList
+	for _, u := range d.SeedURLs {
+		out = append(out, seeds.URLList{URL: u.URL, Source: u.Source, Column: u.Column})
+	}
+	return out
 }

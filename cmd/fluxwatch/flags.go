@@ -126,7 +126,7 @@ func (s *settings) load() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), checkConfig(cfg)); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return cfg, nil
@@ -244,13 +244,13 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 		}
 	}
 	if cfg.Cymru {
-		vantages, err := cfg.Vantages()
+		resolvers, err := crawler.Resolvers(cfg)
 		if err != nil {
 			return nil, err
 		}
 		c.Fallback = &ipmeta.Cymru{
-			Querier:  crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries)}),
-			Resolver: vantages[0].Addr,
+			Querier:  crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: crawler.ConfigRetries(cfg.Retries)}),
+			Resolver: resolvers[0],
 			Limiter:  rate.NewLimiter(rate.Limit(cfg.CymruQPS), 1),
 		}
 		meta.AddFallback(c.Fallback)
@@ -258,83 +258,9 @@ func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
 	return c, nil
 }
 
-// newScheduler builds the crawler and scheduler that cfg describes. The
-// returned function releases the query engine's sockets.
+// newScheduler builds the crawler and scheduler that cfg describes
+// (scheduler.FromConfig). The returned function releases the query
+// engine's sockets.
 func newScheduler(cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger, observer scheduler.Observer) (*scheduler.Scheduler, []scheduler.Vantage, func(), error) {
-	vantages, err := cfg.Vantages()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	q, c, release, err := newCrawler(cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	s := scheduler.New(q, c, store, scheduler.Options{
-		Vantages:        vantages,
-		QPS:             cfg.QPS,
-		Burst:           cfg.Burst,
-		GlobalQPS:       cfg.GlobalQPS,
-		Workers:         cfg.Workers,
-		MaxInFlight:     cfg.MaxInFlight,
-		Retries:         retries(cfg.Retries),
-		Canary:          cfg.Canary,
-		MinInterval:     cfg.MinInterval,
-		MaxInterval:     cfg.MaxInterval,
-		DarkMaxInterval: cfg.DarkMaxInterval,
-		Now:             now,
-		Logger:          log,
-		Observer:        observer,
-	})
-	if e, ok := q.(*crawler.Engine); ok && log != nil { // eval and tests pass no logger
-		closeEngine := release
-		release = func() {
-			st := e.Stats()
-			log.Debug("query engine", "sent", st.Sent, "received", st.Received, "send_calls", st.SendCalls,
-				"receive_calls", st.ReceiveCalls, "retried", st.Retried, "tcp", st.TCP,
-				"unmatched", st.Unmatched, "mismatched", st.Mismatched, "malformed", st.Malformed)
-			closeEngine()
-		}
-	}
-	return s, vantages, release, nil
-}
-
-// newCrawler returns the configured query path (release closes it) and
-// crawler, before any rate limit: the scheduler's and the agent's own
-// limits wrap them.
-func newCrawler(cfg *config.Config) (crawler.Querier, crawler.Crawler, func(), error) {
-	qtypes, err := config.ParseQTypes(cfg.QTypes)
-	if err != nil {
-		return nil, crawler.Crawler{}, nil, err
-	}
-	opts := crawler.ClientOptions{Timeout: cfg.Timeout, Retries: retries(cfg.Retries), UDPSize: cfg.EDNSSize}
-	// The vantages' queries are retried by the scheduler's (or agent's)
-	// limits, only while the vantage answers others, and each retry pays
-	// for its token: the query path itself asks once.
-	once := opts
-	once.Retries = -1
-	var q crawler.Querier
-	release := func() {}
-	if cfg.Engine == "naive" {
-		q = crawler.NewClient(once)
-	} else {
-		e, err := crawler.NewEngine(crawler.EngineOptions{ClientOptions: once, Sockets: cfg.Sockets, RandomizeCase: cfg.RandomizeCase})
-		if err != nil {
-			return nil, crawler.Crawler{}, nil, err
-		}
-		q, release = e, func() { e.Close() }
-	}
-	c := crawler.Crawler{QTypes: qtypes, NSHosts: cfg.NSHosts, MaxRecords: cfg.MaxRecords}
-	if cfg.Delegation {
-		opts.NoRecursion = true
-		c.Delegation, c.Direct, c.ParentPort = true, crawler.NewClient(opts), cfg.ParentPort
-	}
-	return q, c, release, nil
-}
-
-// retries maps the config's count (0 = none) to ClientOptions (0 = default).
-func retries(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
+	return scheduler.FromConfig(cfg, store, now, log, observer)
 }

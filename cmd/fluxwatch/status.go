@@ -22,6 +22,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/control"
+	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 	"github.com/fluxwatch/fluxwatch/seeds"
@@ -204,7 +205,7 @@ func (d *daemonStatus) save(now time.Time) {
 // files: /metrics, /status, the write API (only with a token) and the web
 // view.
 func (d *daemon) httpApp(cfg *config.Config) (http.Handler, error) {
-	token, err := cfg.Daemon.Serve.APIToken()
+	token, err := feed.APIToken(cfg.Daemon.Serve)
 	if err != nil {
 		return nil, err
 	}
