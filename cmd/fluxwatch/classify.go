@@ -17,7 +17,8 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
-	"github.com/fluxwatch/fluxwatch/feed"
+	"github.com/fluxwatch/fluxwatch/internal/export"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -228,16 +229,8 @@ when it was not (the previous file is left as it was).`,
 	return cmd
 }
 
-// export streams the stored verdicts in format to out (atomically; - is
-// stdout) with the default options, and returns how many listed domains
-// it read.
-func export(store *storage.Store, cfg *config.Config, format, out string, all bool, stdout io.Writer) (int, error) {
-	return exportWith(store, cfg, format, out, results.Options{All: all}, stdout, &progress{})
-}
-
-// exportWith is export with options. Block lists read only the short
-// records of listed domains; the address formats, jsonl and csv read full
-// verdicts. misp and suricata are written into the directory out.
+// exportWith writes the stored verdicts in format to out (- is stdout)
+// with opts: results.ExportStore, for a format the command line chose.
 func exportWith(store *storage.Store, cfg *config.Config, format, out string, opts results.Options, stdout io.Writer, bar *progress) (int, error) {
 	if !slices.Contains(results.Formats, format) && !slices.Contains(results.AddressFormats, format) {
 		return 0, fmt.Errorf("%w: unknown format %q (want one of %s)", errUsage, format,
@@ -246,44 +239,8 @@ func exportWith(store *storage.Store, cfg *config.Config, format, out string, op
 	if results.IsDir(format) && out == "-" {
 		return 0, fmt.Errorf("%w: format %s is a directory of files: give --out DIR", errUsage, format)
 	}
-	opts.Zone, opts.Now = cfg.RPZZone, time.Now()
-	if format == "rpz" && out != "-" {
-		// The database's serial only grows, but a database restored from
-		// a backup, or moved, does not know what its file told the
-		// secondaries: keep above the serial of the file it replaces. A
-		// file that does not read is replaced whatever it said.
-		if serial, err := feed.ReadZoneSerial(out, cfg.RPZZone); err == nil {
-			if err := store.RaiseSerial(serial); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if format == "rpz" || format == "stix" {
-		serial, err := store.NextSerial(time.Now())
-		if err != nil {
-			return 0, err
-		}
-		opts.Serial = serial
-	}
-	listedOnly := results.IsBlockList(format)
-	listed := 0
-	each := func(yield func(classify.Verdict) error) error {
-		listed = 0
-		return classify.Each(store, listedOnly, func(v classify.Verdict) error {
-			if v.Listed() {
-				listed++
-			}
-			bar.add(1)
-			return yield(v)
-		})
-	}
-	switch {
-	case results.IsDir(format):
-		return listed, results.WriteDir(out, format, each, opts)
-	case out == "-":
-		return listed, results.WriteEach(stdout, format, each, opts)
-	}
-	return listed, results.WriteFileAtomic(out, func(w io.Writer) error { return results.WriteEach(w, format, each, opts) })
+	opts.Zone = cfg.RPZZone
+	return export.Write(store, format, out, opts, stdout, func() { bar.add(1) })
 }
 
 func showCommand(std *stdio) *cobra.Command {
@@ -330,7 +287,7 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 		if *asJSON || *probes {
 			return results.WriteHistory(w, store, domain, from, verdict, *asJSON)
 		}
-		meta, err := loadIPMeta(cfg)
+		meta, err := ipmeta.FromConfig(cfg)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/control"
+	"github.com/fluxwatch/fluxwatch/daemon"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -36,7 +37,7 @@ type holding struct {
 	// of a publish). An error says the holder cannot run the job.
 	exclusive func(job string) (unlock func(), err error)
 	// status is the daemon's status; nil for a crawl.
-	status func() Status
+	status func() daemon.Status
 }
 
 // throughHolder are the commands a holder runs for others.
@@ -131,7 +132,7 @@ func exitStatus(err error) (code int, msg string) {
 		return 1, de.Error()
 	case errors.As(err, &usage):
 		return 2, fmt.Sprintf("%v\nRun '%s --help' for usage.", usage.err, usage.command)
-	case errors.Is(err, errUsage):
+	case isUsage(err):
 		return 2, err.Error()
 	default:
 		return 1, err.Error()
@@ -260,7 +261,7 @@ func ownStore(ctx context.Context, cfg *config.Config, command string) (*storage
 // hold makes this process the holder of store: it serves the control
 // socket until the returned function is called.
 func hold(kind string, cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger,
-	exclusive func(string) (func(), error), status func() Status) (release func()) {
+	exclusive func(string) (func(), error), status func() daemon.Status) (release func()) {
 	db, err := filepath.Abs(cfg.DB)
 	if err != nil {
 		db = cfg.DB

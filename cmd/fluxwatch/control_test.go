@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fluxwatch/fluxwatch/control"
+	"github.com/fluxwatch/fluxwatch/daemon"
 )
 
 // heldOutputs runs the read commands and returns what each printed and
@@ -50,7 +51,7 @@ func heldBy(t *testing.T, db string) *control.Holder {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, stderr)
 	}
-	var st Status
+	var st daemon.Status
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, stdout)
 	}

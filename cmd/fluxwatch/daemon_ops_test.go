@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fluxwatch/fluxwatch/daemon"
 )
 
 // daemonConfig writes a daemon config over the simulated world w through
@@ -113,7 +115,7 @@ func TestDaemonOperations(t *testing.T) {
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	feedWaitForLog(t, &logs, `msg="reload failed; the running configuration stays" err="(.*qps)`)
 
-	var st Status
+	var st daemon.Status
 	feedWaitUntil(t, 10*time.Second, "a classification in /status", func() bool {
 		json.Unmarshal([]byte(get("/status")), &st)
 		return st.Verdicts["single-flux"] > 0

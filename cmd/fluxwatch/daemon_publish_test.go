@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluxwatch/fluxwatch/classify"
+	"github.com/fluxwatch/fluxwatch/daemon"
 	"github.com/fluxwatch/fluxwatch/feed"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -113,8 +114,8 @@ daemon:
 		t.Fatalf("when the daemon started, %s held\n%s (%v)", rpz, zone, err)
 	}
 	// status says what is stored before the first classification.
-	var st Status
-	if b, err := os.ReadFile(statusPath(db)); err != nil || json.Unmarshal(b, &st) != nil || st.Listed != len(names) || st.Domains == nil {
+	var st daemon.Status
+	if b, err := os.ReadFile(daemon.StatusPath(db)); err != nil || json.Unmarshal(b, &st) != nil || st.Listed != len(names) || st.Domains == nil {
 		t.Fatalf("status at start: %+v (%v); want %d listed and the domain counts", st, err, len(names))
 	}
 	feedWaitUntil(t, 15*time.Second, "the expired listings unpublished", func() bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/columnar"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/importer"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/storage"
@@ -67,7 +68,7 @@ or ClickHouse; --since and --domain narrow them down.`,
 		}
 		defer store.Close()
 		if *format == "parquet" {
-			meta, err := loadIPMeta(cfg)
+			meta, err := ipmeta.FromConfig(cfg)
 			if err != nil {
 				return err
 			}

@@ -8,12 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/time/rate"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
-	"github.com/fluxwatch/fluxwatch/crawler"
-	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/daemon"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -126,7 +124,7 @@ func (s *settings) load() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := errors.Join(cfg.Validate(), checkConfig(cfg)); err != nil {
+	if err := errors.Join(cfg.Validate(), daemon.CheckConfig(cfg)); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return cfg, nil
@@ -201,61 +199,10 @@ func createStore(cfg *config.Config) (*storage.Store, error) {
 	return storage.Open(cfg.DB)
 }
 
-// loadIPMeta loads the configured ASN and country tables (earlier files
-// win where they overlap).
-func loadIPMeta(cfg *config.Config) (*ipmeta.DB, error) {
-	db := &ipmeta.DB{}
-	if len(cfg.ASNDB) == 0 && len(cfg.CountryDB) == 0 {
-		// The tables `ipdb update` keeps, if there are any.
-		if _, err := db.LoadDir(cfg.IPDBPath()); err != nil && !errors.Is(err, ipmeta.ErrNoTables) {
-			return nil, err
-		}
-		return db, nil
-	}
-	for _, f := range cfg.ASNDB {
-		if err := db.Open(f, ipmeta.ASN); err != nil {
-			return nil, fmt.Errorf("loading ASN table: %w", err)
-		}
-	}
-	for _, f := range cfg.CountryDB {
-		if err := db.Open(f, ipmeta.Country); err != nil {
-			return nil, fmt.Errorf("loading country table: %w", err)
-		}
-	}
-	return db, nil
-}
-
-// newClassifier loads the IP tables, allowlist and CDN suffixes cfg names.
+// newClassifier builds the classifier cfg configures
+// (classify.FromConfig).
 func newClassifier(cfg *config.Config) (*classify.Classifier, error) {
-	meta, err := loadIPMeta(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c := &classify.Classifier{Meta: meta, CDNSuffixes: classify.DefaultCDNSuffixes, Expiry: cfg.ExpireAfter,
-		ListWithoutIPTables: cfg.ListWithoutIPTables}
-	if len(cfg.Allowlist) > 0 {
-		if c.Allow, err = classify.LoadAllowlist(cfg.Allowlist...); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.CDNSuffixes != "" {
-		if c.CDNSuffixes, err = classify.LoadSuffixes(cfg.CDNSuffixes); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Cymru {
-		resolvers, err := crawler.Resolvers(cfg)
-		if err != nil {
-			return nil, err
-		}
-		c.Fallback = &ipmeta.Cymru{
-			Querier:  crawler.NewClient(crawler.ClientOptions{Timeout: cfg.Timeout, Retries: crawler.ConfigRetries(cfg.Retries)}),
-			Resolver: resolvers[0],
-			Limiter:  rate.NewLimiter(rate.Limit(cfg.CymruQPS), 1),
-		}
-		meta.AddFallback(c.Fallback)
-	}
-	return c, nil
+	return classify.FromConfig(cfg)
 }
 
 // newScheduler builds the crawler and scheduler that cfg describes

@@ -18,6 +18,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/feed"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -249,7 +250,7 @@ func TestIPDBUpdateFeedsClassify(t *testing.T) {
 	// The tables in use still load: a lookup through classify's loader.
 	cfg := config.Default()
 	cfg.DB = db
-	meta, err := loadIPMeta(cfg)
+	meta, err := ipmeta.FromConfig(cfg)
 	if err != nil || !meta.HasASN() {
 		t.Fatalf("tables after a failed update: %v, has ASN %v", err, meta.HasASN())
 	}

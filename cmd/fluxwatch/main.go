@@ -17,10 +17,16 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fluxwatch/fluxwatch/daemon"
 )
 
 // errUsage marks errors caused by the command line; they exit with status 2.
 var errUsage = errors.New("usage")
+
+// isUsage says whether err was caused by the command line or the config
+// file: errUsage, or the daemon's daemon.ErrUsage.
+func isUsage(err error) bool { return errors.Is(err, errUsage) || errors.Is(err, daemon.ErrUsage) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -89,7 +95,7 @@ func execute(ctx context.Context, args []string, std *stdio) error {
 	root := newRoot(std)
 	root.SetArgs(oneDashLong(root, args)) // never nil: cobra would read os.Args
 	cmd, err := root.ExecuteContextC(ctx)
-	if errors.Is(err, errUsage) && cmd != nil {
+	if isUsage(err) && cmd != nil {
 		return &usageError{err: err, command: cmd.CommandPath()}
 	}
 	return err

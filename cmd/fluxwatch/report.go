@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/ipmeta"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/web"
 )
@@ -51,7 +52,7 @@ counts, and charts of the listed domains and of those named with --domain.`,
 		if s.fs.NArg() > 0 {
 			return fmt.Errorf("%w: report takes no arguments (use --domain)", errUsage)
 		}
-		meta, err := loadIPMeta(cfg)
+		meta, err := ipmeta.FromConfig(cfg)
 		if err != nil {
 			return err
 		}

@@ -101,18 +101,7 @@ func readSeedFile(file, column string, std *stdio, quiet bool) ([]string, []seed
 	bar := newProgress(std, quiet, "seeds "+seeds.DisplayName(file), size, true)
 	defer bar.finish()
 	r = bar.reader(r)
-	var names []string
-	var rejects []seeds.Reject
-	seen := map[string]bool{}
-	err := seeds.Parse(bufio.NewReader(r), file, seeds.Options{Column: column},
-		func(name string, _ int) {
-			if !seen[name] {
-				seen[name] = true
-				names = append(names, name)
-			}
-		},
-		func(rj seeds.Reject) { rejects = append(rejects, rj) })
-	return names, rejects, err
+	return seeds.ParseUnique(r, file, seeds.Options{Column: column})
 }
 
 func seedsListCommand(std *stdio) *cobra.Command {

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -19,255 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/classify"
-	"github.com/fluxwatch/fluxwatch/cluster"
-	"github.com/fluxwatch/fluxwatch/config"
-	"github.com/fluxwatch/fluxwatch/control"
-	"github.com/fluxwatch/fluxwatch/feed"
-	"github.com/fluxwatch/fluxwatch/results"
-	"github.com/fluxwatch/fluxwatch/scheduler"
-	"github.com/fluxwatch/fluxwatch/seeds"
+	"github.com/fluxwatch/fluxwatch/daemon"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
-
-// Status is what `fluxwatch status` and the daemon's /status show. It
-// holds no secret: no key, token or credential is ever part of it.
-type Status struct {
-	PID      int            `json:"pid"`
-	DB       string         `json:"db"`
-	Started  time.Time      `json:"started"`
-	Stopped  *time.Time     `json:"stopped,omitempty"`
-	Updated  time.Time      `json:"updated"`
-	Jobs     []JobStatus    `json:"jobs"`
-	Verdicts map[string]int `json:"verdicts"`
-	Listed   int            `json:"listed"`
-	// Domains counts the active domains and the dark ones among them (no
-	// vantage answered their last measurements).
-	Domains  *storage.DomainCounts            `json:"domains,omitempty"`
-	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
-	Agents   []cluster.AgentStatus            `json:"agents,omitempty"`
-	// HeldBy is the process that holds the database, if one does.
-	HeldBy *control.Holder `json:"held_by,omitempty"`
-}
-
-// JobStatus is one daemon job's schedule and last run.
-type JobStatus struct {
-	Name        string    `json:"name"`
-	Schedule    string    `json:"schedule"`
-	Runs        int       `json:"runs"`
-	Failures    int       `json:"failures"`
-	LastRun     time.Time `json:"last_run,omitzero"`
-	LastSeconds float64   `json:"last_seconds"`
-	LastError   string    `json:"last_error,omitempty"`
-	NextRun     time.Time `json:"next_run,omitzero"`
-}
-
-// daemonStatus keeps the daemon's Status and writes it, after every job
-// run, to DB.status.json (atomically) for `fluxwatch status`.
-type daemonStatus struct {
-	mu     sync.Mutex
-	path   string
-	s      Status
-	next   map[string]func() time.Time
-	health func() map[string]scheduler.HealthStats
-	agents func() []cluster.AgentStatus // nil: no coordinator
-}
-
-func statusPath(db string) string { return db + ".status.json" }
-
-// readStatusFile reads the status the last daemon on db wrote.
-func readStatusFile(db string) (Status, error) {
-	var st Status
-	b, err := os.ReadFile(statusPath(db))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%s: %w", statusPath(db), err)
-	}
-	return st, nil
-}
-
-func newDaemonStatus(db string) *daemonStatus {
-	return &daemonStatus{path: statusPath(db), s: Status{PID: os.Getpid(), DB: db, Verdicts: map[string]int{}},
-		next: map[string]func() time.Time{}}
-}
-
-// schedule registers a job (again, after a reload) with its next-run clock.
-func (d *daemonStatus) schedule(name, spec string, next func() time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.next[name] = next
-	i := slices.IndexFunc(d.s.Jobs, func(j JobStatus) bool { return j.Name == name })
-	if i < 0 {
-		d.s.Jobs = append(d.s.Jobs, JobStatus{Name: name})
-		i = len(d.s.Jobs) - 1
-	}
-	d.s.Jobs[i].Schedule = spec
-}
-
-func (d *daemonStatus) started(now time.Time) {
-	d.mu.Lock()
-	if d.s.Started.IsZero() {
-		d.s.Started = now.UTC()
-	}
-	d.mu.Unlock()
-	d.save(now)
-}
-
-func (d *daemonStatus) ran(name string, at time.Time, took time.Duration, err error) {
-	d.mu.Lock()
-	for i := range d.s.Jobs {
-		if j := &d.s.Jobs[i]; j.Name == name {
-			j.Runs++
-			j.LastRun, j.LastSeconds, j.LastError = at.UTC(), took.Seconds(), ""
-			if err != nil {
-				j.Failures++
-				j.LastError = err.Error()
-			}
-		}
-	}
-	d.mu.Unlock()
-	d.save(at.Add(took))
-}
-
-func (d *daemonStatus) classified(counts map[string]int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.s.Verdicts, d.s.Listed = map[string]int{}, 0
-	for _, v := range classify.Verdicts {
-		d.s.Verdicts[v] = counts[v]
-	}
-	d.s.Listed = counts[classify.CountListed]
-}
-
-// storedCounts counts the stored verdicts by kind, the listed ones (under
-// classify.CountListed, as a classification counts them) and the domains.
-func storedCounts(store *storage.Store) (map[string]int, storage.DomainCounts, error) {
-	counts := map[string]int{}
-	err := classify.Each(store, false, func(v classify.Verdict) error {
-		counts[v.Verdict]++
-		if v.Listed() {
-			counts[classify.CountListed]++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, storage.DomainCounts{}, err
-	}
-	domains, err := store.CountDomains()
-	return counts, domains, err
-}
-
-// domains records the counts of active and dark domains.
-func (d *daemonStatus) domains(c storage.DomainCounts) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.s.Domains = &c
-}
-
-func (d *daemonStatus) stopped(now time.Time) {
-	d.mu.Lock()
-	t := now.UTC()
-	d.s.Stopped = &t
-	d.mu.Unlock()
-	d.save(now)
-}
-
-// snapshot returns the status as of now.
-func (d *daemonStatus) snapshot(now time.Time) Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.s
-	s.Updated = now.UTC()
-	s.Jobs = slices.Clone(d.s.Jobs)
-	for i := range s.Jobs {
-		if next := d.next[s.Jobs[i].Name]; next != nil && s.Stopped == nil {
-			s.Jobs[i].NextRun = next().UTC()
-		}
-	}
-	if d.health != nil {
-		s.Vantages = d.health()
-	}
-	if d.agents != nil {
-		s.Agents = d.agents()
-	}
-	return s
-}
-
-// save writes the status file; a failure only costs `fluxwatch status`
-// its freshness.
-func (d *daemonStatus) save(now time.Time) {
-	s := d.snapshot(now)
-	results.WriteFileAtomic(d.path, func(w io.Writer) error { return json.NewEncoder(w).Encode(s) })
-}
-
-// httpApp is what the daemon's HTTP listener serves besides the export
-// files: /metrics, /status, the write API (only with a token) and the web
-// view.
-func (d *daemon) httpApp(cfg *config.Config) (http.Handler, error) {
-	token, err := feed.APIToken(cfg.Daemon.Serve)
-	if err != nil {
-		return nil, err
-	}
-	d.status.health = func() map[string]scheduler.HealthStats { return d.state().sched.Health() }
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", d.metrics.Handler())
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(d.status.snapshot(d.now()))
-	})
-	api := func(relist bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if token == "" {
-				http.Error(w, "the API is read-only: set daemon.serve.api_token_file to allow writes", http.StatusForbidden)
-				return
-			}
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="fluxwatch"`)
-				http.Error(w, "a valid bearer token is needed", http.StatusUnauthorized)
-				return
-			}
-			var req struct {
-				Domain string `json:"domain"`
-				Reason string `json:"reason"`
-			}
-			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-				http.Error(w, "want a JSON body {\"domain\": …, \"reason\": …}", http.StatusBadRequest)
-				return
-			}
-			name, err := seeds.Normalize(req.Domain)
-			if err != nil {
-				http.Error(w, fmt.Sprintf("domain %q: %v", req.Domain, err), http.StatusBadRequest)
-				return
-			}
-			d.listMu.Lock() // never in the middle of a publish
-			if relist {
-				_, err = classify.Relist(d.store, name, req.Reason, d.now())
-			} else {
-				err = classify.Delist(d.store, name, req.Reason, d.now())
-			}
-			d.listMu.Unlock()
-			switch {
-			case errors.Is(err, storage.ErrUnknownDomain):
-				http.Error(w, err.Error(), http.StatusNotFound)
-				return
-			case err != nil:
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			d.log.Info("api: listing changed", "domain", name, "relist", relist, "from", r.RemoteAddr)
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"domain": name, "delisted": !relist})
-		}
-	}
-	mux.HandleFunc("POST /api/delist", api(false))
-	mux.HandleFunc("POST /api/relist", api(true))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		(*d.web.Load()).ServeHTTP(w, r)
-	})
-	return mux, nil
-}
 
 // statusCommand prints the daemon's status: from its status file while it
 // runs (the database is its own then), else the counts in the database.
@@ -289,7 +39,7 @@ daemon's jobs.`,
 		if err != nil {
 			return err
 		}
-		var st Status
+		var st daemon.Status
 		running := false
 		store, err := s.openReader(cfg)
 		switch {
@@ -302,12 +52,12 @@ daemon's jobs.`,
 			} else {
 				// No daemon: what the database says, and the last daemon's
 				// jobs.
-				if last, err := readStatusFile(cfg.DB); err == nil {
+				if last, err := daemon.ReadStatusFile(cfg.DB); err == nil {
 					st = last
 				} else if !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
-				counts, domains, err := storedCounts(store)
+				counts, domains, err := daemon.StoredCounts(store)
 				if err != nil {
 					return err
 				}
@@ -322,7 +72,7 @@ daemon's jobs.`,
 		case errors.Is(err, storage.ErrLocked):
 			// Held by a process without a control socket: a daemon's status
 			// file says what it last wrote.
-			last, ferr := readStatusFile(cfg.DB)
+			last, ferr := daemon.ReadStatusFile(cfg.DB)
 			if ferr != nil || last.Stopped != nil || syscall.Kill(last.PID, 0) != nil {
 				return err
 			}
