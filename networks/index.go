@@ -17,13 +17,18 @@ type Index struct {
 type indexed struct {
 	id     string
 	agents int
+	only   string // its domain, when it has one only
 }
 
 // NewIndex indexes the agents of nets.
 func NewIndex(nets []Network) *Index {
 	x := &Index{agents: map[netip.Addr][]int32{}}
 	for i, n := range nets {
-		x.nets = append(x.nets, indexed{id: n.ID, agents: len(n.Agents) + len(n.NSAgents)})
+		in := indexed{id: n.ID, agents: len(n.Agents) + len(n.NSAgents)}
+		if len(n.Domains) == 1 {
+			in.only = n.Domains[0]
+		}
+		x.nets = append(x.nets, in)
 		for _, list := range [][]netip.Addr{n.Agents, n.NSAgents} {
 			for _, a := range list {
 				if hs := x.agents[a]; len(hs) == 0 || hs[len(hs)-1] != int32(i) {
@@ -51,16 +56,20 @@ type Match struct {
 	Seen, Agents int
 }
 
-// Match returns the network holding the most of addrs (distinct) among
-// its agents; ties go to the one with more agents, then the first stored.
-func (x *Index) Match(addrs []netip.Addr) Match {
+// Match returns the network holding the most of the addresses of domain
+// (distinct) among its agents; ties go to the one with more agents, then
+// the first stored. A network of domain alone is no evidence about it and
+// is never its match.
+func (x *Index) Match(domain string, addrs []netip.Addr) Match {
 	if x == nil {
 		return Match{}
 	}
 	count := map[int32]int{}
 	for _, a := range addrs {
 		for _, i := range x.agents[a] {
-			count[i]++
+			if x.nets[i].only != domain {
+				count[i]++
+			}
 		}
 	}
 	best := int32(-1)

@@ -357,16 +357,24 @@ func abs(x float64) float64 {
 // are agents of.
 func TestIndexMatch(t *testing.T) {
 	x, y := agentPool(1, 50), agentPool(2, 50)
-	idx := NewIndex([]Network{{ID: "net-1", Agents: x}, {ID: "net-2", Agents: y[:40], NSAgents: y[40:]}})
-	m := idx.Match(slices.Concat(y[38:44], x[:2], agentPool(9, 3)))
+	idx := NewIndex([]Network{{ID: "net-1", Domains: []string{"x.test"}, Agents: x}, {ID: "net-2", Domains: []string{"y1.test", "y2.test"}, Agents: y[:40], NSAgents: y[40:]}})
+	m := idx.Match("new.test", slices.Concat(y[38:44], x[:2], agentPool(9, 3)))
 	if m != (Match{Network: "net-2", Seen: 6, Agents: 50}) {
 		t.Errorf("Match = %+v", m)
 	}
-	if m := idx.Match(agentPool(9, 5)); m.Network != "" {
+	if m := idx.Match("new.test", agentPool(9, 5)); m.Network != "" {
 		t.Errorf("no agent: %+v", m)
 	}
+	// A domain is no evidence about itself: its own network of one is no
+	// match, a network it shares with others is.
+	if m := idx.Match("x.test", x); m.Network != "" {
+		t.Errorf("a network of the domain alone matched: %+v", m)
+	}
+	if m := idx.Match("y1.test", y); m.Network != "net-2" {
+		t.Errorf("a network of the domain and another: %+v", m)
+	}
 	var none *Index
-	if m := none.Match(x); m.Network != "" || none.Len() != 0 {
+	if m := none.Match("x.test", x); m.Network != "" || none.Len() != 0 {
 		t.Errorf("nil index: %+v", m)
 	}
 }
