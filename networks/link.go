@@ -31,27 +31,30 @@ type Rules struct {
 	MaxNonFlux int
 }
 
-// DefaultRules are the thresholds fluxwatch ships with. The README gives
-// the distributions they were read from (simulated worlds 1–50).
+// DefaultRules are the thresholds fluxwatch ships with, read from the
+// distributions eval measures (over the final flux verdicts' agents,
+// before the safeguards) on the simulated worlds 1–50; the README gives
+// them and the figures on worlds 1001–1050.
 //
-// MinShared 2: two domains of different networks share an address by
-// chance now and then (compromised hosts sit in the same residential
-// networks, and a sinkhole or a parked address can slip past the
-// safeguards once); two is the least that is not one coincidence.
+// MinShared 3: two domains of different networks shared at most 2 agents
+// in any world (a decoy, a coincidence of two botnets' residential
+// networks), while every domain of a network shared at least 5 with the
+// sibling it overlaps most.
 //
-// MinOverlap 0.1: of the members of one network, the least overlapping
-// pairs still share a few tenths of the smaller set (a domain seen for one
-// or two rounds, its handful of agents mostly among its siblings'); pairs
-// of different networks share next to nothing once the safeguards have
-// taken the shared addresses out.
+// MinOverlap 0.1: the pairs of different networks overlapped by at most
+// 0.071, and every domain of a network overlapped its best-linked sibling
+// by at least 0.185 (a domain seen for a few rounds: its handful of agents
+// mostly among its siblings'). The Jaccard index of those same best pairs
+// fell to 0.071, no higher than the different networks' overlap: the
+// sizes of the samples, not their source, decide it.
 //
 // MaxNonFlux 2: shared hosting, CDN edges and parking services serve many
 // names (the worlds' smallest such group holds three); before the
 // classifier has judged them benign (their second round), the count of
-// names that are not flux is what tells their addresses from agents, which
-// names that are not flux resolve to only while a new domain of the
-// network waits for its verdict.
-var DefaultRules = Rules{MinShared: 2, MinOverlap: 0.1, MaxNonFlux: 2}
+// names not judged flux is what tells their addresses from agents, which
+// such names resolve to only while a new domain of the network waits for
+// its verdict.
+var DefaultRules = Rules{MinShared: 3, MinOverlap: 0.1, MaxNonFlux: 2}
 
 // Overlap returns the overlap coefficient of two sorted sets of
 // addresses, |a∩b| / min(|a|,|b|), and the size of their intersection.

@@ -103,10 +103,10 @@ func TestSafeguards(t *testing.T) {
 	parking := []netip.Addr{netip.MustParseAddr("198.51.100.200"), netip.MustParseAddr("198.51.100.201"), netip.MustParseAddr("198.51.100.202")}
 	shared := slices.Concat(hosting, cdnEdge, parking)
 	// Two small members of different networks whose answers both hold the
-	// shared addresses: 6 of their 12 agents.
+	// shared addresses: 6 of their 14 agents.
 	members := []Member{
-		member("x1.test", draw(r, x, 100)), member("x2.test", draw(r, x, 6), shared),
-		member("y1.test", draw(r, y, 100)), member("y2.test", draw(r, y, 6), shared),
+		member("x1.test", draw(r, x, 250)), member("x2.test", draw(r, x, 8), shared),
+		member("y1.test", draw(r, y, 250)), member("y2.test", draw(r, y, 8), shared),
 	}
 	for i := range members {
 		slices.SortFunc(members[i].Agents, netip.Addr.Compare)
