@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/netip"
 	"os"
@@ -17,9 +18,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/networks"
+	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/simnet"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -124,6 +128,25 @@ type networkFigures struct {
 	// Overlap is the measured distribution the linking threshold is read
 	// from: over the final flux verdicts' agents (before the safeguards).
 	Overlap overlapFigures `json:"overlap"`
+	// Association is the measured distribution the association rule is
+	// read from.
+	Association associationFigures `json:"association"`
+}
+
+// associationFigures: how many of its addresses a known network's domain
+// had among the network's agents on its first answered round (the share,
+// and the count), against what names that are not flux reached with all
+// their addresses of the window and the final networks.
+type associationFigures struct {
+	NewDomains     int     `json:"new_domains"`
+	NewShareMin    float64 `json:"new_share_min"`
+	NewShareP05    float64 `json:"new_share_p05"`
+	NewShareMedian float64 `json:"new_share_median"`
+	NewSeenMin     int     `json:"new_seen_min"`
+	NewSeenMedian  float64 `json:"new_seen_median"`
+	Others         int     `json:"other_domains"`
+	OtherSeenMax   int     `json:"other_seen_max"`
+	OtherShareMax  float64 `json:"other_share_max"`
 }
 
 // overlapFigures: for each flux domain of a world's network, its best
@@ -224,6 +247,8 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		// yet), and whether association made it flux and listed it.
 		answered, listed int
 		associated       bool
+		firstMatch       networks.Match
+		addresses        int // of firstMatch
 	}
 	track := map[string]*progress{}
 	w := store.NewWriter(storage.WriterOptions{MaxDelay: 50 * time.Millisecond})
@@ -244,6 +269,12 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 				return nil, nil, err
 			}
 			now := world.Now()
+			// The networks the run starts from: what association knows.
+			before, err := networks.List(store)
+			if err != nil {
+				return nil, nil, err
+			}
+			known := networks.NewIndex(before)
 			final = final[:0]
 			if _, err = c.Run(ctx, store, cfg.Window, now, func(v classify.Verdict) error { final = append(final, v); return nil }); err != nil {
 				return nil, nil, err
@@ -260,6 +291,12 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 				}
 				if p.answered < 0 && v.Features.Rounds > 0 {
 					p.answered = res.Rounds
+					if d.Network != "" {
+						// What association saw of a network's domain on its first round.
+						if p.firstMatch, p.addresses, err = matchHistory(store, known, v.Domain, now.Add(-cfg.Window), now); err != nil {
+							return nil, nil, err
+						}
+					}
 				}
 				if p.listed < 0 && v.Listed() {
 					p.listed = res.Rounds
@@ -294,8 +331,28 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		if p == nil {
 			return networkProgress{answered: -1, listed: -1}
 		}
-		return networkProgress{correct: p.correct, rounds: p.rounds, answered: p.answered, listed: p.listed, associated: p.associated}
+		return networkProgress{correct: p.correct, rounds: p.rounds, answered: p.answered, listed: p.listed, associated: p.associated,
+			firstMatch: p.firstMatch, addresses: p.addresses}
 	})
+	// How close the names that are not flux came to association: their
+	// addresses over the window against the final networks.
+	atEnd := networks.NewIndex(nets)
+	a := &res.Networks.Association
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		if classify.IsFlux(truthClass(d)) || v.Features.Addresses == 0 {
+			continue
+		}
+		m, n, err := matchHistory(store, atEnd, v.Domain, world.Now().Add(-cfg.Window), world.Now())
+		if err != nil {
+			return nil, nil, err
+		}
+		a.Others++
+		a.OtherSeenMax = max(a.OtherSeenMax, m.Seen)
+		if n > 0 {
+			a.OtherShareMax = max(a.OtherShareMax, round3(float64(m.Seen)/float64(n)))
+		}
+	}
 	log.Info("eval done", "seed", seed, "rounds", res.Rounds, "domains", res.Domains)
 	return res, final, nil
 }
@@ -307,6 +364,33 @@ type networkProgress struct {
 	rounds           int // own answered rounds at the first right verdict
 	answered, listed int // rounds first answered and first listed in (-1: never)
 	associated       bool
+	// firstMatch is the known network its first answered round matched,
+	// of how many addresses.
+	firstMatch networks.Match
+	addresses  int
+}
+
+// matchHistory matches the A and AAAA addresses domain was given in
+// [from, to] with the known networks, as association does.
+func matchHistory(store *storage.Store, known *networks.Index, domain string, from, to time.Time) (networks.Match, int, error) {
+	set := map[netip.Addr]bool{}
+	err := store.History(domain, from, to.Add(time.Nanosecond), func(p obs.Probe) error {
+		for _, o := range p.Observations {
+			if o.Name != domain || o.Flags&obs.FlagDelegation != 0 {
+				continue
+			}
+			for _, r := range o.Answer {
+				if r.Type == dns.TypeA || r.Type == dns.TypeAAAA {
+					if a, err := netip.ParseAddr(r.Data); err == nil {
+						set[a] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	addrs := slices.SortedFunc(maps.Keys(set), netip.Addr.Compare)
+	return known.Match(domain, addrs), len(addrs), err
 }
 
 // scoreNetworks computes a world's network figures from the final
@@ -373,6 +457,24 @@ func scoreNetworks(final []classify.Verdict, world *simnet.World, nets []network
 		}
 	}
 	nf.Known, nf.Unknown = len(known), len(unknown)
+	var shares, seen []float64
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		p := progress(v.Domain)
+		if d.Network == "" || p.answered < 0 || p.addresses == 0 {
+			continue
+		}
+		if r, ok := firstListed[startNetwork(d)]; !ok || r >= p.answered {
+			continue // no network known yet
+		}
+		shares = append(shares, float64(p.firstMatch.Seen)/float64(p.addresses))
+		seen = append(seen, float64(p.firstMatch.Seen))
+	}
+	if a := &nf.Association; len(shares) > 0 {
+		a.NewDomains = len(shares)
+		a.NewShareMin, a.NewShareP05, a.NewShareMedian = round3(slices.Min(shares)), round3(quantile(shares, 0.05)), round3(median(shares))
+		a.NewSeenMin, a.NewSeenMedian = int(slices.Min(seen)), median(seen)
+	}
 	nf.MedianDelayRoundsKnown, nf.MedianDelayRoundsUnknown = median(known), median(unknown)
 	// The distributions behind the linking threshold.
 	var sameBest, sameJacc, different []float64

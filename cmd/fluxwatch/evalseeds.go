@@ -116,17 +116,17 @@ type seedsResult struct {
 	KindAccuracy stat `json:"kind_accuracy"`
 	// FalseListings and Missed are totals over the worlds; FalseListed and
 	// Misses say which domains, with their evidence.
-	FalseListings int           `json:"false_listings"`
-	Missed        int           `json:"missed"`
-	FalseListed   []seedLine    `json:"false_listed"`
-	Misses        []seedLine    `json:"misses"`
+	FalseListings int        `json:"false_listings"`
+	Missed        int        `json:"missed"`
+	FalseListed   []seedLine `json:"false_listed"`
+	Misses        []seedLine `json:"misses"`
 	// Networks sums up the worlds' network figures: each figure's worst,
 	// median and mean over the worlds (a delay's worst is its longest).
-	Networks seedsNetworks `json:"networks"`
-	Results  []*evalResult `json:"results"`
-	Elapsed  float64       `json:"elapsed_seconds"`
-	Parallel      int           `json:"parallel"`
-	classOrder    []string      // classes in print order
+	Networks   seedsNetworks `json:"networks"`
+	Results    []*evalResult `json:"results"`
+	Elapsed    float64       `json:"elapsed_seconds"`
+	Parallel   int           `json:"parallel"`
+	classOrder []string      // classes in print order
 }
 
 // seedsNetworks are the network figures over the worlds, with the
