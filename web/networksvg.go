@@ -18,6 +18,8 @@ import (
 // its color; the agents that serve the most domains come first within
 // each group, so the shared agents (what makes the domains one network)
 // stand out as full columns. A bar under each column counts its domains.
+// Addresses the domains' verdicts hold that the safeguards left out (names
+// that are not flux use them too) are drawn grey.
 
 // Bounds of the picture.
 const (
@@ -48,6 +50,12 @@ func drawNetwork(p networkPage, meta *ipmeta.DB, suffix string) template.HTML {
 				uses[a] = map[int]bool{}
 			}
 			uses[a][i] = true
+		}
+	}
+	agent := map[netip.Addr]bool{}
+	for _, list := range [][]netip.Addr{p.Network.Agents, p.Network.NSAgents} {
+		for _, a := range list {
+			agent[a] = true
 		}
 	}
 	t := newTimeline("", meta) // for its network names
@@ -92,7 +100,11 @@ func drawNetwork(p networkPage, meta *ipmeta.DB, suffix string) template.HTML {
 	marks := 0
 	for j, c := range cols {
 		x := pictureLabelWidth + float64(j)*cellW
-		color := networkColor(c.network)
+		color, note := networkColor(c.network), ""
+		if !agent[c.addr] {
+			// An address the safeguards left out (benign names use it too).
+			color, note = "#c4c4c4", " · not an agent: names that are not flux resolve to it"
+		}
 		for i := range domains {
 			if !uses[c.addr][i] {
 				continue
@@ -100,7 +112,7 @@ func drawNetwork(p networkPage, meta *ipmeta.DB, suffix string) template.HTML {
 			marks++
 			fmt.Fprintf(&b, `<rect class="m" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`,
 				x, float64(i)*cellH+1, max(cellW-1, 1), cellH-2, color,
-				html.EscapeString(fmt.Sprintf("%s · %s · %s", domains[i].Name, c.addr, c.network)))
+				html.EscapeString(fmt.Sprintf("%s · %s · %s%s", domains[i].Name, c.addr, c.network, note)))
 		}
 		h := barH * float64(c.domains) / float64(max(len(domains), 1))
 		base := float64(len(domains))*cellH + 4
