@@ -353,7 +353,11 @@ func FuzzRegistryRespond(f *testing.F) {
 // after; a domain that moved answers from the pool it left until it moves,
 // from its new one after; every network's pool holds the decoys.
 func TestNetworksStartAndMove(t *testing.T) {
-	m, ds := testModel(t, 21)
+	cfg, err := Config{Seed: 21, FluxNetworks: EvalNetworks, SharedEdges: 1, Parking: 1}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ds := generate(cfg)
 	pools := map[string][]netip.Addr{} // network → its pool, as its steady domains have it
 	for _, d := range ds {
 		if d.Kind == KindNetworkFlux && d.PreviousNetwork == "" && d.Starts.IsZero() {

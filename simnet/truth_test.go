@@ -125,7 +125,7 @@ func TestSameSeedSameWorld(t *testing.T) {
 
 func TestDomainsAndTruth(t *testing.T) {
 	t.Parallel()
-	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1})
+	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
 	classes := make(map[string]int)
 	names := make(map[string]bool)
 	networks := map[string][]simnet.Domain{}
@@ -165,10 +165,10 @@ func TestDomainsAndTruth(t *testing.T) {
 	// Three networks of 4–5 domains: three from the start (one of each
 	// but the first moved in from the one before, 8–14 minutes in), the
 	// rest starting 4–14 minutes in; the third is double flux.
-	if len(networks) != simnet.DefaultNetworks {
-		t.Errorf("%d networks, want %d", len(networks), simnet.DefaultNetworks)
+	if len(networks) != simnet.EvalNetworks {
+		t.Errorf("%d networks, want %d", len(networks), simnet.EvalNetworks)
 	}
-	for i := range simnet.DefaultNetworks {
+	for i := range simnet.EvalNetworks {
 		name := fmt.Sprintf("botnet-%d", i+1)
 		var movers, late int
 		for _, d := range networks[name] {
@@ -277,6 +277,6 @@ func ExampleStart() {
 	fmt.Println(w.Now().Before(simnet.DefaultStart.Add(time.Hour)))
 	// Output:
 	// 4 vantages
-	// map[benign:32 broken:3 double-flux:8 single-flux:20]
+	// map[benign:20 broken:3 double-flux:4 single-flux:10]
 	// true
 }

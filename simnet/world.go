@@ -68,9 +68,13 @@ const (
 	DefaultBigCDNs    = 2
 	DefaultShared     = 1 // groups of three sites
 	DefaultBalancers  = 2
-	DefaultNetworks   = 3
-	DefaultEdges      = 1 // groups of six sites
-	DefaultParking    = 1 // services of six parked domains
+	// The flux networks and their shared-address negatives are none by
+	// default, so that worlds made before them stay as they were; eval's
+	// worlds hold EvalNetworks of them, and a group of each negative.
+	DefaultNetworks = 0
+	DefaultEdges    = 0
+	DefaultParking  = 0
+	EvalNetworks    = 3
 
 	MaxSpeed = 1_000_000 // the highest Config.Speed: 11.6 simulated days per real second
 )
@@ -103,7 +107,7 @@ type Config struct {
 	// Flux networks (each 4–5 domains, see KindNetworkFlux) and the
 	// shared-address negatives beside them: groups of six benign sites on
 	// one CDN edge, parking services of six parked domains. Zero means the
-	// default, negative none.
+	// default (none), negative none.
 	FluxNetworks, SharedEdges, Parking int
 
 	// FluxEndsAfter, if positive, stops every flux domain's flux that much

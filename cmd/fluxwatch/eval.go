@@ -97,6 +97,11 @@ type evalResult struct {
 	FalseListed []string `json:"false_listed,omitempty"`
 	// Networks scores the flux networks found against the world's.
 	Networks *networkFigures `json:"networks"`
+	// NotYetAnswered counts the newer domains of the world's networks
+	// left out of every figure: no vantage had answered for them by the
+	// end (they were delegated after their last measurement, or resolvers
+	// still held its NXDOMAIN): there was nothing to find yet.
+	NotYetAnswered int `json:"not_yet_answered,omitempty"`
 }
 
 // networkFigures are the flux network figures of one world (issue 17):
@@ -202,7 +207,9 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
-	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: evalSpeed})
+	// The eval's worlds hold flux networks and the names that share
+	// addresses with them (issue 17).
+	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: evalSpeed, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -413,8 +420,13 @@ func scoreNetworks(final []classify.Verdict, world *simnet.World, nets []network
 		agents            []netip.Addr
 	}
 	var sets []fluxSet
+	end := world.Now()
 	for _, v := range final {
 		d, _ := world.Truth(v.Domain)
+		if notYetAnswered(d, v) {
+			continue
+		}
+		d.Network = networkAt(d, end)
 		p := progress(v.Domain)
 		if p.associated {
 			nf.AssociationListings++
@@ -557,6 +569,10 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 	var fluxTruth, fluxListed, fluxRight, rightKind int
 	for _, v := range final {
 		d, _ := world.Truth(v.Domain)
+		if notYetAnswered(d, v) {
+			r.NotYetAnswered++
+			continue
+		}
 		truth := truthClass(d)
 		if r.Confusion[truth] == nil {
 			r.Confusion[truth] = map[string]int{}
@@ -620,6 +636,21 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 	sort.Strings(r.Wrong)
 	sort.Strings(r.Misses)
 	sort.Strings(r.FalseListed)
+}
+
+// notYetAnswered reports whether v is of a newer domain of a world's
+// network that no vantage has answered for (see evalResult.NotYetAnswered).
+func notYetAnswered(d simnet.Domain, v classify.Verdict) bool {
+	return !d.Starts.IsZero() && v.Features.Rounds == 0
+}
+
+// networkAt returns the network d is in at t: a domain that moves later
+// is still in the one it leaves.
+func networkAt(d simnet.Domain, t time.Time) string {
+	if d.PreviousNetwork != "" && t.Before(d.MovesAt) {
+		return d.PreviousNetwork
+	}
+	return d.Network
 }
 
 // ratio is a/b, or 1 when b is 0 (nothing to get wrong).
