@@ -118,6 +118,9 @@ type seen struct {
 type agentSets struct {
 	addrs, nsAddrs map[netip.Addr]bool
 	nsNames        map[string]bool
+	// latest are the addresses of each vantage's last answer: where the
+	// domain is now.
+	latest []netip.Addr
 }
 
 // extract computes the features of one domain's probes (in time order).
@@ -207,9 +210,9 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 		slices.Sort(answerDiversity)
 		f.AnswerDiversity = answerDiversity[len(answerDiversity)/2]
 	}
-	net := networks(addrs, meta)
+	net := summarizeNetworks(addrs, meta)
 	f.ASNs, f.Countries, f.Networks, f.TopNetworkShare, f.TopNetworks = net.asns, net.countries, net.count, net.topShare, net.top
-	nsNet := networks(nsAddrs, meta)
+	nsNet := summarizeNetworks(nsAddrs, meta)
 	f.NSNetworks, f.NSASNs = nsNet.count, nsNet.asns
 	if f.Addresses > 0 {
 		f.ASNsPerAddress = float64(f.ASNs) / float64(f.Addresses)
@@ -228,6 +231,7 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	// answered probe of every vantage); and growth of the address set.
 	pairs := 0
 	var rounds, nsRounds [][]string
+	var latest []netip.Addr
 	for _, v := range vantages {
 		vf := VantageFeatures{Vantage: v}
 		vAddrs := map[string]bool{}
@@ -273,6 +277,13 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 			prev = s
 		}
 		vf.Addresses = len(vAddrs)
+		if prev != nil {
+			for _, a := range prev.addrs {
+				if addr, err := netip.ParseAddr(a); err == nil {
+					latest = append(latest, addr)
+				}
+			}
+		}
 		f.Rounds = max(f.Rounds, vf.Rounds)
 		f.PerVantage = append(f.PerVantage, vf)
 	}
@@ -303,7 +314,8 @@ func extract(domain string, probes []obs.Probe, meta *ipmeta.DB, cdnSuffixes []s
 	for n := range deleg.names {
 		nsNames[n] = true
 	}
-	return f, agentSets{addrs: addrs, nsAddrs: nsAddrs, nsNames: nsNames}
+	slices.SortFunc(latest, netip.Addr.Compare)
+	return f, agentSets{addrs: addrs, nsAddrs: nsAddrs, nsNames: nsNames, latest: slices.Compact(latest)}
 }
 
 // disagreement is the share of rounds, among those with at least two
@@ -450,9 +462,9 @@ type netSummary struct {
 	top                    []string
 }
 
-// networks groups addresses by origin ASN, falling back to the /16 (v4) or
+// summarizeNetworks groups addresses by origin ASN, falling back to the /16 (v4) or
 // /48 (v6) for addresses the tables do not know.
-func networks(addrs map[netip.Addr]bool, meta *ipmeta.DB) netSummary {
+func summarizeNetworks(addrs map[netip.Addr]bool, meta *ipmeta.DB) netSummary {
 	type network struct {
 		asn     uint32
 		country string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/fluxwatch/fluxwatch/networks"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -41,9 +42,13 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	// A registrable domain that is seeded and has measured names under it
 	// is judged once, as a zone, with them (classifyZones): it is found
 	// first, so that the pass over the domains can leave it out.
-	apexes, err := zonesWithNames(store)
+	apexes, active, err := zonesWithNames(store)
 	if err != nil {
 		return nil, fmt.Errorf("classifying: %w", err)
+	}
+	nets, err := c.startNetworks(store, active)
+	if err != nil {
+		return nil, err
 	}
 	groups := zoneGroups{}
 	counts := map[string]int{}
@@ -66,7 +71,8 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			}); err != nil {
 				return err
 			}
-			v := c.Classify(d.Name, probes, now)
+			v, sets := c.classify(d.Name, probes, now, nets.known)
+			nets.note(v, sets)
 			groups.add(d.Name, v.Verdict)
 			batch = append(batch, v)
 			return nil
@@ -75,7 +81,10 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			return nil, fmt.Errorf("classifying: %w", err)
 		}
 		if last == "" {
-			return counts, c.classifyZones(ctx, store, groups, window, now, counts, each)
+			if err := c.classifyZones(ctx, store, groups, window, now, counts, each, nets); err != nil {
+				return counts, err
+			}
+			return counts, c.endNetworks(store, nets, now, counts)
 		}
 		after = last
 		if len(batch) == 0 {
@@ -101,6 +110,64 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	}
 }
 
+// CountNetworks is the key of the counts Run returns that holds how many
+// flux networks the run found (none on a dry run, which stores none).
+const CountNetworks = "networks"
+
+// runNetworks is what Run keeps for the flux networks: the networks
+// stored before it (for association), this run's flux domains, and the
+// addresses of the others (for the safeguards).
+type runNetworks struct {
+	known   *networks.Index
+	members []networks.Member
+	stats   *networks.AddrStats
+}
+
+// startNetworks loads the known networks; active sizes the safeguards'
+// counts (about two addresses a domain).
+func (c *Classifier) startNetworks(store *storage.Store, active int) (*runNetworks, error) {
+	known, err := networks.List(store)
+	if err != nil {
+		return nil, fmt.Errorf("reading the known flux networks: %w", err)
+	}
+	return &runNetworks{known: networks.NewIndex(known), stats: networks.NewAddrStats(2 * active)}, nil
+}
+
+// note takes a verdict of a seeded name in: a flux domain becomes a
+// member, another's addresses go to the safeguards' counts.
+func (n *runNetworks) note(v Verdict, sets agentSets) {
+	if IsFlux(v.Verdict) {
+		n.member(v, sets)
+		return
+	}
+	if len(sets.addrs) > 0 {
+		n.stats.Add(addrList(sets.addrs), v.Verdict == Benign)
+	}
+}
+
+func (n *runNetworks) member(v Verdict, sets agentSets) {
+	m := networks.Member{Domain: v.Domain, Agents: addrList(sets.addrs), Latest: sets.latest,
+		FirstSeen: v.Features.FirstSeen, LastSeen: v.Features.LastSeen}
+	if v.Verdict == DoubleFlux {
+		m.NSAgents = addrList(sets.nsAddrs)
+	}
+	n.members = append(n.members, m)
+}
+
+// endNetworks groups the run's flux domains into networks and stores
+// them, unless the run is a dry one.
+func (c *Classifier) endNetworks(store *storage.Store, n *runNetworks, now time.Time, counts map[string]int) error {
+	if c.DryRun {
+		return nil
+	}
+	nets, err := networks.Update(store, n.members, n.stats, now, networks.Options{Meta: c.Meta})
+	if err != nil {
+		return fmt.Errorf("building flux networks: %w", err)
+	}
+	counts[CountNetworks] = len(nets)
+	return nil
+}
+
 // save stores a batch of verdicts, moving their listings on, unless the
 // run is a dry one.
 func (c *Classifier) save(store *storage.Store, batch []Verdict, window time.Duration, now time.Time, counts map[string]int) error {
@@ -118,16 +185,22 @@ func (c *Classifier) save(store *storage.Store, batch []Verdict, window time.Dur
 }
 
 // Each calls fn with every stored verdict in name order, its Listing taken
-// from the listed index (see Verdict.Listed); with listedOnly, only the
+// from the listed index (see Verdict.Listed) and its Network from the
+// stored networks; with listedOnly, only the
 // listed ones, read from the short records of the listed index, which keep
 // the flux verdict each listing rests on.
 func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
+	index, err := store.NetworkIndex()
+	if err != nil {
+		return err
+	}
 	if listedOnly {
 		return store.Listed(func(domain string, b []byte) error {
 			var v Verdict
 			if err := json.Unmarshal(b, &v); err != nil {
 				return fmt.Errorf("listed record of %s: %w", domain, err)
 			}
+			v.Network = index[domain]
 			return fn(v)
 		})
 	}
@@ -136,12 +209,14 @@ func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
 		if err != nil {
 			return err
 		}
+		v.Network = index[domain]
 		return fn(v)
 	})
 }
 
 // Load returns the stored verdict of domain, its Listing taken from the
-// listed index, or nil when there is none.
+// listed index and its Network from the stored networks, or nil when
+// there is none.
 func Load(store *storage.Store, domain string) (*Verdict, error) {
 	full, listed, err := store.VerdictAndListing(domain)
 	if err != nil || full == nil {
@@ -149,6 +224,9 @@ func Load(store *storage.Store, domain string) (*Verdict, error) {
 	}
 	v, err := decodeVerdict(domain, full, listed)
 	if err != nil {
+		return nil, err
+	}
+	if v.Network, err = store.NetworkOf(domain); err != nil {
 		return nil, err
 	}
 	return &v, nil

@@ -68,17 +68,18 @@ func (g zoneGroups) add(name, verdict string) {
 }
 
 // zonesWithNames returns the registrable domains that have an active
-// domain under them. Those that are active domains themselves are apexes
+// domain under them, and how many active domains there are. Those that are active domains themselves are apexes
 // that Run judges once, as zones, with their names.
-func zonesWithNames(store *storage.Store) (map[string]bool, error) {
-	out := map[string]bool{}
-	err := store.ActiveNames(func(name string) error {
+func zonesWithNames(store *storage.Store) (zones map[string]bool, active int, err error) {
+	zones = map[string]bool{}
+	err = store.ActiveNames(func(name string) error {
+		active++
 		if zone := zoneOf(name); zone != "" && zone != name {
-			out[zone] = true
+			zones[zone] = true
 		}
 		return nil
 	})
-	return out, err
+	return zones, active, err
 }
 
 // apex notes that the zone itself is seeded and active: classifyZones
@@ -96,7 +97,7 @@ func (g zoneGroups) apex(zone string) {
 // least two measured names (the domain itself counts when it is seeded),
 // and stores their verdicts like Run's.
 func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, groups zoneGroups, window time.Duration, now time.Time,
-	counts map[string]int, each func(Verdict) error) error {
+	counts map[string]int, each func(Verdict) error, nets *runNetworks) error {
 	zones := make([]string, 0, len(groups))
 	for z := range groups {
 		zones = append(zones, z)
@@ -173,8 +174,9 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 			}
 		}
 		slices.SortStableFunc(probes, func(a, b obs.Probe) int { return a.Start.Compare(b.Start) })
-		v := c.Classify(zone, probes, now)
+		v, sets := c.classify(zone, probes, now, nets.known)
 		if total == 1 { // a seeded zone whose names are gone: judged alone
+			nets.note(v, sets)
 			batch = append(batch, v)
 			if len(batch) == runBatch {
 				if err := flush(); err != nil {
@@ -189,7 +191,15 @@ func (c *Classifier) classifyZones(ctx context.Context, store *storage.Store, gr
 			// zone is not blocked as a whole.
 			v.Evidence = fmt.Sprintf("%d of its names are benign on their own, so the zone is not listed as a whole; merged: %s", group.benign, v.Evidence)
 			v.Verdict, v.Confidence, v.Agents, v.NameServers, v.NSAgents = Benign, 0.5, nil, nil, nil
+			v.Network, v.NetworkAgentsSeen = "", 0
 			v.Score = score(Benign, v.Features, c.rules(), false)
+		}
+		// A zone's flux verdict makes it a member, with the agents of its
+		// names; its other verdicts add nothing to the safeguards' counts,
+		// which its names gave already (a zone judged benign for its benign
+		// names holds its flux names' agents too).
+		if IsFlux(v.Verdict) {
+			nets.member(v, sets)
 		}
 		v.Names = total
 		judged := ""

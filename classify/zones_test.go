@@ -195,7 +195,7 @@ func TestZoneApexWithoutNamesJudgedAlone(t *testing.T) {
 	if err := c.classifyZones(context.Background(), store, groups, time.Hour, t0.Add(time.Hour), counts, func(v Verdict) error {
 		got = append(got, v)
 		return nil
-	}); err != nil {
+	}, &runNetworks{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].Names != 0 || got[0].Evidence != alone.Evidence || got[0].Verdict != SingleFlux || counts[SingleFlux] != 1 {

@@ -86,10 +86,15 @@ type Options struct {
 	Set4, Set6 string
 	// Org names the organisation that creates the MISP feed's event
 	// (default "fluxwatch"); the event's and the organisation's UUIDs are
-	// derived from it, so each export updates the same event.
+	// derived from it, so each export updates the same event. The STIX
+	// infrastructure objects of flux networks take their ids from it too.
 	Org string
 	// Written, if set, is filled in with what the export wrote.
 	Written *Written
+	// Network, if set, keeps only the verdicts of that flux network
+	// (Verdict.Network, the id networks.List gives): one network's block
+	// list, or its agents for a firewall.
+	Network string
 }
 
 // Written counts what an export wrote.
@@ -156,9 +161,11 @@ func Write(w io.Writer, format string, verdicts []classify.Verdict, opts Options
 
 // include says whether a verdict belongs in an export of format: listed
 // (Verdict.Listed, the listed index) for every format but jsonl and csv
-// with All.
+// with All; and of Options.Network when it is set.
 func include(format string, v classify.Verdict, opts Options) bool {
 	switch {
+	case opts.Network != "" && v.Network != opts.Network:
+		return false
 	case IsAddressFormat(format):
 		return opts.confident(v)
 	case format == "jsonl" || format == "csv":
@@ -304,7 +311,7 @@ func noEnd() error { return nil }
 var csvHeader = []string{"domain", "verdict", "score", "evidence", "addresses", "networks", "asns",
 	"prefixes_24", "prefixes_16", "prefixes_48", "min_ttl", "median_ttl", "set_changes", "change_rate",
 	"vantage_disagreement", "rounds", "vantages", "ns_names", "ns_addresses", "ns_networks",
-	"first_seen", "last_seen", "classified_at"}
+	"first_seen", "last_seen", "classified_at", "network"}
 
 func csvRow(v classify.Verdict) []string {
 	f := v.Features
@@ -314,7 +321,7 @@ func csvRow(v classify.Verdict) []string {
 		itoa(f.ASNs), itoa(f.Prefixes24), itoa(f.Prefixes16), itoa(f.Prefixes48), itoa(int(f.MinTTL)),
 		itoa(int(f.MedianTTL)), itoa(f.SetChanges), ftoa(f.ChangeRate), ftoa(f.VantageDisagreement),
 		itoa(f.Rounds), itoa(f.Vantages), itoa(f.NSNames), itoa(f.NSAddresses), itoa(f.NSNetworks),
-		timeCell(f.FirstSeen), timeCell(f.LastSeen), timeCell(v.ClassifiedAt)}
+		timeCell(f.FirstSeen), timeCell(f.LastSeen), timeCell(v.ClassifiedAt), v.Network}
 }
 
 func timeCell(t time.Time) string {

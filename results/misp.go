@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -25,10 +28,12 @@ import (
 //	               domain (type domain, category Network activity, to_ids)
 //	hashes.csv     <md5 of the attribute's value>,<event uuid> per attribute
 //
-// fluxwatch writes one event, its UUID derived from Options.Org, so every
-// export is a new version of the same event (its timestamp tells MISP to
-// pull it again); each attribute's UUID is derived from the organisation
-// and the domain. Numbers and timestamps are JSON strings, as the MISP
+// fluxwatch writes one event of every listed domain, its UUID derived from
+// Options.Org, so every export is a new version of the same event (its
+// timestamp tells MISP to pull it again); each attribute's UUID is derived
+// from the organisation and the domain. Each flux network (Verdict.Network)
+// gets an event of its own besides, holding its listed domains, its UUID
+// derived from the organisation and the network's id. Numbers and timestamps are JSON strings, as the MISP
 // core format (draft-dulaunoy-misp-core-format) represents them.
 
 // mispInfo is the event's info: what it is about.
@@ -108,6 +113,12 @@ func newMISPSink(dir string, opts Options) (sink, func(), error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	latest, n := opts.Now, 0
+	// The attributes of each network's event, and its latest timestamp.
+	type networkEvent struct {
+		attrs  []mispAttribute
+		latest time.Time
+	}
+	nets := map[string]*networkEvent{}
 	if _, err := event.WriteString(`{"Event":{"Attribute":[`); err != nil {
 		return sink{}, cleanup, err
 	}
@@ -115,6 +126,25 @@ func newMISPSink(dir string, opts Options) (sink, func(), error) {
 		at := cmp.Or(v.ClassifiedAt, opts.Now)
 		if opts.Now.IsZero() && at.After(latest) {
 			latest = at
+		}
+		if v.Network != "" {
+			ne := nets[v.Network]
+			if ne == nil {
+				ne = &networkEvent{latest: opts.Now}
+				nets[v.Network] = ne
+			}
+			if opts.Now.IsZero() && at.After(ne.latest) {
+				ne.latest = at
+			}
+			ne.attrs = append(ne.attrs, mispAttribute{
+				UUID:      uuid5(stixNamespace, "misp/attribute/"+org+"/network/"+v.Network+"/"+v.Domain),
+				Type:      "domain",
+				Category:  "Network activity",
+				ToIDs:     true,
+				Value:     v.Domain,
+				Comment:   fmt.Sprintf("%s, confidence %.2f, flux network %s", v.Verdict, v.Confidence, v.Network),
+				Timestamp: mispTime(at),
+			})
 		}
 		buf.Reset()
 		if err := enc.Encode(mispAttribute{
@@ -141,16 +171,55 @@ func newMISPSink(dir string, opts Options) (sink, func(), error) {
 	}
 	end := func() error {
 		published := true
-		meta := mispEventMeta{
-			Info:          mispInfo,
-			Date:          latest.UTC().Format(time.DateOnly),
-			Timestamp:     mispTime(latest),
-			Analysis:      "1", // ongoing: the list is kept up to date
-			ThreatLevelID: "3", // low: mass malware
-			Orgc:          mispOrg{Name: org, UUID: uuid5(stixNamespace, "misp/org/"+org)},
-			Tag:           []mispTag{},
+		eventMeta := func(info string, at time.Time) mispEventMeta {
+			return mispEventMeta{
+				Info:          info,
+				Date:          at.UTC().Format(time.DateOnly),
+				Timestamp:     mispTime(at),
+				Analysis:      "1", // ongoing: the list is kept up to date
+				ThreatLevelID: "3", // low: mass malware
+				Orgc:          mispOrg{Name: org, UUID: uuid5(stixNamespace, "misp/org/"+org)},
+				Tag:           []mispTag{},
+			}
 		}
-		manifest, err := json.Marshal(map[string]mispEventMeta{eventID: meta})
+		meta := eventMeta(mispInfo, latest)
+		events := map[string]mispEventMeta{eventID: meta}
+		for _, id := range slices.Sorted(maps.Keys(nets)) {
+			ne := nets[id]
+			netID := uuid5(stixNamespace, "misp/event/"+org+"/network/"+id)
+			info := fmt.Sprintf("fluxwatch flux network %s: %d domains", id, len(ne.attrs))
+			if len(ne.attrs) == 1 {
+				info = strings.TrimSuffix(info, "s")
+			}
+			m := eventMeta(info, ne.latest)
+			events[netID] = m
+			m.UUID, m.PublishTimestamp, m.Published = netID, m.Timestamp, &published
+			body, err := json.Marshal(struct {
+				Event struct {
+					Attribute []mispAttribute `json:"Attribute"`
+					mispEventMeta
+				} `json:"Event"`
+			}{Event: struct {
+				Attribute []mispAttribute `json:"Attribute"`
+				mispEventMeta
+			}{ne.attrs, m}})
+			if err != nil {
+				return err
+			}
+			if err := writeFile(dir, netID+".json", func(w io.Writer) error {
+				_, err := w.Write(append(body, '\n'))
+				return err
+			}); err != nil {
+				return err
+			}
+			for _, a := range ne.attrs {
+				sum := md5.Sum([]byte(a.Value))
+				if _, err := hashes.WriteString(hex.EncodeToString(sum[:]) + "," + netID + "\n"); err != nil {
+					return err
+				}
+			}
+		}
+		manifest, err := json.Marshal(events)
 		if err != nil {
 			return err
 		}

@@ -2,12 +2,15 @@ package results
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,9 +46,46 @@ type stixIndicator struct {
 	Labels         []string `json:"labels"`
 }
 
+// stixInfrastructure is a STIX 2.1 infrastructure object for one flux
+// network (infrastructure_types botnet): its listed domains' indicators
+// are related to it by relationships of type indicates.
+type stixInfrastructure struct {
+	Type                string   `json:"type"`
+	SpecVersion         string   `json:"spec_version"`
+	ID                  string   `json:"id"`
+	Created             string   `json:"created"`
+	Modified            string   `json:"modified"`
+	Name                string   `json:"name"`
+	Description         string   `json:"description"`
+	InfrastructureTypes []string `json:"infrastructure_types"`
+	FirstSeen           string   `json:"first_seen,omitempty"`
+	LastSeen            string   `json:"last_seen,omitempty"`
+}
+
+// stixRelationship relates an indicator to what it indicates.
+type stixRelationship struct {
+	Type             string `json:"type"`
+	SpecVersion      string `json:"spec_version"`
+	ID               string `json:"id"`
+	Created          string `json:"created"`
+	Modified         string `json:"modified"`
+	RelationshipType string `json:"relationship_type"`
+	SourceRef        string `json:"source_ref"`
+	TargetRef        string `json:"target_ref"`
+}
+
+// stixNetwork is what the writer keeps of a flux network until the end.
+type stixNetwork struct {
+	domains             int
+	created, modified   time.Time // of its verdicts
+	firstSeen, lastSeen time.Time // of their evidence
+}
+
 // stixWriter streams a STIX 2.1 bundle: the bundle's head, each indicator
-// as it comes, then the tail. A bundle with nothing listed has no objects
-// property, since STIX forbids empty lists.
+// as it comes (with its relationship to its flux network's infrastructure
+// object when it is in one), then the infrastructure objects and the
+// tail. A bundle with nothing listed has no objects property, since STIX
+// forbids empty lists.
 type stixWriter struct {
 	w        io.Writer
 	opts     Options
@@ -53,10 +93,11 @@ type stixWriter struct {
 	buf      bytes.Buffer // one object at a time
 	enc      *json.Encoder
 	n        int
+	networks map[string]*stixNetwork
 }
 
 func newSTIXWriter(w io.Writer, opts Options) (*stixWriter, error) {
-	s := &stixWriter{w: w, opts: opts, validFor: opts.ValidFor}
+	s := &stixWriter{w: w, opts: opts, validFor: opts.ValidFor, networks: map[string]*stixNetwork{}}
 	if s.validFor <= 0 {
 		s.validFor = DefaultValidFor
 	}
@@ -77,11 +118,11 @@ func (s *stixWriter) add(v classify.Verdict) error {
 	if at.IsZero() {
 		at = s.opts.Now
 	}
-	s.buf.Reset()
-	if err := s.enc.Encode(stixIndicator{
+	indicator := "indicator--" + uuid5(stixNamespace, "domain/"+v.Domain)
+	if err := s.object(stixIndicator{
 		Type:           "indicator",
 		SpecVersion:    "2.1",
-		ID:             "indicator--" + uuid5(stixNamespace, "domain/"+v.Domain),
+		ID:             indicator,
 		Created:        stixTime(at),
 		Modified:       stixTime(at),
 		Name:           "fast-flux domain " + v.Domain,
@@ -96,6 +137,46 @@ func (s *stixWriter) add(v classify.Verdict) error {
 	}); err != nil {
 		return fmt.Errorf("STIX indicator for %s: %w", v.Domain, err)
 	}
+	if v.Network == "" {
+		return nil
+	}
+	n := s.networks[v.Network]
+	if n == nil {
+		n = &stixNetwork{created: at, modified: at, firstSeen: v.Features.FirstSeen, lastSeen: v.Features.LastSeen}
+		s.networks[v.Network] = n
+	}
+	n.domains++
+	n.created, n.modified = earliest(n.created, at), latest(n.modified, at)
+	n.firstSeen, n.lastSeen = earliest(n.firstSeen, v.Features.FirstSeen), latest(n.lastSeen, v.Features.LastSeen)
+	infra := s.infrastructureID(v.Network)
+	if err := s.object(stixRelationship{
+		Type:             "relationship",
+		SpecVersion:      "2.1",
+		ID:               "relationship--" + uuid5(stixNamespace, "indicates/"+indicator+"/"+infra),
+		Created:          stixTime(at),
+		Modified:         stixTime(at),
+		RelationshipType: "indicates",
+		SourceRef:        indicator,
+		TargetRef:        infra,
+	}); err != nil {
+		return fmt.Errorf("STIX relationship of %s: %w", v.Domain, err)
+	}
+	return nil
+}
+
+// infrastructureID is the id of a flux network's infrastructure object:
+// derived from the organisation and the network's id, so that every export
+// names the same network with the same id.
+func (s *stixWriter) infrastructureID(network string) string {
+	return "infrastructure--" + uuid5(stixNamespace, "network/"+cmp.Or(s.opts.Org, "fluxwatch")+"/"+network)
+}
+
+// object writes one object of the bundle.
+func (s *stixWriter) object(o any) error {
+	s.buf.Reset()
+	if err := s.enc.Encode(o); err != nil {
+		return err
+	}
 	sep := ",\n"
 	if s.n == 0 {
 		sep = ",\"objects\":[\n"
@@ -109,12 +190,45 @@ func (s *stixWriter) add(v classify.Verdict) error {
 }
 
 func (s *stixWriter) end() error {
+	for _, id := range slices.Sorted(maps.Keys(s.networks)) {
+		n := s.networks[id]
+		infra := stixInfrastructure{
+			Type:                "infrastructure",
+			SpecVersion:         "2.1",
+			ID:                  s.infrastructureID(id),
+			Created:             stixTime(n.created),
+			Modified:            stixTime(n.modified),
+			Name:                "flux network " + id,
+			Description:         fmt.Sprintf("fast-flux network %s: compromised hosts proxying for %d listed domains (fluxwatch)", id, n.domains),
+			InfrastructureTypes: []string{"botnet"},
+		}
+		if !n.firstSeen.IsZero() && !n.lastSeen.Before(n.firstSeen) {
+			infra.FirstSeen, infra.LastSeen = stixTime(n.firstSeen), stixTime(n.lastSeen)
+		}
+		if err := s.object(infra); err != nil {
+			return fmt.Errorf("STIX infrastructure of network %s: %w", id, err)
+		}
+	}
 	tail := "}\n"
 	if s.n > 0 {
 		tail = "\n]}\n"
 	}
 	_, err := io.WriteString(s.w, tail)
 	return err
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // stixTime formats a STIX timestamp: RFC 3339 in UTC with milliseconds, the

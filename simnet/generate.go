@@ -47,6 +47,10 @@ type generator struct {
 	domains      []Domain
 	start        time.Time // the world's simulated start
 	fluxEnds     time.Time // when flux stops (zero: never)
+	// decoys are addresses of the shared-address hard negatives that every
+	// flux network's pool also holds; networks are the networks made.
+	decoys   []netip.Addr
+	networks []fluxNetwork
 }
 
 // generate builds the world described by cfg (with defaults applied).
@@ -61,6 +65,7 @@ func generate(cfg Config) (*model, []Domain) {
 			ents:        make(map[string]bool),
 			broken:      make(map[string]int),
 			delegations: make(map[string]*nsSet),
+			from:        make(map[string]time.Time),
 		},
 		names:  make(names),
 		brands: make(map[string]bool),
@@ -92,6 +97,11 @@ func generate(cfg Config) (*model, []Domain) {
 		{cfg.BigCDNs, g.addBigCDN},
 		{cfg.SharedHosting, g.addSharedHosting},
 		{cfg.LoadBalancers, g.addLoadBalancer},
+		// The shared-address negatives before the networks, whose pools
+		// hold one of their addresses each.
+		{cfg.SharedEdges, g.addSharedEdge},
+		{cfg.Parking, g.addParking},
+		{cfg.FluxNetworks, g.addFluxNetwork},
 	} {
 		for i := range kind.n {
 			kind.add(i)
@@ -410,6 +420,7 @@ func (g *generator) addDelegations() {
 		if !isTLD(parent) || n == nil || n.ns == nil {
 			continue
 		}
+		// (A zone delegated later is refused by parent until then.)
 		ns := *n.ns
 		if ns.max == 0 {
 			ns.ttl = parentTTL

@@ -290,6 +290,9 @@ func TestParentMatchesVantageZero(t *testing.T) {
 		name := d.Name + "."
 		for s := range 20 {
 			at := DefaultStart.Add(time.Duration(s*97) * time.Second)
+			if at.Before(d.Starts) {
+				continue // not delegated yet (TestNetworksStartAndMove)
+			}
 			p := m.parent("www."+name, dns.TypeA, at)
 			child := m.lookup(name, dns.TypeNS, at, 0)
 			if p.authoritative || fmt.Sprint(nsNames(p.authority)) != fmt.Sprint(nsNames(child.rrs)) {
@@ -343,4 +346,78 @@ func FuzzRegistryRespond(f *testing.F) {
 			t.Fatalf("the registry offers recursion")
 		}
 	})
+}
+
+// A network's newer domain is NXDOMAIN, through the vantages and in the
+// parent zone, until it starts, and answers from the network's pool
+// after; a domain that moved answers from the pool it left until it moves,
+// from its new one after; every network's pool holds the decoys.
+func TestNetworksStartAndMove(t *testing.T) {
+	cfg, err := Config{Seed: 21, FluxNetworks: EvalNetworks, SharedEdges: 1, Parking: 1}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ds := generate(cfg)
+	pools := map[string][]netip.Addr{} // network → its pool, as its steady domains have it
+	for _, d := range ds {
+		if d.Kind == KindNetworkFlux && d.PreviousNetwork == "" && d.Starts.IsZero() {
+			pools[d.Network] = m.nodes[d.Name+"."].a.pool
+		}
+	}
+	from := func(network string, a answer) bool {
+		for _, rr := range a.rrs {
+			ip, _ := netip.AddrFromSlice(rr.(*dns.A).A)
+			if !slices.Contains(pools[network], ip.Unmap()) {
+				return false
+			}
+		}
+		return len(a.rrs) > 0
+	}
+	var late, moved int
+	for _, d := range ds {
+		name := d.Name + "."
+		switch {
+		case !d.Starts.IsZero():
+			late++
+			before, after := d.Starts.Add(-time.Second), d.Starts.Add(time.Minute)
+			if a := m.lookup(name, dns.TypeA, before, 0); a.rcode != dns.RcodeNameError {
+				t.Errorf("%s before it starts: rcode %d", d.Name, a.rcode)
+			}
+			if p := m.parent(name, dns.TypeNS, before); p.rcode != dns.RcodeNameError || len(p.authority) != 1 {
+				t.Errorf("%s before it starts: the registry says rcode %d, %v", d.Name, p.rcode, p.authority)
+			}
+			if p := m.parent(name, dns.TypeNS, after); p.rcode != dns.RcodeSuccess || p.authoritative {
+				t.Errorf("%s after it starts: the registry does not refer it: %+v", d.Name, p)
+			}
+			if a := m.lookup(name, dns.TypeA, after, 0); !from(d.Network, a) || len(a.rrs) > 2 {
+				t.Errorf("%s after it starts: %v", d.Name, a.rrs)
+			}
+		case d.PreviousNetwork != "":
+			moved++
+			if a := m.lookup(name, dns.TypeA, d.MovesAt.Add(-time.Hour/4), 1); !from(d.PreviousNetwork, a) {
+				t.Errorf("%s before its move: %v", d.Name, a.rrs)
+			}
+			if a := m.lookup(name, dns.TypeA, d.MovesAt.Add(5*time.Minute), 1); !from(d.Network, a) {
+				t.Errorf("%s after its move: %v", d.Name, a.rrs)
+			}
+		}
+	}
+	if late < 3 || moved != 2 {
+		t.Errorf("%d newer domains, %d moved; want at least 3 and 2", late, moved)
+	}
+	// The decoys: a parked domain's address and one of a shared edge's are
+	// in every network's pool.
+	decoys := map[string][]netip.Addr{}
+	for _, d := range ds {
+		if d.Kind == KindParked || d.Kind == KindSharedEdge {
+			decoys[d.Kind] = m.nodes[d.Name+"."].a.pool
+		}
+	}
+	for network, pool := range pools {
+		for kind, addrs := range decoys {
+			if !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return slices.Contains(pool, a) }) {
+				t.Errorf("%s's pool holds no address of the %s names", network, kind)
+			}
+		}
+	}
 }

@@ -111,6 +111,10 @@ type model struct {
 	// delegations are the parent zones' data: registered domain (one label
 	// below a TLD) → its NS RRset as the registry holds it.
 	delegations map[string]*nsSet
+	// from holds the zones delegated only from a time on (a flux network's
+	// newer domains): before it they and every name under them are
+	// NXDOMAIN.
+	from map[string]time.Time
 }
 
 // lookup answers name (FQDN, lower case) and qtype as the authoritative
@@ -128,6 +132,9 @@ func (m *model) lookup(name string, qtype uint16, t time.Time, v int) answer {
 			break
 		}
 		_, z, _ = cut(z)
+	}
+	if !m.registered(name, t) {
+		return m.unregistered(name)
 	}
 	n := m.nodes[name]
 	if n == nil {

@@ -65,6 +65,9 @@ func (m *model) parent(name string, qtype uint16, t time.Time) parentResponse {
 		return parentResponse{rcode: dns.RcodeRefused}
 	}
 	if reg := registrable(name, tld); reg != "" {
+		if !m.registered(reg, t) {
+			return authoritative(m.unregistered(name))
+		}
 		if ns := m.delegations[reg]; ns != nil {
 			if name == reg && qtype == dns.TypeDS { // the parent side of the cut: no DS
 				return authoritative(m.negativeIn(dns.RcodeSuccess, tld))

@@ -125,12 +125,20 @@ func TestSameSeedSameWorld(t *testing.T) {
 
 func TestDomainsAndTruth(t *testing.T) {
 	t.Parallel()
-	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1})
+	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
 	classes := make(map[string]int)
 	names := make(map[string]bool)
+	networks := map[string][]simnet.Domain{}
 	ds := w.Domains()
 	for _, d := range ds {
-		classes[d.Class]++
+		if d.Kind == simnet.KindNetworkFlux {
+			networks[d.Network] = append(networks[d.Network], d)
+		} else {
+			classes[d.Class]++
+		}
+		if (d.Network != "") != (d.Kind == simnet.KindNetworkFlux) {
+			t.Errorf("%+v: network %q", d, d.Network)
+		}
 		if names[d.Name] || d.Name != strings.ToLower(d.Name) || strings.HasSuffix(d.Name, ".") {
 			t.Errorf("bad or repeated name %q", d.Name)
 		}
@@ -149,9 +157,44 @@ func TestDomainsAndTruth(t *testing.T) {
 		}
 	}
 	// 6 flux-a + 2 slow + 2 narrow; 6 benign + 2 geo + 1 pool + 2 migrations
-	// + 2 big CDNs + 3 on one shared host + 2 load balancers.
-	if want := map[string]int{"single-flux": 10, "double-flux": 4, "benign": 18}; fmt.Sprint(classes) != fmt.Sprint(want) {
+	// + 2 big CDNs + 3 on one shared host + 2 load balancers + 6 on one
+	// CDN edge + 6 parked; and the networks' domains.
+	if want := map[string]int{"single-flux": 10, "double-flux": 4, "benign": 30}; fmt.Sprint(classes) != fmt.Sprint(want) {
 		t.Errorf("classes %v, want %v", classes, want)
+	}
+	// Three networks of 4–5 domains: three from the start (one of each
+	// but the first moved in from the one before, 8–14 minutes in), the
+	// rest starting 4–14 minutes in; the third is double flux.
+	if len(networks) != simnet.EvalNetworks {
+		t.Errorf("%d networks, want %d", len(networks), simnet.EvalNetworks)
+	}
+	for i := range simnet.EvalNetworks {
+		name := fmt.Sprintf("botnet-%d", i+1)
+		var movers, late int
+		for _, d := range networks[name] {
+			switch {
+			case d.PreviousNetwork != "":
+				movers++
+				if d.PreviousNetwork != fmt.Sprintf("botnet-%d", i) || d.MovesAt.Before(simnet.DefaultStart.Add(8*time.Minute)) || d.MovesAt.After(simnet.DefaultStart.Add(14*time.Minute)) {
+					t.Errorf("%s: mover %+v", name, d)
+				}
+			case !d.Starts.IsZero():
+				late++
+				if d.Starts.Before(simnet.DefaultStart.Add(4*time.Minute)) || d.Starts.After(simnet.DefaultStart.Add(14*time.Minute)) {
+					t.Errorf("%s: newer domain %+v", name, d)
+				}
+			}
+			if want := simnet.ClassSingleFlux; i == 2 && d.PreviousNetwork == "" {
+				if d.Class != simnet.ClassDoubleFlux {
+					t.Errorf("%s: %+v not double flux", name, d)
+				}
+			} else if d.Class != want {
+				t.Errorf("%s: %+v not single flux", name, d)
+			}
+		}
+		if n := len(networks[name]); n < 4 || n > 5 || late < 1 || late > 2 || movers != min(i, 1) {
+			t.Errorf("%s: %d domains, %d newer, %d moved in", name, n, late, movers)
+		}
 	}
 	if !slices.IsSortedFunc(ds, func(a, b simnet.Domain) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Errorf("Domains not sorted by name")
@@ -206,6 +249,12 @@ func kindInRange(d simnet.Domain) bool {
 		return d.Class == simnet.ClassBenign && d.Addresses <= 2 && d.ASNs == 1 && d.TTL == 3600
 	case simnet.KindLoadBalancer:
 		return d.Class == simnet.ClassBenign && d.Addresses >= 8 && d.Addresses <= 16 && d.ASNs == 1 && d.TTL == 30
+	case simnet.KindNetworkFlux:
+		return (d.Class == simnet.ClassSingleFlux || d.Class == simnet.ClassDoubleFlux) && d.Addresses >= 120 && d.ASNs >= 20 && d.TTL >= 60 && d.TTL <= 180
+	case simnet.KindSharedEdge:
+		return d.Class == simnet.ClassBenign && d.Addresses == 4 && d.ASNs == 1 && d.TTL == 60
+	case simnet.KindParked:
+		return d.Class == simnet.ClassBenign && d.Addresses == 1 && d.ASNs == 1 && d.TTL == 3600
 	case simnet.KindRoundRobin, simnet.KindStable:
 		return d.Class == simnet.ClassBenign && d.ASNs == 1
 	}

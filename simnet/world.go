@@ -46,6 +46,10 @@ const (
 	KindBigCDN        = "big-cdn"        // no CNAME: 300–600 edge addresses over 8–24 /16s of 1–2 ASNs (8–12 each), 4–8 per answer, TTL 20–60
 	KindSharedHosting = "shared-hosting" // three sites on the same 1–2 addresses of one hosting ASN
 	KindLoadBalancer  = "load-balancer"  // 8–16 addresses of one hosting ASN, 2–4 per answer, TTL 30
+	// Flux networks and the names that share addresses without being one.
+	KindNetworkFlux = "network-flux" // one of a flux network's domains: 1–2 of its 120–200 agents per answer, TTL 60–180
+	KindSharedEdge  = "shared-edge"  // six benign sites answering 2 of the same 4 CDN edge addresses, TTL 60
+	KindParked      = "parked"       // six parked domains answering a parking service's one address, TTL 3600
 )
 
 // Defaults of Config.
@@ -64,6 +68,13 @@ const (
 	DefaultBigCDNs    = 2
 	DefaultShared     = 1 // groups of three sites
 	DefaultBalancers  = 2
+	// The flux networks and their shared-address negatives are none by
+	// default, so that worlds made before them stay as they were; eval's
+	// worlds hold EvalNetworks of them, and a group of each negative.
+	DefaultNetworks = 0
+	DefaultEdges    = 0
+	DefaultParking  = 0
+	EvalNetworks    = 3
 
 	MaxSpeed = 1_000_000 // the highest Config.Speed: 11.6 simulated days per real second
 )
@@ -98,6 +109,11 @@ type Config struct {
 	// without a CNAME, groups of three sites on one shared-hosting address,
 	// DNS load balancers within one provider (all benign).
 	BigCDNs, SharedHosting, LoadBalancers int
+	// Flux networks (each 4–5 domains, see KindNetworkFlux) and the
+	// shared-address negatives beside them: groups of six benign sites on
+	// one CDN edge, parking services of six parked domains. Zero means the
+	// default (none), negative none.
+	FluxNetworks, SharedEdges, Parking int
 
 	// FluxEndsAfter, if positive, stops every flux domain's flux that much
 	// simulated time after Start: from then on its addresses (and its flux
@@ -155,6 +171,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.BigCDNs = count(c.BigCDNs, DefaultBigCDNs)
 	c.SharedHosting = count(c.SharedHosting, DefaultShared)
 	c.LoadBalancers = count(c.LoadBalancers, DefaultBalancers)
+	c.FluxNetworks = count(c.FluxNetworks, DefaultNetworks)
+	c.SharedEdges = count(c.SharedEdges, DefaultEdges)
+	c.Parking = count(c.Parking, DefaultParking)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +204,16 @@ type Domain struct {
 	// Allowlisted marks a benign name that only an allowlist tells apart
 	// from flux (a public pool); WriteAllowlist lists these names.
 	Allowlisted bool
+	// Network is the flux network a domain of one (KindNetworkFlux)
+	// belongs to at the end of a run, "botnet-1" and so on; "" for every
+	// other domain (a flux domain with a pool of its own is a network of
+	// one). A domain that moved there from another network during the run
+	// names that one in PreviousNetwork, and when in MovesAt.
+	Network, PreviousNetwork string
+	MovesAt                  time.Time
+	// Starts is when a newer domain of a network is delegated: before it,
+	// it and every name under it are NXDOMAIN. Zero: from the start.
+	Starts time.Time
 }
 
 // World is a running simulated DNS world. Its methods are safe for

@@ -102,10 +102,12 @@ func Salvage(from, to string) (SalvageReport, error) {
 	}
 	read := map[string][]kv{}
 	seqs := map[string]uint64{}
-	for _, name := range allBuckets {
+	for _, name := range slices.Concat(allBuckets, optionalBuckets) {
 		v, ok := roots[string(name)]
 		if !ok {
-			lost("bucket %s: not found", name)
+			if !slices.ContainsFunc(optionalBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
+				lost("bucket %s: not found", name)
+			}
 			continue
 		}
 		seqs[string(name)] = binary.LittleEndian.Uint64(v[8:])
@@ -267,6 +269,7 @@ func Salvage(from, to string) (SalvageReport, error) {
 		string(bucketListed): listedRecs, string(bucketListingLog): read[string(bucketListingLog)],
 		string(bucketDelisted): validJSON(bucketDelisted), string(bucketPublished): read[string(bucketPublished)],
 		string(bucketPublishes): validJSON(bucketPublishes), string(bucketDue): dueRecs,
+		string(bucketNetworks): validJSON(bucketNetworks), string(bucketNetworkOf): read[string(bucketNetworkOf)],
 	}
 	// Sequences: what the file said, and at least the highest id kept,
 	// so that new ids never collide with salvaged ones.
@@ -287,12 +290,15 @@ func Salvage(from, to string) (SalvageReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("salvaging %s: %w", from, err)
 	}
-	for _, name := range allBuckets {
+	for _, name := range slices.Concat(allBuckets, optionalBuckets) {
 		recs := out[string(name)]
 		for len(recs) > 0 || seqs[string(name)] > 0 {
 			n := min(len(recs), 10000)
 			err := dst.db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket(name)
+				b, err := tx.CreateBucketIfNotExists(name) // an optional bucket is made by its first record
+				if err != nil {
+					return err
+				}
 				if s := seqs[string(name)]; s > b.Sequence() {
 					if err := b.SetSequence(s); err != nil {
 						return err

@@ -80,6 +80,10 @@ var (
 		bucketSets, bucketSetIndex, bucketProbes, bucketVerdicts, bucketListed,
 		bucketListingLog, bucketDelisted, bucketPublished, bucketPublishes, bucketDue}
 
+	// optionalBuckets are made by their first write, not by Open: a file
+	// without them reads as empty (see networks.go).
+	optionalBuckets = [][]byte{bucketNetworks, bucketNetworkOf}
+
 	metaSchema = []byte("schema")
 	metaSerial = []byte("rpz_serial")
 )

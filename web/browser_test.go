@@ -132,3 +132,99 @@ func TestWebBrowserDrawsTimeline(t *testing.T) {
 		t.Error("the stylesheet did not apply (blocked by the page's Content-Security-Policy?)")
 	}
 }
+
+// networkDrawn is what the browser reports of a rendered network page.
+type networkDrawn struct {
+	Marks       int     `json:"marks"`
+	DataMarks   int     `json:"dataMarks"`
+	Rows        int     `json:"rows"`
+	MarkWidth   float64 `json:"markWidth"`
+	MarkHeight  float64 `json:"markHeight"`
+	ChartWidth  float64 `json:"chartWidth"`
+	ChartHeight float64 `json:"chartHeight"`
+	NavCurrent  string  `json:"navCurrent"`
+}
+
+const measureNetwork = `(() => {
+	const svg = document.querySelector('svg#network');
+	if (!svg) return null;
+	const mark = svg.querySelector('rect.m');
+	const box = mark ? mark.getBoundingClientRect() : {width: 0, height: 0};
+	const size = svg.getBoundingClientRect();
+	const current = document.querySelector('header.top nav a[aria-current="page"]');
+	return {
+		marks: svg.querySelectorAll('rect.m').length,
+		dataMarks: Number(svg.dataset.marks),
+		rows: document.querySelectorAll('#network-domains tbody tr').length,
+		markWidth: box.width, markHeight: box.height,
+		chartWidth: size.width, chartHeight: size.height,
+		navCurrent: current ? current.textContent : '',
+	};
+})()`
+
+// TestWebBrowserDrawsNetwork opens the networks page in headless Chromium
+// from the navigation, follows the largest network's link and checks that
+// its picture is drawn.
+func TestWebBrowserDrawsNetwork(t *testing.T) {
+	exe := chromium(t)
+	w := crawledWorld(t)
+	n := largestNetwork(t, w)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: web.New(w.store, w.meta, web.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.NoSandbox,
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.WindowSize(1280, 1600),
+	)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+
+	link := chromedp.CSS(`#networks a[href="/network/` + n.ID + `"]`)
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.Click(chromedp.CSS(`header.top nav a[href="/networks"]`)),
+		chromedp.WaitVisible(link),
+		chromedp.Click(link),
+		chromedp.WaitVisible(chromedp.CSS(`svg#network`)),
+	)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the browser did not show the picture of %s within 60 s", n.ID)
+	}
+	if err != nil {
+		t.Fatalf("browsing to %s: %v", n.ID, err)
+	}
+	url, err := chromedp.Run(bctx, chromedp.Location())
+	if err != nil || url != base+"/network/"+n.ID {
+		t.Fatalf("the networks page led to %q (%v)", url, err)
+	}
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[*networkDrawn](measureNetwork))
+	if err != nil || got == nil {
+		t.Fatalf("measuring the page: %v (%v)", err, got)
+	}
+	t.Logf("rendered: %+v", *got)
+	if got.Marks == 0 || got.Marks != got.DataMarks || got.Rows != len(n.Domains) {
+		t.Errorf("the picture shows %d marks (data-marks %d), the table %d domains of %d", got.Marks, got.DataMarks, got.Rows, len(n.Domains))
+	}
+	if got.MarkWidth <= 0 || got.MarkHeight <= 0 || got.ChartWidth < 400 || got.ChartHeight < 12*float64(len(n.Domains)) {
+		t.Errorf("not drawn: picture %.0f×%.0f px, first mark %.1f×%.1f px", got.ChartWidth, got.ChartHeight, got.MarkWidth, got.MarkHeight)
+	}
+	if got.NavCurrent != "Networks" {
+		t.Errorf("the navigation marks %q as current", got.NavCurrent)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/networks"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -49,6 +50,11 @@ type domainPage struct {
 	// The verdict's agents and name servers, cut to maxAgentsShown.
 	Agents, NSAgents, NameServers             []string
 	MoreAgents, MoreNSAgents, MoreNameServers int
+	// Network is the flux network the domain is in (nil: none), Siblings
+	// its other domains, cut to maxAgentsShown.
+	Network      *networks.Network
+	Siblings     []string
+	MoreSiblings int
 }
 
 // loadDomain gathers what a page shows of name; ok is false when the
@@ -75,6 +81,18 @@ func loadDomain(store *storage.Store, meta *ipmeta.DB, name string, span time.Du
 		p.Agents, p.MoreAgents = cut(p.Verdict.Agents, maxAgentsShown)
 		p.NSAgents, p.MoreNSAgents = cut(p.Verdict.NSAgents, maxAgentsShown)
 		p.NameServers, p.MoreNameServers = cut(p.Verdict.NameServers, maxAgentsShown)
+	}
+	if p.Network, err = networks.Of(store, name); err != nil {
+		return p, false, err
+	}
+	if p.Network != nil {
+		var sibs []string
+		for _, d := range p.Network.Domains {
+			if d != name {
+				sibs = append(sibs, d)
+			}
+		}
+		p.Siblings, p.MoreSiblings = cut(sibs, maxAgentsShown)
 	}
 	_, delisted, err := store.ListingState([]string{name})
 	if err != nil {
@@ -160,7 +178,19 @@ func (p domainPage) json() any {
 		Delisted   bool                    `json:"delisted"`
 		ListingLog []classify.ListingEvent `json:"listing_log"`
 		Timeline   *timelineJSON           `json:"timeline,omitempty"`
+		// Network is the id of its flux network, Siblings the network's
+		// other domains.
+		Network  string   `json:"network,omitempty"`
+		Siblings []string `json:"siblings,omitempty"`
 	}{Domain: p.Name, Seeded: p.Seeded, Verdict: p.Verdict, Listed: p.Listed, Delisted: p.Delisted, ListingLog: p.Log}
+	if p.Network != nil {
+		out.Network = p.Network.ID
+		for _, d := range p.Network.Domains {
+			if d != p.Name {
+				out.Siblings = append(out.Siblings, d)
+			}
+		}
+	}
 	if out.ListingLog == nil {
 		out.ListingLog = []classify.ListingEvent{}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/networks"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -53,8 +54,15 @@ type reportData struct {
 	Listed       int
 	Domains      []domainPage
 	Omitted      int
-	CSS          template.CSS
+	// NetworkRows are every flux network; Networks the largest ones
+	// (two domains or more) drawn, up to maxReportNetworks.
+	NetworkRows []networkRow
+	Networks    []networkPage
+	CSS         template.CSS
 }
+
+// maxReportNetworks is how many flux networks a report draws.
+const maxReportNetworks = 10
 
 // ErrUnknownDomain is returned by WriteReport for a requested domain the
 // database knows nothing of.
@@ -62,8 +70,9 @@ var ErrUnknownDomain = errors.New("unknown domain")
 
 // WriteReport writes a self-contained HTML report of the crawl in store:
 // what was measured (domains, probes, vantages, time span), the verdict
-// counts, and the charts of the domains asked for and of the listed
-// domains, up to opts.MaxDomains. The file holds its style and charts
+// counts, the charts of the domains asked for and of the listed domains,
+// up to opts.MaxDomains, and the flux networks (a table of all, a picture
+// of each of the largest). The file holds its style and charts
 // inline and refers to nothing outside itself. The verdicts are read in
 // one streaming pass; only the charted domains' histories are read.
 func WriteReport(w io.Writer, store *storage.Store, meta *ipmeta.DB, opts ReportOptions) error {
@@ -148,6 +157,22 @@ func WriteReport(w io.Writer, store *storage.Store, meta *ipmeta.DB, opts Report
 		}
 		p.Report, p.Anchor = true, fmt.Sprintf("d-%d", i+1)
 		d.Domains = append(d.Domains, p)
+	}
+	nets, err := networks.List(store)
+	if err != nil {
+		return fmt.Errorf("report: reading flux networks: %w", err)
+	}
+	for i, n := range nets {
+		d.NetworkRows = append(d.NetworkRows, rowOfNetwork(n))
+		if len(n.Domains) < 2 || len(d.Networks) == maxReportNetworks {
+			continue
+		}
+		p, err := loadNetwork(store, meta, n, fmt.Sprintf("-n%d", i+1))
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		p.Report, p.Anchor = true, "n-"+n.ID
+		d.Networks = append(d.Networks, p)
 	}
 	if err := pages()["report.html"].ExecuteTemplate(w, "report", d); err != nil {
 		return fmt.Errorf("report: rendering: %w", err)

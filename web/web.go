@@ -1,8 +1,9 @@
 // Package web is fluxwatch's read-only web view: a searchable table of the
-// classified domains, a page per domain with its verdict, evidence, listing
-// and charts of how its answers moved (addresses per vantage colored by
-// network, counts of addresses, networks and countries per round, and its
-// name servers), and the current blocklist with its published files.
+// classified domains, a page per domain with its verdict, evidence, listing,
+// flux network and charts of how its answers moved (addresses per vantage
+// colored by network, counts of addresses, networks and countries per
+// round, and its name servers), the current blocklist with its published
+// files, and the flux networks with a picture of each.
 //
 // Pages are rendered on the server with html/template; the charts are
 // inline SVG drawn here, so pages need no script. Every table streams from
@@ -113,6 +114,8 @@ func New(store *storage.Store, meta *ipmeta.DB, opts Options) http.Handler {
 	s.mux.HandleFunc("GET /{$}", s.index)
 	s.mux.HandleFunc("GET /domain/{name}", s.domain)
 	s.mux.HandleFunc("GET /blocklist", s.blocklist)
+	s.mux.HandleFunc("GET /networks", s.networks)
+	s.mux.HandleFunc("GET /network/{id}", s.network)
 	s.mux.HandleFunc("GET /files/{name}", s.file)
 	s.mux.HandleFunc("GET /static/style.css", s.style)
 	return s

@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,10 +18,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/networks"
+	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/simnet"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -104,6 +110,81 @@ type evalResult struct {
 	// domains listed, each with its class and evidence.
 	Misses      []string `json:"misses,omitempty"`
 	FalseListed []string `json:"false_listed,omitempty"`
+	// Networks scores the flux networks found against the world's.
+	Networks *networkFigures `json:"networks"`
+	// NotYetAnswered counts the newer domains of the world's networks
+	// left out of every figure: no vantage had answered for them by the
+	// end (they were delegated after their last measurement, or resolvers
+	// still held its NXDOMAIN): there was nothing to find yet.
+	NotYetAnswered int `json:"not_yet_answered,omitempty"`
+}
+
+// networkFigures are the flux network figures of one world (issue 17):
+// purity and ari are networks.Purity and networks.AdjustedRand of the
+// final networks of the flux domains against the world's (a flux domain
+// with a pool of its own is a network of one on both sides). The delays
+// are in rounds: how many answered rounds of its own a domain of a world's
+// network had when its verdict was first right, the round that made it
+// count; known for domains whose network had another domain listed
+// before their first answered round (association could apply), unknown
+// for the others.
+type networkFigures struct {
+	Purity                   float64 `json:"purity"`
+	ARI                      float64 `json:"ari"`
+	MedianDelayRoundsKnown   float64 `json:"median_delay_rounds_known"`
+	MedianDelayRoundsUnknown float64 `json:"median_delay_rounds_unknown"`
+	// Known and Unknown count the domains of each median.
+	Known   int `json:"known_domains"`
+	Unknown int `json:"unknown_domains"`
+	// Found is how many networks the classifier stored at the end, Flux
+	// how many flux domains the scores are of.
+	Found int `json:"networks_found"`
+	Flux  int `json:"flux_domains"`
+	// AssociationListings counts the domains association made flux and
+	// listed in any round; FalseByAssociation those of them whose truth is
+	// not flux (the issue asks for none).
+	AssociationListings int `json:"association_listings"`
+	FalseByAssociation  int `json:"false_listings_by_association"`
+	// Overlap is the measured distribution the linking threshold is read
+	// from: over the final flux verdicts' agents (before the safeguards).
+	Overlap overlapFigures `json:"overlap"`
+	// Association is the measured distribution the association rule is
+	// read from.
+	Association associationFigures `json:"association"`
+}
+
+// associationFigures: how many of its addresses a known network's domain
+// had among the network's agents on its first answered round (the share,
+// and the count), against what names that are not flux reached with all
+// their addresses of the window and the final networks.
+type associationFigures struct {
+	NewDomains     int     `json:"new_domains"`
+	NewShareMin    float64 `json:"new_share_min"`
+	NewShareP05    float64 `json:"new_share_p05"`
+	NewShareMedian float64 `json:"new_share_median"`
+	NewSeenMin     int     `json:"new_seen_min"`
+	NewSeenMedian  float64 `json:"new_seen_median"`
+	Others         int     `json:"other_domains"`
+	OtherSeenMax   int     `json:"other_seen_max"`
+	OtherShareMax  float64 `json:"other_share_max"`
+}
+
+// overlapFigures: for each flux domain of a world's network, its best
+// overlap coefficient (and Jaccard index) with another domain of the same
+// network, which is what single linkage needs; and the overlap of every
+// pair of flux domains of different networks (but a domain that moved and
+// the network it left). Quantiles are nearest rank.
+type overlapFigures struct {
+	SameBestMin      float64 `json:"same_best_min"`
+	SameBestP05      float64 `json:"same_best_p05"`
+	SameBestMedian   float64 `json:"same_best_median"`
+	SameBestJaccMin  float64 `json:"same_best_jaccard_min"`
+	SameBestShareMin int     `json:"same_best_shared_min"`
+	DifferentMax     float64 `json:"different_max"`
+	DifferentP99     float64 `json:"different_p99"`
+	DifferentShared  int     `json:"different_shared_max"`
+	SamePairs        int     `json:"same_domains"`
+	DifferentPairs   int     `json:"different_pairs"`
 }
 
 type prFigures struct {
@@ -141,7 +222,9 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
-	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: evalSpeed})
+	// The eval's worlds hold flux networks and the names that share
+	// addresses with them (issue 17).
+	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: evalSpeed, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -182,6 +265,12 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		correct bool
 		delay   time.Duration
 		rounds  int
+		// The round it was first answered in and first listed in (-1: not
+		// yet), and whether association made it flux and listed it.
+		answered, listed int
+		associated       bool
+		firstMatch       networks.Match
+		addresses        int // of firstMatch
 	}
 	track := map[string]*progress{}
 	w := store.NewWriter(storage.WriterOptions{MaxDelay: 50 * time.Millisecond})
@@ -202,6 +291,12 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 				return nil, nil, err
 			}
 			now := world.Now()
+			// The networks the run starts from: what association knows.
+			before, err := networks.List(store)
+			if err != nil {
+				return nil, nil, err
+			}
+			known := networks.NewIndex(before)
 			final = final[:0]
 			if _, err = c.Run(ctx, store, cfg.Window, now, func(v classify.Verdict) error { final = append(final, v); return nil }); err != nil {
 				return nil, nil, err
@@ -209,13 +304,26 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 			for _, v := range final {
 				p := track[v.Domain]
 				if p == nil {
-					p = &progress{first: v.Features.FirstSeen}
+					p = &progress{first: v.Features.FirstSeen, answered: -1, listed: -1}
 					track[v.Domain] = p
 				}
 				d, _ := world.Truth(v.Domain)
 				if !p.correct && v.Verdict == truthClass(d) {
 					p.correct, p.delay, p.rounds = true, v.Features.LastSeen.Sub(p.first), v.Features.Rounds
 				}
+				if p.answered < 0 && v.Features.Rounds > 0 {
+					p.answered = res.Rounds
+					if d.Network != "" {
+						// What association saw of a network's domain on its first round.
+						if p.firstMatch, p.addresses, err = matchHistory(store, known, v.Domain, now.Add(-cfg.Window), now); err != nil {
+							return nil, nil, err
+						}
+					}
+				}
+				if p.listed < 0 && v.Listed() {
+					p.listed = res.Rounds
+				}
+				p.associated = p.associated || v.Listed() && v.NetworkAgentsSeen > 0
 			}
 		}
 		if err := world.Sleep(ctx, evalTick); err != nil {
@@ -236,8 +344,210 @@ func evaluate(ctx context.Context, cfg *config.Config, seed int64, duration time
 		}
 		return p.correct, p.delay, p.rounds
 	})
+	nets, err := networks.List(store)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Networks = scoreNetworks(final, world, nets, func(name string) networkProgress {
+		p := track[name]
+		if p == nil {
+			return networkProgress{answered: -1, listed: -1}
+		}
+		return networkProgress{correct: p.correct, rounds: p.rounds, answered: p.answered, listed: p.listed, associated: p.associated,
+			firstMatch: p.firstMatch, addresses: p.addresses}
+	})
+	// How close the names that are not flux came to association: their
+	// addresses over the window against the final networks.
+	atEnd := networks.NewIndex(nets)
+	a := &res.Networks.Association
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		if classify.IsFlux(truthClass(d)) || v.Features.Addresses == 0 {
+			continue
+		}
+		m, n, err := matchHistory(store, atEnd, v.Domain, world.Now().Add(-cfg.Window), world.Now())
+		if err != nil {
+			return nil, nil, err
+		}
+		a.Others++
+		a.OtherSeenMax = max(a.OtherSeenMax, m.Seen)
+		if n > 0 {
+			a.OtherShareMax = max(a.OtherShareMax, round3(float64(m.Seen)/float64(n)))
+		}
+	}
 	log.Info("eval done", "seed", seed, "rounds", res.Rounds, "domains", res.Domains)
 	return res, final, nil
+}
+
+// networkProgress is what evaluate tracked of one domain for the network
+// figures.
+type networkProgress struct {
+	correct          bool
+	rounds           int // own answered rounds at the first right verdict
+	answered, listed int // rounds first answered and first listed in (-1: never)
+	associated       bool
+	// firstMatch is the known network its first answered round matched,
+	// of how many addresses.
+	firstMatch networks.Match
+	addresses  int
+}
+
+// matchHistory matches the A and AAAA addresses domain was given in
+// [from, to] with the known networks, as association does.
+func matchHistory(store *storage.Store, known *networks.Index, domain string, from, to time.Time) (networks.Match, int, error) {
+	set := map[netip.Addr]bool{}
+	err := store.History(domain, from, to.Add(time.Nanosecond), func(p obs.Probe) error {
+		for _, o := range p.Observations {
+			if o.Name != domain || o.Flags&obs.FlagDelegation != 0 {
+				continue
+			}
+			for _, r := range o.Answer {
+				if r.Type == dns.TypeA || r.Type == dns.TypeAAAA {
+					if a, err := netip.ParseAddr(r.Data); err == nil {
+						set[a] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	addrs := slices.SortedFunc(maps.Keys(set), netip.Addr.Compare)
+	return known.Match(domain, addrs), len(addrs), err
+}
+
+// scoreNetworks computes a world's network figures from the final
+// verdicts, the stored networks and each domain's progress.
+func scoreNetworks(final []classify.Verdict, world *simnet.World, nets []networks.Network, progress func(string) networkProgress) *networkFigures {
+	nf := &networkFigures{Found: len(nets)}
+	found := map[string]string{}
+	for _, n := range nets {
+		for _, d := range n.Domains {
+			found[d] = n.ID
+		}
+	}
+	// The network a domain was in when it first answered: a domain that
+	// moved was in the one it left.
+	startNetwork := func(d simnet.Domain) string { return cmp.Or(d.PreviousNetwork, d.Network) }
+	firstListed := map[string]int{} // world network → first round one of its domains was listed in
+	var pred, truth []string
+	type fluxSet struct {
+		network, previous string
+		agents            []netip.Addr
+	}
+	var sets []fluxSet
+	end := world.Now()
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		if notYetAnswered(d, v) {
+			continue
+		}
+		d.Network = networkAt(d, end)
+		p := progress(v.Domain)
+		if p.associated {
+			nf.AssociationListings++
+			if d.Class != simnet.ClassSingleFlux && d.Class != simnet.ClassDoubleFlux {
+				nf.FalseByAssociation++
+			}
+		}
+		if d.Network != "" && p.listed >= 0 {
+			if r, ok := firstListed[startNetwork(d)]; !ok || p.listed < r {
+				firstListed[startNetwork(d)] = p.listed
+			}
+		}
+		if !classify.IsFlux(truthClass(d)) || !classify.IsFlux(v.Verdict) {
+			continue
+		}
+		pred = append(pred, cmp.Or(found[v.Domain], "alone:"+v.Domain))
+		truth = append(truth, cmp.Or(d.Network, "alone:"+v.Domain))
+		var agents []netip.Addr
+		for _, s := range slices.Concat(v.Agents, v.NSAgents) {
+			if a, err := netip.ParseAddr(s); err == nil {
+				agents = append(agents, a)
+			}
+		}
+		slices.SortFunc(agents, netip.Addr.Compare)
+		sets = append(sets, fluxSet{network: d.Network, previous: d.PreviousNetwork, agents: slices.Compact(agents)})
+	}
+	nf.Flux = len(pred)
+	nf.Purity, nf.ARI = round3(networks.Purity(pred, truth)), round3(networks.AdjustedRand(pred, truth))
+	var known, unknown []float64
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		p := progress(v.Domain)
+		if d.Network == "" || !p.correct || p.answered < 0 {
+			continue
+		}
+		if r, ok := firstListed[startNetwork(d)]; ok && r < p.answered {
+			known = append(known, float64(p.rounds))
+		} else {
+			unknown = append(unknown, float64(p.rounds))
+		}
+	}
+	nf.Known, nf.Unknown = len(known), len(unknown)
+	var shares, seen []float64
+	for _, v := range final {
+		d, _ := world.Truth(v.Domain)
+		p := progress(v.Domain)
+		if d.Network == "" || p.answered < 0 || p.addresses == 0 {
+			continue
+		}
+		if r, ok := firstListed[startNetwork(d)]; !ok || r >= p.answered {
+			continue // no network known yet
+		}
+		shares = append(shares, float64(p.firstMatch.Seen)/float64(p.addresses))
+		seen = append(seen, float64(p.firstMatch.Seen))
+	}
+	if a := &nf.Association; len(shares) > 0 {
+		a.NewDomains = len(shares)
+		a.NewShareMin, a.NewShareP05, a.NewShareMedian = round3(slices.Min(shares)), round3(quantile(shares, 0.05)), round3(median(shares))
+		a.NewSeenMin, a.NewSeenMedian = int(slices.Min(seen)), median(seen)
+	}
+	nf.MedianDelayRoundsKnown, nf.MedianDelayRoundsUnknown = median(known), median(unknown)
+	// The distributions behind the linking threshold.
+	var sameBest, sameJacc, different []float64
+	sameShared, diffShared := -1, 0
+	for i, a := range sets {
+		best, bestJ, bestShared := -1.0, 0.0, 0
+		for j, b := range sets {
+			if i == j {
+				continue
+			}
+			o, shared := networks.Overlap(a.agents, b.agents)
+			if a.network != "" && a.network == b.network {
+				if o > best {
+					best, bestJ, bestShared = o, networks.Jaccard(a.agents, b.agents), shared
+				}
+			} else if j > i && (a.previous == "" || a.previous != b.network) && (b.previous == "" || b.previous != a.network) {
+				// (A domain that moved shares its window with the network it left.)
+				different = append(different, o)
+				diffShared = max(diffShared, shared)
+			}
+		}
+		if best >= 0 {
+			sameBest, sameJacc = append(sameBest, best), append(sameJacc, bestJ)
+			if sameShared < 0 || bestShared < sameShared {
+				sameShared = bestShared
+			}
+		}
+	}
+	o := &nf.Overlap
+	o.SamePairs, o.DifferentPairs = len(sameBest), len(different)
+	if len(sameBest) > 0 {
+		o.SameBestMin, o.SameBestP05, o.SameBestMedian = round3(slices.Min(sameBest)), round3(quantile(sameBest, 0.05)), round3(median(sameBest))
+		o.SameBestJaccMin, o.SameBestShareMin = round3(slices.Min(sameJacc)), sameShared
+	}
+	if len(different) > 0 {
+		o.DifferentMax, o.DifferentP99, o.DifferentShared = round3(slices.Max(different)), round3(quantile(different, 0.99)), diffShared
+	}
+	return nf
+}
+
+// quantile is the nearest-rank q-quantile of xs.
+func quantile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
 }
 
 // worldFiles writes the world's ASN table and allowlist and points cfg at them.
@@ -274,6 +584,10 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 	var fluxTruth, fluxListed, fluxRight, rightKind int
 	for _, v := range final {
 		d, _ := world.Truth(v.Domain)
+		if notYetAnswered(d, v) {
+			r.NotYetAnswered++
+			continue
+		}
 		truth := truthClass(d)
 		if r.Confusion[truth] == nil {
 			r.Confusion[truth] = map[string]int{}
@@ -339,6 +653,21 @@ func (r *evalResult) score(final []classify.Verdict, world *simnet.World, delay 
 	sort.Strings(r.FalseListed)
 }
 
+// notYetAnswered reports whether v is of a newer domain of a world's
+// network that no vantage has answered for (see evalResult.NotYetAnswered).
+func notYetAnswered(d simnet.Domain, v classify.Verdict) bool {
+	return !d.Starts.IsZero() && v.Features.Rounds == 0
+}
+
+// networkAt returns the network d is in at t: a domain that moves later
+// is still in the one it leaves.
+func networkAt(d simnet.Domain, t time.Time) string {
+	if d.PreviousNetwork != "" && t.Before(d.MovesAt) {
+		return d.PreviousNetwork
+	}
+	return d.Network
+}
+
 // ratio is a/b, or 1 when b is 0 (nothing to get wrong).
 func ratio(a, b int) float64 {
 	if b == 0 {
@@ -392,6 +721,13 @@ func (r *evalResult) print(w io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\nflux: precision %.3f, recall %.3f; kind accuracy %.3f; %d false listings, %d missed\n",
 		r.Flux.Precision, r.Flux.Recall, r.KindAccuracy, r.FalseListings, r.Missed)
+	if n := r.Networks; n != nil {
+		fmt.Fprintf(w, "networks: %d found for %d flux domains, purity %.3f, adjusted Rand index %.3f; median rounds to detection %.1f with a known network (%d domains), %.1f without (%d); %d listed by association, %d of them falsely\n",
+			n.Found, n.Flux, n.Purity, n.ARI, n.MedianDelayRoundsKnown, n.Known, n.MedianDelayRoundsUnknown, n.Unknown, n.AssociationListings, n.FalseByAssociation)
+		fmt.Fprintf(w, "agent overlap: same network, each domain's best %.3f min / %.3f p5 / %.3f median (Jaccard min %.3f, %d shared min); different networks %.3f max / %.3f p99 (%d shared max)\n",
+			n.Overlap.SameBestMin, n.Overlap.SameBestP05, n.Overlap.SameBestMedian, n.Overlap.SameBestJaccMin, n.Overlap.SameBestShareMin,
+			n.Overlap.DifferentMax, n.Overlap.DifferentP99, n.Overlap.DifferentShared)
+	}
 	for _, wr := range r.Wrong {
 		fmt.Fprintln(w, "wrong:", wr)
 	}

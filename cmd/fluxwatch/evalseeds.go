@@ -116,14 +116,35 @@ type seedsResult struct {
 	KindAccuracy stat `json:"kind_accuracy"`
 	// FalseListings and Missed are totals over the worlds; FalseListed and
 	// Misses say which domains, with their evidence.
-	FalseListings int           `json:"false_listings"`
-	Missed        int           `json:"missed"`
-	FalseListed   []seedLine    `json:"false_listed"`
-	Misses        []seedLine    `json:"misses"`
-	Results       []*evalResult `json:"results"`
-	Elapsed       float64       `json:"elapsed_seconds"`
-	Parallel      int           `json:"parallel"`
-	classOrder    []string      // classes in print order
+	FalseListings int        `json:"false_listings"`
+	Missed        int        `json:"missed"`
+	FalseListed   []seedLine `json:"false_listed"`
+	Misses        []seedLine `json:"misses"`
+	// Networks sums up the worlds' network figures: each figure's worst,
+	// median and mean over the worlds (a delay's worst is its longest).
+	Networks   seedsNetworks `json:"networks"`
+	Results    []*evalResult `json:"results"`
+	Elapsed    float64       `json:"elapsed_seconds"`
+	Parallel   int           `json:"parallel"`
+	classOrder []string      // classes in print order
+}
+
+// seedsNetworks are the network figures over the worlds, with the
+// extremes of the measured overlap distributions: the least overlap of a
+// domain with its best-linked sibling, and the most between domains of
+// different networks, in any world.
+type seedsNetworks struct {
+	Purity                   stat    `json:"purity"`
+	ARI                      stat    `json:"ari"`
+	MedianDelayRoundsKnown   stat    `json:"median_delay_rounds_known"`
+	MedianDelayRoundsUnknown stat    `json:"median_delay_rounds_unknown"`
+	AssociationListings      int     `json:"association_listings"`
+	FalseByAssociation       int     `json:"false_listings_by_association"`
+	SameBestMin              float64 `json:"same_best_min"`
+	SameBestJaccardMin       float64 `json:"same_best_jaccard_min"`
+	SameBestSharedMin        int     `json:"same_best_shared_min"`
+	DifferentMax             float64 `json:"different_max"`
+	DifferentSharedMax       int     `json:"different_shared_max"`
 }
 
 // evalSeeds evaluates a world per seed, at most parallel at once, and
@@ -209,6 +230,37 @@ func sumUp(seeds []int64, results []*evalResult) *seedsResult {
 		}
 	}
 	r.Flux.Precision, r.Flux.Recall, r.KindAccuracy = summarize(fluxP, false), summarize(fluxR, false), summarize(kind, false)
+	var purity, ari, known, unknown []float64
+	n := &r.Networks
+	first := true
+	for _, res := range results {
+		nf := res.Networks
+		if nf == nil {
+			continue
+		}
+		purity, ari = append(purity, nf.Purity), append(ari, nf.ARI)
+		if nf.Known > 0 {
+			known = append(known, nf.MedianDelayRoundsKnown)
+		}
+		if nf.Unknown > 0 {
+			unknown = append(unknown, nf.MedianDelayRoundsUnknown)
+		}
+		n.AssociationListings += nf.AssociationListings
+		n.FalseByAssociation += nf.FalseByAssociation
+		o := nf.Overlap
+		if o.SamePairs > 0 && (first || o.SameBestMin < n.SameBestMin) {
+			n.SameBestMin, n.SameBestSharedMin = o.SameBestMin, o.SameBestShareMin
+		}
+		if o.SamePairs > 0 && (first || o.SameBestJaccMin < n.SameBestJaccardMin) {
+			n.SameBestJaccardMin = o.SameBestJaccMin
+		}
+		if o.SamePairs > 0 {
+			first = false
+		}
+		n.DifferentMax, n.DifferentSharedMax = max(n.DifferentMax, o.DifferentMax), max(n.DifferentSharedMax, o.DifferentShared)
+	}
+	n.Purity, n.ARI = summarize(purity, false), summarize(ari, false)
+	n.MedianDelayRoundsKnown, n.MedianDelayRoundsUnknown = summarize(known, true), summarize(unknown, true)
 	return r
 }
 
@@ -253,6 +305,12 @@ func (r *seedsResult) print(w io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(w, "\nkind accuracy worst/median/mean %s; %d false listings, %d missed\n",
 		three(r.KindAccuracy, "%.3f"), r.FalseListings, r.Missed)
+	n := r.Networks
+	fmt.Fprintf(w, "networks: purity %s, adjusted Rand index %s (worst/median/mean); median rounds to detection with a known network %s, without %s; %d listed by association, %d of them falsely\n",
+		three(n.Purity, "%.3f"), three(n.ARI, "%.3f"), three(n.MedianDelayRoundsKnown, "%.1f"), three(n.MedianDelayRoundsUnknown, "%.1f"),
+		n.AssociationListings, n.FalseByAssociation)
+	fmt.Fprintf(w, "agent overlap: a domain with its best-linked sibling at least %.3f (Jaccard %.3f, %d shared); domains of different networks at most %.3f (%d shared)\n",
+		n.SameBestMin, n.SameBestJaccardMin, n.SameBestSharedMin, n.DifferentMax, n.DifferentSharedMax)
 	for _, l := range r.Misses {
 		fmt.Fprintf(w, "miss: seed %d: %s\n", l.Seed, l.Line)
 	}
