@@ -19,6 +19,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/internal/export"
 	"github.com/fluxwatch/fluxwatch/ipmeta"
+	"github.com/fluxwatch/fluxwatch/networks"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -188,6 +189,7 @@ when it was not (the previous file is left as it was).`,
 	s.fs.StringVar(&opts.Set4, "set4", "", "nftables and ipset: name of the IPv4 set (default flux4; ipset fluxwatch4)")
 	s.fs.StringVar(&opts.Set6, "set6", "", "nftables and ipset: name of the IPv6 set (default flux6; ipset fluxwatch6)")
 	s.fs.StringVar(&opts.Org, "org", "", "misp: the organisation creating the feed's event (default fluxwatch)")
+	s.fs.StringVar(&opts.Network, "network", "", "only the domains of this flux network `id` (see fluxwatch networks): its blocklist, or its agents")
 	quiet := s.fs.BoolP("quiet", "q", false, "no progress bar (there is none when standard error is not a terminal)")
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(slices.Concat(results.Formats, results.AddressFormats), cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -291,7 +293,18 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 		if err != nil {
 			return err
 		}
-		return results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)})
+		if err := results.WriteTimeline(w, store, domain, results.TimelineOptions{From: from, Verdict: verdict, Meta: meta, Color: colorful(std.out)}); err != nil {
+			return err
+		}
+		// The flux network the domain is one face of, and its siblings.
+		n, err := networks.Of(store, domain)
+		if err != nil {
+			return err
+		}
+		if line := networks.Line(n, domain); line != "" {
+			fmt.Fprintln(w, line)
+		}
+		return nil
 	}
 	return cmd
 }

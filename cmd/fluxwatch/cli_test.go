@@ -142,6 +142,8 @@ func TestFlagsAnywhere(t *testing.T) {
 		{path: []string{"export"}, flags: []string{"-f", "ips", "-o", "DIR/ips.txt"}},
 		{path: []string{"show"}, flags: []string{"--probes", "--since", "87600h"}, args: []string{"flux.example"}},
 		{path: []string{"report"}, flags: []string{"-o", "DIR/report.html", "--domain", "flux.example"}},
+		{path: []string{"networks"}, flags: []string{"--json", "--min-domains", "1"}},
+		{path: []string{"networks", "show"}, flags: []string{"--json"}, args: []string{"net-1"}},
 		{path: []string{"status"}, flags: []string{"--json"}},
 		{path: []string{"blocklist", "list"}, flags: []string{"--json"}},
 		{path: []string{"blocklist", "diff"}, flags: []string{"--last", "2"}},

@@ -66,7 +66,7 @@ func newRoot(std *stdio) *cobra.Command {
 	}{
 		{"measure", []*cobra.Command{seedsCommand(std), importCommand(std), crawlCommand(std), agentCommand(std)}},
 		{"judge", []*cobra.Command{classifyCommand(std), exportCommand(std), blocklistCommand(std), daemonCommand(std)}},
-		{"look", []*cobra.Command{showCommand(std), statusCommand(std), reportCommand(std), exportObservationsCommand(std)}},
+		{"look", []*cobra.Command{showCommand(std), networksCommand(std), statusCommand(std), reportCommand(std), exportObservationsCommand(std)}},
 		{"keep", []*cobra.Command{dbCommand(std), ipdbCommand(std)}},
 		{"try", []*cobra.Command{demoCommand(std), simnetCommand(std), evalCommand(std)}},
 	} {

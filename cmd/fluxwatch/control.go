@@ -41,7 +41,7 @@ type holding struct {
 }
 
 // throughHolder are the commands a holder runs for others.
-var throughHolder = map[string]bool{"show": true, "status": true, "seeds": true, "blocklist": true,
+var throughHolder = map[string]bool{"show": true, "networks": true, "status": true, "seeds": true, "blocklist": true,
 	"export": true, "export-observations": true, "report": true, "classify": true, "db": true}
 
 // serveControl serves the control socket of the database h holds, until
