@@ -14,6 +14,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/results"
 	"github.com/fluxwatch/fluxwatch/simnet"
+	"github.com/fluxwatch/fluxwatch/simnet/eval"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -67,7 +68,7 @@ with the world's truth (verdicts.jsonl), blocklist.rpz and blocklist.txt into
 			*seed, len(world.Domains()), len(world.Vantages()), demoSpeed)
 
 		// The world's ASN table and allowlist, written where users can look at them.
-		if err := worldFiles(world, *out, cfg); err != nil {
+		if err := eval.WorldFiles(world, *out, cfg); err != nil {
 			return err
 		}
 		cfg.ParentPort = world.ParentPort()

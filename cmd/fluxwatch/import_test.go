@@ -24,6 +24,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/simnet"
+	"github.com/fluxwatch/fluxwatch/simnet/eval"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
@@ -325,7 +326,7 @@ func TestReplayClassifiesIdentically(t *testing.T) {
 	}
 	defer world.Close()
 	cfg := config.Default()
-	if err := worldFiles(world, dir, cfg); err != nil {
+	if err := eval.WorldFiles(world, dir, cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg.DB = filepath.Join(dir, "crawled.db")

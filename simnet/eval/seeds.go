@@ -1,4 +1,4 @@
-package main
+package eval
 
 import (
 	"context"
@@ -23,9 +23,9 @@ import (
 // maxSeeds bounds a seed list: each seed is a world measured for minutes.
 const maxSeeds = 10000
 
-// parseSeeds parses a list of seeds and seed ranges separated by commas,
+// ParseSeeds parses a list of seeds and seed ranges separated by commas,
 // such as "1-50" or "1-5,8,1001-1050", into distinct seeds in order.
-func parseSeeds(s string) ([]int64, error) {
+func ParseSeeds(s string) ([]int64, error) {
 	var out []int64
 	seen := map[int64]bool{}
 	for part := range strings.SplitSeq(s, ",") {
@@ -103,9 +103,9 @@ type seedLine struct {
 	Line string `json:"line"`
 }
 
-// seedsResult holds the figures of eval --seeds. Its JSON keys are
+// SeedsResult holds the figures of eval --seeds. Its JSON keys are
 // documented in the README.
-type seedsResult struct {
+type SeedsResult struct {
 	Seeds   []int64                `json:"seeds"`
 	Worlds  int                    `json:"worlds"`
 	Classes map[string]*seedsClass `json:"classes"`
@@ -123,7 +123,7 @@ type seedsResult struct {
 	// Networks sums up the worlds' network figures: each figure's worst,
 	// median and mean over the worlds (a delay's worst is its longest).
 	Networks   seedsNetworks `json:"networks"`
-	Results    []*evalResult `json:"results"`
+	Results    []*Result     `json:"results"`
 	Elapsed    float64       `json:"elapsed_seconds"`
 	Parallel   int           `json:"parallel"`
 	classOrder []string      // classes in print order
@@ -149,14 +149,14 @@ type seedsNetworks struct {
 
 // evalSeeds evaluates a world per seed, at most parallel at once, and
 // sums them up. The first error stops the worlds not yet started.
-func evalSeeds(ctx context.Context, cfg *config.Config, seeds []int64, duration time.Duration, parallel int, log interface {
+func RunSeeds(ctx context.Context, cfg *config.Config, seeds []int64, duration time.Duration, parallel int, log interface {
 	Info(string, ...any)
-}) (*seedsResult, error) {
+}) (*SeedsResult, error) {
 	started := time.Now()
 	parallel = max(1, min(parallel, len(seeds)))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make([]*evalResult, len(seeds))
+	results := make([]*Result, len(seeds))
 	errs := make([]error, len(seeds))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -171,7 +171,7 @@ func evalSeeds(ctx context.Context, cfg *config.Config, seeds []int64, duration 
 		wg.Go(func() {
 			defer func() { <-sem }()
 			c := *cfg // each world points its copy at its own files
-			res, _, err := evaluate(ctx, &c, seed, duration, log)
+			res, _, err := Run(ctx, &c, seed, duration, log)
 			if err != nil {
 				errs[i] = fmt.Errorf("eval seed %d: %w", seed, err)
 				cancel()
@@ -195,8 +195,8 @@ func evalSeeds(ctx context.Context, cfg *config.Config, seeds []int64, duration 
 }
 
 // sumUp sums the worlds' results up.
-func sumUp(seeds []int64, results []*evalResult) *seedsResult {
-	r := &seedsResult{Seeds: seeds, Worlds: len(results), Results: results, Classes: map[string]*seedsClass{},
+func sumUp(seeds []int64, results []*Result) *SeedsResult {
+	r := &SeedsResult{Seeds: seeds, Worlds: len(results), Results: results, Classes: map[string]*seedsClass{},
 		FalseListed: []seedLine{}, Misses: []seedLine{},
 		classOrder: []string{classify.SingleFlux, classify.DoubleFlux, classify.Benign}}
 	var fluxP, fluxR, kind []float64
@@ -282,7 +282,7 @@ func seedList(seeds []int64) string {
 	return strings.Join(parts, ",")
 }
 
-func (r *seedsResult) print(w io.Writer) error {
+func (r *SeedsResult) print(w io.Writer) error {
 	domains := 0
 	for _, res := range r.Results {
 		domains += res.Domains
@@ -321,7 +321,7 @@ func (r *seedsResult) print(w io.Writer) error {
 }
 
 // printSeeds prints r as text or, with asJSON, as one JSON object.
-func printSeeds(w io.Writer, r *seedsResult, asJSON bool) error {
+func PrintSeeds(w io.Writer, r *SeedsResult, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(r)
 	}
