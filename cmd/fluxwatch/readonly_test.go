@@ -65,6 +65,8 @@ func readCommands(db, outDir string) [][]string {
 		{"status", "--db", db},
 		{"status", "--db", db, "--json"},
 		{"seeds", "list", "--db", db, "--all"},
+		{"networks", "--db", db},
+		{"networks", "--db", db, "--json"},
 		{"blocklist", "list", "--db", db},
 		{"blocklist", "diff", "--db", db},
 		{"blocklist", "history", "--db", db, "flux.test"},
