@@ -50,6 +50,10 @@ func (w *World) WriteConfig(path string) (ConfigFiles, error) {
 	if err != nil {
 		return ConfigFiles{}, fmt.Errorf("simnet: writing config: %w", err)
 	}
+	// The directory is made if missing, as for any output file.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return ConfigFiles{}, fmt.Errorf("simnet: writing config: %w", err)
+	}
 	stem := strings.TrimSuffix(abs, filepath.Ext(abs))
 	files := ConfigFiles{Config: abs, DB: stem + ".db", ASNTable: stem + ".asn.tsv",
 		Allowlist: stem + ".allowlist.txt", Seeds: stem + ".seeds.txt"}

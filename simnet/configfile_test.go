@@ -69,7 +69,9 @@ func TestFixedPorts(t *testing.T) {
 
 func TestWriteConfig(t *testing.T) {
 	w := start(t, simnet.Config{Seed: 5})
-	dir := t.TempDir()
+	// Into a directory that does not exist yet, as the README's example
+	// writes sim/fluxwatch.yaml.
+	dir := filepath.Join(t.TempDir(), "sim")
 	files, err := w.WriteConfig(filepath.Join(dir, "sim.yaml"))
 	if err != nil {
 		t.Fatal(err)

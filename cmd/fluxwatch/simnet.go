@@ -32,13 +32,18 @@ seeds add and classify need to measure it.`,
 	asnOut := s.fs.String("asn-out", "", "write the world's IP-to-ASN table to `file` (for --asn-db)")
 	allowOut := s.fs.String("allowlist-out", "", "write the world's allowlist (its public pools) to `file` (for --allowlist)")
 	configOut := s.fs.String("config-out", "", "write a fluxwatch config for the world to `file`, its tables and seed list beside it, and seed the database it names (for crawl, classify and daemon --config)")
+	nets := s.fs.Bool("networks", false, "add flux networks (each serving several domains, some late, some moving between networks) and names that share addresses with them, as eval's worlds have")
 	port := s.fs.Int("port", 0, "fix the ports: the registry on `port`, the vantages on the ports after it (0: random ports)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if _, err := s.load(); err != nil {
 			return err
 		}
-		w, err := simnet.Start(ctx, simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen, Port: *port})
+		wc := simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen, Port: *port}
+		if *nets {
+			wc.FluxNetworks, wc.SharedEdges, wc.Parking = simnet.EvalNetworks, 1, 1
+		}
+		w, err := simnet.Start(ctx, wc)
 		if err != nil {
 			return err
 		}

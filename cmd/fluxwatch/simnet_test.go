@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,5 +68,46 @@ func TestSimnetConfigOut(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("simnet: %v\n%s", err, out.String())
+	}
+}
+
+// simnet --networks serves eval's kind of world: the same seed with flux
+// networks, their late and moving domains and the names that share
+// addresses with them.
+func TestSimnetNetworks(t *testing.T) {
+	dir := t.TempDir()
+	count := func(extra ...string) int {
+		t.Helper()
+		seedsOut := filepath.Join(dir, fmt.Sprintf("seeds-%d.txt", len(extra)))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, append([]string{"simnet", "--seed", "4", "--seeds-out", seedsOut}, extra...), strings.NewReader(""), &out, &out)
+		}()
+		feedWaitUntil(t, 20*time.Second, "simnet serving", func() bool { return strings.Contains(out.String(), "serving until interrupted") })
+		cancel()
+		<-done
+		b, err := os.ReadFile(seedsOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for line := range strings.Lines(string(b)) {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				n++
+			}
+		}
+		return n
+	}
+	plain, withNets := count(), count("--networks")
+	w, err := simnet.Start(context.Background(), simnet.Config{Seed: 4, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if withNets != len(w.Domains()) || withNets <= plain {
+		t.Errorf("simnet --networks serves %d domains, without %d; eval's world of that seed has %d", withNets, plain, len(w.Domains()))
 	}
 }
