@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/config"
@@ -194,10 +195,15 @@ func (s *settings) createStore(cfg *config.Config) (*storage.Store, error) {
 	return createStore(cfg)
 }
 
-// pathFlags are the flags that name files: they are made absolute before
-// a command line goes to the holder, which runs in another directory.
-var pathFlags = map[string]bool{"config": true, "db": true, "out": true, "allowlist": true, "asn-db": true,
-	"country-db": true, "cdn-suffixes": true, "resolvers": true}
+// namesPath reports whether a flag's value is a file or directory: the
+// flags markFileFlags marks for completion. Their values are made absolute
+// before a command line goes to the holder, which runs in another
+// directory.
+func namesPath(f *pflag.Flag) bool {
+	_, file := f.Annotations[cobra.BashCompFilenameExt]
+	_, dir := f.Annotations[cobra.BashCompSubdirsInDir]
+	return file || dir
+}
 
 // forwardArgs is the command line as the holder must run it: the command
 // words, every flag that was given (files made absolute, --db always
@@ -219,7 +225,7 @@ func (s *settings) forwardArgs(cfg *config.Config) ([]string, error) {
 			values = list.GetSlice()
 		}
 		for _, v := range values {
-			if pathFlags[f.Name] && v != "-" && v != "" {
+			if namesPath(f) && v != "-" && v != "" {
 				if v, err = filepath.Abs(v); err != nil {
 					ferr = err
 				}

@@ -285,6 +285,13 @@ daemon:
 	if err != nil {
 		t.Fatalf("classify through the daemon: %v\n%s\n%s", err, stderr, daemonLog.String())
 	}
+	// A relative --out is the client's too.
+	if _, stderr, err := fw(t, "", "export", "--db", db, "--format", "jsonl", "--all", "--out", "verdicts.jsonl"); err != nil {
+		t.Fatalf("export through the daemon: %v\n%s", err, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(clientDir, "verdicts.jsonl")); err != nil || !strings.Contains(string(b), "calm.test") {
+		t.Errorf("export --out verdicts.jsonl through the daemon: %v %q", err, b)
+	}
 	showThrough, _, code := runBin(t, bin, "show", "--db", db, "flux.test")
 	if code != 0 {
 		t.Fatalf("show through the daemon exited %d", code)
