@@ -592,6 +592,14 @@ func TestLongFlagsWithOneDash(t *testing.T) {
 	if out, _, err := fw(t, "", "show", "one.test", "-db", db, "-json"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("show -json: %v %q", err, out)
 	}
+	// The value of a flag that takes one is never rewritten, whatever it
+	// looks like.
+	if _, stderr, err := fw(t, "two.test\n", "seeds", "add", "-db", db, "--source", "-quiet", "-"); err != nil {
+		t.Fatalf("seeds add --source -quiet: %v\n%s", err, stderr)
+	}
+	if out, _, _ := fw(t, "", "seeds", "list", "-db", db); !strings.Contains(out, "two.test\tfirst-seen=") || !strings.Contains(out, "sources=-quiet") {
+		t.Errorf("--source -quiet stored as:\n%s", out)
+	}
 	if _, _, err := fw(t, "", "seeds", "remove", "-db", db, "--", "-json"); err == nil || !strings.Contains(err.Error(), `"-json"`) {
 		t.Errorf("after --, -json is an argument: %v", err)
 	}

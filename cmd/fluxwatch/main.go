@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/daemon"
 )
@@ -110,15 +111,39 @@ func oneDashLong(root *cobra.Command, args []string) []string {
 	if err != nil || cmd == nil {
 		cmd = root
 	}
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
+	lookup := func(name string) *pflag.Flag {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f
 		}
-		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
-			name, _, _ := strings.Cut(a[1:], "=")
-			if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+		return cmd.InheritedFlags().Lookup(name)
+	}
+	shorthand := func(c string) *pflag.Flag {
+		if f := cmd.Flags().ShorthandLookup(c); f != nil {
+			return f
+		}
+		return cmd.InheritedFlags().ShorthandLookup(c)
+	}
+	// takesNext: a flag given without =value takes the next word as its
+	// value, which is never rewritten (--reason -json).
+	takesNext := func(f *pflag.Flag, hasValue bool) bool { return f != nil && !hasValue && f.NoOptDefVal == "" }
+	out := make([]string, 0, len(args))
+	value := false
+	for i, a := range args {
+		switch {
+		case value:
+			value = false
+		case a == "--":
+			return append(out, args[i:]...)
+		case strings.HasPrefix(a, "--"):
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			value = takesNext(lookup(name), hasValue)
+		case len(a) > 1 && a[0] == '-':
+			name, _, hasValue := strings.Cut(a[1:], "=")
+			if f := lookup(name); len(name) > 1 && f != nil {
 				a = "-" + a
+				value = takesNext(f, hasValue)
+			} else if len(name) == 1 {
+				value = takesNext(shorthand(name), hasValue)
 			}
 		}
 		out = append(out, a)
