@@ -53,7 +53,7 @@ func blocklistSubcommand(std *stdio, use, short, long string) *cobra.Command {
 	case "delist", "relist":
 		reason = s.fs.String("reason", "", "why (kept in the listing log)")
 	}
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		cfg, err := s.load()
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func blocklistSubcommand(std *stdio, use, short, long string) *cobra.Command {
 			defer unlock()
 		}
 		w := bufio.NewWriter(std.out)
-		defer w.Flush()
+		defer flush(w, &err)
 		enc := json.NewEncoder(w)
 		now := time.Now()
 		switch sub {

@@ -262,7 +262,7 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 		fs.StringArrayVar(&c.CountryDB, "country-db", c.CountryDB, "IP-to-country `file` for the timeline's country counts (repeatable)")
 	})
 	since := durationFlag(s.fs, "since", 0, "only the last period (default: all history)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		cfg, err := s.load()
 		if err != nil {
 			return err
@@ -281,7 +281,7 @@ every probe's answers instead, --json the probes as JSON Lines.`,
 			from = time.Now().Add(-*since)
 		}
 		w := bufio.NewWriter(std.out)
-		defer w.Flush()
+		defer flush(w, &err)
 		verdict, err := classify.Load(store, domain)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -602,5 +603,27 @@ func TestLongFlagsWithOneDash(t *testing.T) {
 	}
 	if _, _, err := fw(t, "", "seeds", "remove", "-db", db, "--", "-json"); err == nil || !strings.Contains(err.Error(), `"-json"`) {
 		t.Errorf("after --, -json is an argument: %v", err)
+	}
+}
+
+// failingWriter is standard output on a full disk.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A command whose output could not be written has failed, however little
+// it printed.
+func TestLostOutputIsAnError(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "fw.db")
+	if _, stderr, err := fw(t, "one.test\n", "seeds", "add", "--db", db, "-"); err != nil {
+		t.Fatalf("seeds add: %v\n%s", err, stderr)
+	}
+	for _, args := range [][]string{
+		{"seeds", "list"}, {"blocklist", "list"}, {"networks"}, {"show", "one.test"},
+	} {
+		err := run(context.Background(), append(args, "--db", db), strings.NewReader(""), failingWriter{}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "writing the output: no space left on device") {
+			t.Errorf("%v to a full disk: %v", args, err)
+		}
 	}
 }

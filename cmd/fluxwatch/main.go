@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -149,6 +150,15 @@ func oneDashLong(root *cobra.Command, args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// flush flushes a command's buffered output when it returns, and makes
+// a write that failed (a full disk, a closed pipe) its error: a command
+// whose output was lost has not done its work.
+func flush(w *bufio.Writer, err *error) {
+	if ferr := w.Flush(); *err == nil && ferr != nil {
+		*err = fmt.Errorf("writing the output: %w", ferr)
+	}
 }
 
 // stdio carries a command's standard streams, and its clock.

@@ -29,7 +29,7 @@ domains stay in it; 'networks show ID' prints one.
 	s := newFlags(cmd, std)
 	asJSON := s.fs.Bool("json", false, "one JSON object per network and line (id, domains, agents, ns_agents, asns, countries, first_seen, last_seen, sizes, events)")
 	minDomains := s.fs.Int("min-domains", 1, "leave out networks of fewer domains")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		cfg, err := s.load()
 		if err != nil {
 			return err
@@ -50,7 +50,7 @@ domains stay in it; 'networks show ID' prints one.
 			}
 		}
 		w := bufio.NewWriter(std.out)
-		defer w.Flush()
+		defer flush(w, &err)
 		if *asJSON {
 			return networks.PrintJSONLines(w, kept)
 		}
@@ -74,7 +74,7 @@ log of the network that took its domains says so).`,
 	}
 	s := newFlags(cmd, std)
 	asJSON := s.fs.Bool("json", false, "print the network as one JSON object")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		cfg, err := s.load()
 		if err != nil {
 			return err
@@ -95,7 +95,7 @@ log of the network that took its domains says so).`,
 			return fmt.Errorf("no flux network %q (see fluxwatch networks)", args[0])
 		}
 		w := bufio.NewWriter(std.out)
-		defer w.Flush()
+		defer flush(w, &err)
 		if *asJSON {
 			return networks.PrintJSONLines(w, []networks.Network{*n})
 		}

@@ -114,7 +114,7 @@ func seedsListCommand(std *stdio) *cobra.Command {
 	}
 	s := newFlags(cmd, std)
 	all := s.fs.Bool("all", false, "include removed domains")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		cfg, err := s.load()
 		if err != nil {
 			return err
@@ -125,7 +125,7 @@ func seedsListCommand(std *stdio) *cobra.Command {
 		}
 		defer store.Close()
 		w := bufio.NewWriter(std.out)
-		defer w.Flush()
+		defer flush(w, &err)
 		return store.Domains(func(d storage.Domain) error {
 			if !d.Active && !*all {
 				return nil
