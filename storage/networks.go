@@ -32,6 +32,10 @@ type NetworkRecord struct {
 // above the stored sequence, becomes it (see NetworkSequence).
 func (s *Store) ReplaceNetworks(recs []NetworkRecord, seq uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		// Ids are never handed out twice: the sequence only goes up.
+		if old := tx.Bucket(bucketNetworks); old != nil {
+			seq = max(seq, old.Sequence())
+		}
 		for _, name := range [][]byte{bucketNetworks, bucketNetworkOf} {
 			if tx.Bucket(name) == nil {
 				continue

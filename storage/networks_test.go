@@ -84,6 +84,14 @@ func TestReplaceNetworks(t *testing.T) {
 	if seq, _ := s.NetworkSequence(); seq != 3 {
 		t.Errorf("sequence %d, want 3", seq)
 	}
+	// A replace computed from an older sequence never takes it back: the
+	// ids it gave stay given.
+	if err := s.ReplaceNetworks(nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := s.NetworkSequence(); seq != 3 {
+		t.Errorf("sequence %d after a replace with 1, want it kept at 3", seq)
+	}
 	if err := s.ReplaceNetworks([]NetworkRecord{{Domains: []string{"x.test"}}}, 4); err == nil {
 		t.Error("a network without an id was stored")
 	}
