@@ -71,11 +71,14 @@ func TestLinkingRule(t *testing.T) {
 		member("y-new.test", draw(r, y, 10)),
 		// One address of x by chance: not a link.
 		member("lone.test", agentPool(3, 40), x[:1]),
-		// Two of x among 100 of its own: 2% of the smaller set, under MinOverlap.
+		// Two of x among 100 of its own: under MinShared.
 		member("sliver.test", agentPool(4, 100), x[:2]),
+		// Four of x among 100 of its own: MinShared met, but 4% of the
+		// smaller set, under MinOverlap.
+		member("thin.test", agentPool(5, 100), x[10:14]),
 	}
 	got := domainsOf(members, Group(members, nil, DefaultRules))
-	want := "lone.test | sliver.test | x-mid.test x-new.test x-old.test | y-new.test y-old.test"
+	want := "lone.test | sliver.test | thin.test | x-mid.test x-new.test x-old.test | y-new.test y-old.test"
 	if got != want {
 		t.Errorf("groups\n got %s\nwant %s", got, want)
 	}
@@ -87,8 +90,8 @@ func TestLinkingRule(t *testing.T) {
 	if o, _ := Overlap(small, large); o < 0.3 {
 		t.Errorf("overlap of a sample in its pool's larger sample: %.2f", o)
 	}
-	if j := Jaccard(small, large); j > float64(len(small))/float64(len(large)) {
-		t.Errorf("Jaccard %.3f above the size ratio", j)
+	if j := Jaccard(small, large); j >= DefaultRules.MinOverlap {
+		t.Errorf("Jaccard %.3f of a sample in its pool's larger sample: it would have linked them too, and shows nothing", j)
 	}
 }
 
