@@ -220,7 +220,7 @@ func (c *Classifier) classify(domain string, probes []obs.Probe, now time.Time, 
 		v.Verdict = InsufficientData
 		v.Evidence = fmt.Sprintf("%d answered round, %d needed", f.Rounds, r.MinRounds)
 	case f.CDN != "" && fluxKind != "":
-		v.Verdict, v.Confidence, v.Network, v.NetworkAgentsSeen = Benign, 0.9, "", 0
+		v.Verdict, v.Confidence = Benign, 0.9 // association never takes a CDN's name
 		v.Evidence = fmt.Sprintf("CNAME into CDN %s (%s); %s", f.CDN, f.CNAMETarget, addrEvidence(f))
 	case fluxKind == "":
 		v.Verdict, v.Confidence = Benign, confidence(f.Rounds, 0.6)

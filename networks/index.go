@@ -2,7 +2,6 @@ package networks
 
 import (
 	"net/netip"
-	"slices"
 )
 
 // Index finds the known network whose agents a domain's addresses fall
@@ -83,21 +82,4 @@ func (x *Index) Match(domain string, addrs []netip.Addr) Match {
 		return Match{}
 	}
 	return Match{Network: x.nets[best].id, Seen: count[best], Agents: x.nets[best].agents}
-}
-
-// Agent reports whether a is an agent of some indexed network.
-func (x *Index) Agent(a netip.Addr) bool {
-	return x != nil && len(x.agents[a]) > 0
-}
-
-// IDs returns the ids of the indexed networks.
-func (x *Index) IDs() []string {
-	if x == nil {
-		return nil
-	}
-	out := make([]string, len(x.nets))
-	for i, n := range x.nets {
-		out[i] = n.id
-	}
-	return slices.Clip(out)
 }

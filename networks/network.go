@@ -108,14 +108,12 @@ func Of(store *storage.Store, domain string) (*Network, error) {
 	return Get(store, id)
 }
 
-// Siblings returns the id of domain's network and its other domains, or
-// "" and nil when it is in none.
-func Siblings(store *storage.Store, domain string) (string, []string, error) {
-	n, err := Of(store, domain)
-	if err != nil || n == nil {
-		return "", nil, err
+// Siblings returns the network's domains other than domain.
+func (n *Network) Siblings(domain string) []string {
+	if n == nil {
+		return nil
 	}
-	return n.ID, slices.DeleteFunc(slices.Clone(n.Domains), func(d string) bool { return d == domain }), nil
+	return slices.DeleteFunc(slices.Clone(n.Domains), func(d string) bool { return d == domain })
 }
 
 func decode(id string, v []byte) (Network, error) {

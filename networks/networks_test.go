@@ -312,9 +312,9 @@ func TestStableIDsMergesAndSplits(t *testing.T) {
 		t.Errorf("new id %s: ids are numbered on, never reused", small.ID)
 	}
 	// Lookups for the commands.
-	id, sibs, err := Siblings(store, "b.test")
-	if err != nil || id != nx.ID || strings.Join(sibs, " ") != "a.test c.test" {
-		t.Errorf("Siblings(b.test) = %s %v %v", id, sibs, err)
+	n, err := Of(store, "b.test")
+	if err != nil || n == nil || n.ID != nx.ID || strings.Join(n.Siblings("b.test"), " ") != "a.test c.test" {
+		t.Errorf("Of(b.test) = %v %v", n, err)
 	}
 	if n, err := Get(store, "net-404"); n != nil || err != nil {
 		t.Errorf("Get of an unknown id: %v %v", n, err)

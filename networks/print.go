@@ -110,12 +110,7 @@ func Line(n *Network, domain string) string {
 	if n == nil {
 		return ""
 	}
-	var others []string
-	for _, d := range n.Domains {
-		if d != domain {
-			others = append(others, d)
-		}
-	}
+	others := n.Siblings(domain)
 	s := fmt.Sprintf("network %s: %d domains, %d agents", n.ID, len(n.Domains), len(n.Agents)+len(n.NSAgents))
 	if len(others) > 0 {
 		s += "; with " + sample(others)

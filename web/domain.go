@@ -86,13 +86,7 @@ func loadDomain(store *storage.Store, meta *ipmeta.DB, name string, span time.Du
 		return p, false, err
 	}
 	if p.Network != nil {
-		var sibs []string
-		for _, d := range p.Network.Domains {
-			if d != name {
-				sibs = append(sibs, d)
-			}
-		}
-		p.Siblings, p.MoreSiblings = cut(sibs, maxAgentsShown)
+		p.Siblings, p.MoreSiblings = cut(p.Network.Siblings(name), maxAgentsShown)
 	}
 	_, delisted, err := store.ListingState([]string{name})
 	if err != nil {
