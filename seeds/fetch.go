@@ -143,16 +143,8 @@ func (f *Fetcher) Fetch(ctx context.Context, l URLList, prev Validators) (Fetche
 	case resp.ContentLength > maxBytes:
 		return Fetched{}, tooLarge(name, maxBytes)
 	}
-	seen := map[string]bool{}
 	body := &capReader{r: io.LimitedReader{R: resp.Body, N: maxBytes + 1}}
-	err = Parse(body, name, Options{Column: l.Column},
-		func(n string, _ int) {
-			if !seen[n] {
-				seen[n] = true
-				got.Names = append(got.Names, n)
-			}
-		},
-		func(r Reject) { got.Rejects = append(got.Rejects, r) })
+	got.Names, got.Rejects, err = ParseUnique(body, name, Options{Column: l.Column})
 	switch {
 	case errors.Is(err, errOverLimit):
 		return Fetched{}, tooLarge(name, maxBytes)

@@ -353,7 +353,7 @@ func FuzzRegistryRespond(f *testing.F) {
 // after; a domain that moved answers from the pool it left until it moves,
 // from its new one after; every network's pool holds the decoys.
 func TestNetworksStartAndMove(t *testing.T) {
-	cfg, err := Config{Seed: 21, FluxNetworks: EvalNetworks, SharedEdges: 1, Parking: 1}.withDefaults()
+	cfg, err := Config{Seed: 21}.WithNetworks().withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ func TestSameSeedSameWorld(t *testing.T) {
 
 func TestDomainsAndTruth(t *testing.T) {
 	t.Parallel()
-	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
+	w := start(t, simnet.Config{Seed: 10, Vantages: 2, Benign: 6, Broken: -1}.WithNetworks())
 	classes := make(map[string]int)
 	names := make(map[string]bool)
 	networks := map[string][]simnet.Domain{}

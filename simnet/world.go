@@ -128,6 +128,15 @@ type Config struct {
 	Logger *slog.Logger // nil discards
 }
 
+// WithNetworks returns c with eval's flux networks and the names that
+// share addresses with them: EvalNetworks networks, a group of shared CDN
+// edges and a parking service. Eval's worlds are these, and `simnet
+// --networks` serves one.
+func (c Config) WithNetworks() Config {
+	c.FluxNetworks, c.SharedEdges, c.Parking = EvalNetworks, 1, 1
+	return c
+}
+
 // withDefaults fills in defaults and checks the values.
 func (c Config) withDefaults() (Config, error) {
 	switch {

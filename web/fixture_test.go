@@ -69,7 +69,7 @@ func buildWorld(dir string) (*world, error) {
 	ctx := context.Background()
 	sim, err := simnet.Start(ctx, simnet.Config{Seed: 4, Speed: 300, SingleFlux: 2, DoubleFlux: 2, Benign: 3, Broken: 1,
 		GeoDNS: -1, Pools: -1, Migrations: -1, SlowFlux: -1, NarrowFlux: -1,
-		BigCDNs: -1, SharedHosting: -1, LoadBalancers: -1, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
+		BigCDNs: -1, SharedHosting: -1, LoadBalancers: -1}.WithNetworks())
 	if err != nil {
 		return nil, err
 	}

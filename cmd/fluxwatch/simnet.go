@@ -41,7 +41,7 @@ seeds add and classify need to measure it.`,
 		}
 		wc := simnet.Config{Seed: *seed, Speed: *speed, Vantages: *vantages, Listen: *listen, Port: *port}
 		if *nets {
-			wc.FluxNetworks, wc.SharedEdges, wc.Parking = simnet.EvalNetworks, 1, 1
+			wc = wc.WithNetworks()
 		}
 		w, err := simnet.Start(ctx, wc)
 		if err != nil {

@@ -102,7 +102,7 @@ func TestSimnetNetworks(t *testing.T) {
 		return n
 	}
 	plain, withNets := count(), count("--networks")
-	w, err := simnet.Start(context.Background(), simnet.Config{Seed: 4, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
+	w, err := simnet.Start(context.Background(), simnet.Config{Seed: 4}.WithNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg *config.Config, seed int64, duration time.Dura
 	defer os.RemoveAll(dir)
 	// The eval's worlds hold flux networks and the names that share
 	// addresses with them (issue 17).
-	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: speed, FluxNetworks: simnet.EvalNetworks, SharedEdges: 1, Parking: 1})
+	world, err := simnet.Start(ctx, simnet.Config{Seed: seed, Speed: speed}.WithNetworks())
 	if err != nil {
 		return nil, nil, err
 	}
