@@ -45,13 +45,16 @@ func TestEvalMeetsTheTargets(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
 	}
-	// The flux networks (issue 17): the JSON keys, and nothing listed
-	// falsely by association. (Ten minutes are too few to group them well:
-	// a domain that moved has few agents of its new network yet; the
-	// 30-minute evals of the README measure the grouping.)
+	// The flux networks (issue 17): the JSON keys, nothing listed falsely
+	// by association, and a grouping better than none. Ten minutes are
+	// too few to group them well (a domain that moved has few agents of
+	// its new network yet: purity 0.91-0.96 and ARI 0.51-0.73 measured);
+	// the 30-minute evals of the README measure it. Every domain in one
+	// network would fall under the purity bound, every domain alone gives
+	// an ARI of 0.
 	if n := r.Networks; n == nil || n.Purity == nil || n.ARI == nil || n.Known == nil || n.Unknown == nil {
 		t.Fatalf("networks figures missing: %s", stdout)
-	} else if n.FalseByAssociation != 0 || *n.Purity <= 0 || *n.ARI > 1 {
+	} else if n.FalseByAssociation != 0 || *n.Purity < 0.8 || *n.ARI <= 0 {
 		t.Errorf("networks: purity %v, ARI %v, %d false listings by association", *n.Purity, *n.ARI, n.FalseByAssociation)
 	}
 	if r.Seed != 5 || r.Flux.Precision == nil || r.Flux.Recall == nil || r.KindAccuracy == nil || r.FalseListings == nil || r.Missed == nil {

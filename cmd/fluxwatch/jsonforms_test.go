@@ -96,7 +96,9 @@ func TestJSONOutputFollowsTheSchemas(t *testing.T) {
 	if n := validLines(t, verdicts, "classify --json", out); n != len(w.Domains()) {
 		t.Errorf("classify --json: %d verdicts of %d domains", n, len(w.Domains()))
 	}
-	validLines(t, verdicts, "export --format jsonl --all", run("export", "--db", db, "--format", "jsonl", "--all"))
+	if n := validLines(t, verdicts, "export --format jsonl --all", run("export", "--db", db, "--format", "jsonl", "--all")); n != len(w.Domains()) {
+		t.Errorf("export --format jsonl --all: %d verdicts of %d domains", n, len(w.Domains()))
+	}
 	listed := validLines(t, verdicts, "export --format jsonl", run("export", "--db", db, "--format", "jsonl"))
 	if n := validLines(t, compileSchema(t, schema.Listing), "blocklist list --json", run("blocklist", "list", "--db", db, "--json")); n == 0 || n != listed {
 		t.Errorf("blocklist list --json: %d listings, export: %d listed", n, listed)
