@@ -58,6 +58,10 @@ func (c *Client) Holder(ctx context.Context) (Holder, error) {
 // failure, its error line; err is for the channel itself.
 func (c *Client) Run(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.Writer) (code int, message string, err error) {
 	pr, pw := io.Pipe()
+	// An open standard input never holds up a cancelled run: the body
+	// ends with the context, and the transport with it.
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	defer stop()
 	go func() {
 		err := json.NewEncoder(pw).Encode(req)
 		if err == nil && stdin != nil {

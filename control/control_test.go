@@ -17,6 +17,10 @@ import (
 // echo is a command set for the tests: "cat" copies stdin to stdout,
 // "bin" writes every byte value and a large block, "fail" exits 3 with an
 // error line, "wait" blocks until its context ends.
+// waiting and waited hear when a "wait" command starts and when its
+// context has ended.
+var waiting, waited = make(chan struct{}, 8), make(chan struct{}, 8)
+
 func echo(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.Writer) (int, string) {
 	args := req.Args
 	switch args[0] {
@@ -41,7 +45,9 @@ func echo(ctx context.Context, req Request, stdin io.Reader, stdout, stderr io.W
 		fmt.Fprintln(stdout, "partial")
 		return 3, "it failed: " + strings.Join(args[1:], " ")
 	case "wait":
+		waiting <- struct{}{}
 		<-ctx.Done()
+		waited <- struct{}{}
 		return 1, ctx.Err().Error()
 	}
 	return 2, "unknown command " + args[0]
@@ -171,9 +177,14 @@ func TestCloseCancelsRunningCommands(t *testing.T) {
 		code, msg, _ := c.Run(context.Background(), Request{Args: []string{"wait"}}, nil, io.Discard, io.Discard)
 		done <- result{code, msg}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-waiting
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not cancel the running command")
 	}
 	select {
 	case r := <-done:
@@ -185,19 +196,35 @@ func TestCloseCancelsRunningCommands(t *testing.T) {
 	}
 }
 
+// A client that gives up, with its standard input still open (a
+// terminal), returns at once, and the command in the holder is cancelled.
 func TestClientCancelReachesTheCommand(t *testing.T) {
 	path, _ := listen(t)
 	c, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if _, _, err := c.Run(ctx, Request{Args: []string{"wait"}}, nil, io.Discard, io.Discard); err == nil {
-		t.Fatal("a cancelled run returned no error")
+	stdin, open := io.Pipe()
+	defer open.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() {
+		_, _, err := c.Run(ctx, Request{Args: []string{"wait"}}, stdin, io.Discard, io.Discard)
+		returned <- err
+	}()
+	<-waiting
+	cancel()
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Fatal("a cancelled run returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client did not return after its context ended, standard input open")
 	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatal("cancel did not end the run")
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command in the holder was not cancelled")
 	}
 }

@@ -70,8 +70,9 @@ func Listen(path string, holder Holder, run RunFunc, log *slog.Logger) (*Server,
 }
 
 // Close stops serving and removes the socket: commands still running are
-// cancelled, and Close waits for them to end. Only the first call does
-// anything.
+// cancelled, and Close waits up to 30 s for them to end (one blocked on
+// something that does not heed its context outlives it; the store it
+// borrowed stays open until it ends). Only the first call does anything.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
@@ -119,15 +120,30 @@ func serveRun(w http.ResponseWriter, r *http.Request, run RunFunc, log *slog.Log
 		return
 	}
 	body.N = math.MaxInt64
-	stdin := bufio.NewReader(io.MultiReader(dec.Buffered(), body))
-	if b, err := stdin.Peek(1); err == nil && b[0] == '\n' {
-		stdin.Discard(1) // the end of the header line
+	in := bufio.NewReader(io.MultiReader(dec.Buffered(), body))
+	if b, err := in.Peek(1); err == nil && b[0] == '\n' {
+		in.Discard(1) // the end of the header line
 	}
+	// The request body is read here, whether or not the command reads its
+	// standard input: net/http notices a client that left only while the
+	// body is read, and a client that gives up leaves the body cut short.
+	// The command's context then ends.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stdin, pw := io.Pipe()
+	defer stdin.Close()
+	go func() {
+		_, err := io.Copy(pw, in)
+		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			cancel()
+		}
+		pw.CloseWithError(err)
+	}()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)
 	fw := &frameWriter{w: w, rc: rc}
 	log.Debug("control: running", "args", req.Args)
-	code, msg := run(r.Context(), req, stdin, stream{fw, frameStdout}, stream{fw, frameStderr})
+	code, msg := run(ctx, req, stdin, stream{fw, frameStdout}, stream{fw, frameStderr})
 	b, _ := json.Marshal(exit{Code: code, Error: msg})
 	if err := fw.frame(frameExit, b); err != nil {
 		log.Debug("control: the client left before the end", "args", req.Args, "err", err)
