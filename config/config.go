@@ -135,7 +135,8 @@ func (c *Config) Rebase(dir string) {
 	}
 	for _, p := range []*string{&c.DB, &c.ResolversFile, &c.IPDBDir, &c.CDNSuffixes, &c.Daemon.SeedDir,
 		&c.Daemon.Serve.APITokenFile, &c.Daemon.NATS.PasswordFile, &c.Daemon.NATS.TokenFile,
-		&c.Daemon.NATS.NKeySeedFile, &c.Daemon.NATS.CredsFile} {
+		&c.Daemon.NATS.NKeySeedFile, &c.Daemon.NATS.CredsFile,
+		&c.Daemon.NATS.TLSCA, &c.Daemon.NATS.TLSCert, &c.Daemon.NATS.TLSKey} {
 		abs(p)
 	}
 	for _, l := range [][]string{c.ASNDB, c.CountryDB, c.Allowlist, c.Daemon.SeedFiles} {

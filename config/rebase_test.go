@@ -8,7 +8,7 @@ import (
 )
 
 // pathKey matches the YAML keys that name files or directories.
-var pathKey = regexp.MustCompile(`^(db|out|allowlist|cdn_suffixes|.*_db|.*_file|.*_files|.*_dir)$`)
+var pathKey = regexp.MustCompile(`^(db|out|allowlist|cdn_suffixes|tls_.*|.*_db|.*_file|.*_files|.*_dir)$`)
 
 // eachPath calls f with every path-valued string in v (a struct), by its
 // dotted YAML key; slices of structs get one element first.

@@ -260,6 +260,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 					if !reflect.DeepEqual(next.Daemon.Serve, old.cfg.Daemon.Serve) {
 						d.log.Warn("reload: daemon.serve changes need a restart; the listeners stay as they were")
 					}
+					if !reflect.DeepEqual(next.Daemon.NATS, old.cfg.Daemon.NATS) {
+						d.log.Warn("reload: daemon.nats changes need a restart; the coordinator stays as it was")
+					}
 					d.log.Info("reloaded", "config", d.cfgPath, "vantages", len(nst.vantages), "exports", len(next.Daemon.Exports))
 					continue
 				}
