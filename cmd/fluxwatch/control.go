@@ -95,6 +95,9 @@ func (e *heldError) Error() string { return "the database is held by another pro
 // forward runs the command in the holder and returns what it returned.
 func (e *heldError) forward(ctx context.Context, std *stdio) error {
 	code, msg, err := e.client.Run(ctx, e.req, std.in, std.out, std.err)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%v: the command was cancelled in the process that holds the database", context.Cause(ctx))
+	}
 	if err != nil {
 		return err
 	}
