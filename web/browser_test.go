@@ -100,6 +100,10 @@ func TestWebBrowserDrawsTimeline(t *testing.T) {
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="q"]`), w.double+"\r"),
+		// The results page, not the page the search was typed on (which
+		// lists the link too, and goes away under a click): its field
+		// holds the query as an attribute.
+		chromedp.WaitVisible(chromedp.CSS(`input[name="q"][value="`+w.double+`"]`)),
 		chromedp.WaitVisible(link),
 		chromedp.Click(link),
 		chromedp.WaitVisible(chromedp.CSS(`svg#timeline`)),
