@@ -13,6 +13,21 @@ import (
 	"github.com/fluxwatch/fluxwatch/storage"
 )
 
+// Source yields verdicts in name order to fn: with listedOnly, the short
+// records of the listed domains (the flux verdict each listing rests on),
+// which the block lists and the address formats are written from;
+// without, full verdicts, which jsonl and csv write. classify.Each is the
+// Source of a store (StoreSource); a merged feed of several stores is
+// another.
+type Source func(listedOnly bool, fn func(classify.Verdict) error) error
+
+// StoreSource is the Source of the verdicts stored in store.
+func StoreSource(store *storage.Store) Source {
+	return func(listedOnly bool, fn func(classify.Verdict) error) error {
+		return classify.Each(store, listedOnly, fn)
+	}
+}
+
 // Write writes the verdicts stored in store in format to out
 // (atomically; "-" is stdout; misp and suricata into the directory out)
 // with opts, whose Zone names the RPZ zone, and returns how many listed
@@ -21,6 +36,15 @@ import (
 // if set, is called for every verdict read. The format must be one of
 // results.Formats or results.AddressFormats.
 func Write(store *storage.Store, format, out string, opts results.Options, stdout io.Writer, read func()) (int, error) {
+	return WriteFrom(store, format, out, opts, stdout, read, StoreSource(store))
+}
+
+// WriteFrom is Write with the verdicts read from source rather than from
+// store: the publisher of sharded coordinators writes the shards' merged
+// lists so. The RPZ and STIX serial still comes from store (and an RPZ
+// file's serial raises it), so the one file out has one serial that only
+// grows, whatever the source.
+func WriteFrom(store *storage.Store, format, out string, opts results.Options, stdout io.Writer, read func(), source Source) (int, error) {
 	opts.Now = time.Now()
 	if format == "rpz" && out != "-" {
 		// The database's serial only grows, but a database restored from
@@ -44,7 +68,7 @@ func Write(store *storage.Store, format, out string, opts results.Options, stdou
 	listed := 0
 	each := func(yield func(classify.Verdict) error) error {
 		listed = 0
-		return classify.Each(store, listedOnly, func(v classify.Verdict) error {
+		return source(listedOnly, func(v classify.Verdict) error {
 			if v.Listed() {
 				listed++
 			}
