@@ -102,11 +102,16 @@ type Store struct {
 	ids   map[uint64]string
 
 	// Caches for the write path, which would otherwise search the B+trees
-	// for every probe: domain ids (they never change) and recently stored
-	// answer sets by their encoding. Only the writer uses them.
+	// for every probe: domain ids (a name keeps its id until DeleteDomains
+	// removes the domain) and recently stored answer sets by their
+	// encoding. Only the writer uses them.
 	wmu       sync.Mutex
 	domainIDs map[string]uint32
 	sets      map[string]uint64
+	// deletions counts the DeleteDomains calls that removed domains: a
+	// reader that learned ids in a transaction begun before one of them
+	// must not cache them (see activeWhere).
+	deletions uint64
 }
 
 // maxCachedSets bounds the answer-set cache (about 20 MB).
