@@ -518,6 +518,9 @@ func (s *Store) activeWhere(onlyDue bool, now time.Time) ([]string, error) {
 		out []string
 		ids []uint32
 	)
+	s.wmu.Lock()
+	deletions := s.deletions
+	s.wmu.Unlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var times dueTable
 		if onlyDue {
@@ -548,8 +551,12 @@ func (s *Store) activeWhere(onlyDue bool, now time.Time) ([]string, error) {
 		return nil, err
 	}
 	s.wmu.Lock()
-	for i, name := range out {
-		s.domainIDs[name] = ids[i]
+	// Ids read before a DeleteDomains committed may be of domains it
+	// removed: the writer would store probes under them.
+	if s.deletions == deletions {
+		for i, name := range out {
+			s.domainIDs[name] = ids[i]
+		}
 	}
 	s.wmu.Unlock()
 	return out, nil

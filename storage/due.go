@@ -70,7 +70,11 @@ func (s *Store) setDue(ms []Measured, keepDark bool) error {
 	}
 	byID := make([]idDue, 0, len(ms))
 	var unknown []Measured // not in the writer's cache: looked up in the transaction
+	// The cached ids hold until the transaction ends: DeleteDomains, which
+	// removes ids, waits for wmu. bbolt runs one write transaction at a
+	// time anyway, so holding it costs no concurrency.
 	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	for _, m := range ms {
 		if id, ok := s.domainIDs[m.Domain]; ok {
 			byID = append(byID, newIDDue(id, m, keepDark))
@@ -78,7 +82,6 @@ func (s *Store) setDue(ms []Measured, keepDark bool) error {
 			unknown = append(unknown, m)
 		}
 	}
-	s.wmu.Unlock()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		domains := tx.Bucket(bucketDomains)
 		for _, m := range unknown {

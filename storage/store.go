@@ -102,11 +102,16 @@ type Store struct {
 	ids   map[uint64]string
 
 	// Caches for the write path, which would otherwise search the B+trees
-	// for every probe: domain ids (they never change) and recently stored
-	// answer sets by their encoding. Only the writer uses them.
+	// for every probe: domain ids (a name keeps its id until DeleteDomains
+	// removes the domain) and recently stored answer sets by their
+	// encoding. Only the writer uses them.
 	wmu       sync.Mutex
 	domainIDs map[string]uint32
 	sets      map[string]uint64
+	// deletions counts the DeleteDomains calls that removed domains: a
+	// reader that learned ids in a transaction begun before one of them
+	// must not cache them (see activeWhere).
+	deletions uint64
 }
 
 // maxCachedSets bounds the answer-set cache (about 20 MB).
@@ -440,10 +445,6 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 	if len(probes) == 0 {
 		return 0, nil
 	}
-	type keyed struct {
-		key []byte
-		p   *obs.Probe
-	}
 	var names *txNames
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -451,94 +452,124 @@ func (s *Store) WriteProbes(probes []obs.Probe) (observations int, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		names = newTxNames(s, tx)
 		clear(newSets)
-		domains, probeB := tx.Bucket(bucketDomains), tx.Bucket(bucketProbes)
-		ks := make([]keyed, 0, len(probes))
-		keys := make([]byte, 0, probeKeySize*len(probes)) // one allocation for every key
-		for i := range probes {
-			p := &probes[i]
-			did, ok := s.domainIDs[p.Domain]
-			if !ok {
-				rec := domains.Get([]byte(p.Domain))
-				if rec == nil {
-					return fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, p.Domain)
-				}
-				id, _, err := decodeDomainHead(rec)
-				if err != nil {
-					return fmt.Errorf("domain %q: %w", p.Domain, err)
-				}
-				did = id
-				s.domainIDs[p.Domain] = did // ids never change once assigned
+		domains := tx.Bucket(bucketDomains)
+		var err error
+		observations, err = s.putProbes(tx, names, newSets, probes, func(name string) (uint32, error) {
+			if did, ok := s.domainIDs[name]; ok {
+				return did, nil
 			}
-			vid, err := names.id(p.Vantage)
+			rec := domains.Get([]byte(name))
+			if rec == nil {
+				return 0, fmt.Errorf("storing probe: %w %q", ErrUnknownDomain, name)
+			}
+			did, _, err := decodeDomainHead(rec)
 			if err != nil {
-				return err
+				return 0, fmt.Errorf("domain %q: %w", name, err)
 			}
-			if vid > 1<<32-1 {
-				return fmt.Errorf("vantage id %d out of range", vid)
-			}
-			keys = appendProbeKey(keys, did, p.Start, uint32(vid))
-			ks = append(ks, keyed{keys[len(keys)-probeKeySize : len(keys) : len(keys)], p})
-		}
-		slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
-		var setBuf, valBuf []byte
-		var values arena
-		stored := make([]storedObs, 0, 8)
-		var ttls []uint32 // the TTLs of one probe's observations, stored[i].ttls slices of it
-		for _, k := range ks {
-			stored, ttls = stored[:0], ttls[:0]
-			for _, o := range k.p.Observations {
-				so := storedObs{offset: o.Time.Sub(k.p.Start), qtype: o.QType, rcode: uint8(o.Rcode),
-					flags: o.Flags, err: o.Err, rtt: o.RTT}
-				if o.Name != k.p.Domain {
-					id, err := names.id(o.Name)
-					if err != nil {
-						return err
-					}
-					so.nameID = id
-				}
-				if a, ok := inlineAddr(o); ok {
-					start := len(ttls)
-					ttls = append(ttls, o.Answer[0].TTL)
-					so.inline, so.ttls = a, ttls[start:]
-				} else if len(o.Answer) > 0 {
-					enc, err := encodeSet(o.Answer, o.Name, names, setBuf[:0])
-					if err != nil {
-						return fmt.Errorf("storing probe of %s: %w", k.p.Domain, err)
-					}
-					setBuf = enc
-					if id, ok := s.sets[string(enc)]; ok {
-						so.setID = id
-					} else if id, ok := newSets[string(enc)]; ok {
-						so.setID = id
-					} else {
-						if so.setID, err = internSet(tx, enc); err != nil {
-							return err
-						}
-						newSets[string(enc)] = so.setID
-					}
-					start := len(ttls)
-					ttls = appendRRsetTTLs(ttls, o.Answer)
-					so.ttls = ttls[start:]
-				}
-				stored = append(stored, so)
-			}
-			valBuf = encodeProbe(stored, valBuf[:0])
-			if err := probeB.Put(k.key, values.copy(valBuf)); err != nil {
-				return err
-			}
-			observations += len(stored)
-		}
-		return nil
+			// An id stays its domain's until DeleteDomains, which holds
+			// wmu as this does and forgets the ids it deletes.
+			s.domainIDs[name] = did
+			return did, nil
+		})
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
+	s.committedProbes(names, newSets)
+	return observations, nil
+}
+
+// putProbes encodes probes and stores them in tx, interning their names
+// and answer sets, and returns how many observations they hold. domainID
+// gives the id each probe's domain has in tx. The caller holds wmu, and
+// after tx commits passes names and newSets to committedProbes; it is the
+// one path by which probes are stored, so that every probe reads back as
+// it does wherever it was written.
+func (s *Store) putProbes(tx *bolt.Tx, names *txNames, newSets map[string]uint64, probes []obs.Probe, domainID func(name string) (uint32, error)) (observations int, err error) {
+	type keyed struct {
+		key []byte
+		p   *obs.Probe
+	}
+	probeB := tx.Bucket(bucketProbes)
+	ks := make([]keyed, 0, len(probes))
+	keys := make([]byte, 0, probeKeySize*len(probes)) // one allocation for every key
+	for i := range probes {
+		p := &probes[i]
+		did, err := domainID(p.Domain)
+		if err != nil {
+			return 0, err
+		}
+		vid, err := names.id(p.Vantage)
+		if err != nil {
+			return 0, err
+		}
+		if vid > 1<<32-1 {
+			return 0, fmt.Errorf("vantage id %d out of range", vid)
+		}
+		keys = appendProbeKey(keys, did, p.Start, uint32(vid))
+		ks = append(ks, keyed{keys[len(keys)-probeKeySize : len(keys) : len(keys)], p})
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return bytes.Compare(a.key, b.key) })
+	var setBuf, valBuf []byte
+	var values arena
+	stored := make([]storedObs, 0, 8)
+	var ttls []uint32 // the TTLs of one probe's observations, stored[i].ttls slices of it
+	for _, k := range ks {
+		stored, ttls = stored[:0], ttls[:0]
+		for _, o := range k.p.Observations {
+			so := storedObs{offset: o.Time.Sub(k.p.Start), qtype: o.QType, rcode: uint8(o.Rcode),
+				flags: o.Flags, err: o.Err, rtt: o.RTT}
+			if o.Name != k.p.Domain {
+				id, err := names.id(o.Name)
+				if err != nil {
+					return 0, err
+				}
+				so.nameID = id
+			}
+			if a, ok := inlineAddr(o); ok {
+				start := len(ttls)
+				ttls = append(ttls, o.Answer[0].TTL)
+				so.inline, so.ttls = a, ttls[start:]
+			} else if len(o.Answer) > 0 {
+				enc, err := encodeSet(o.Answer, o.Name, names, setBuf[:0])
+				if err != nil {
+					return 0, fmt.Errorf("storing probe of %s: %w", k.p.Domain, err)
+				}
+				setBuf = enc
+				if id, ok := s.sets[string(enc)]; ok {
+					so.setID = id
+				} else if id, ok := newSets[string(enc)]; ok {
+					so.setID = id
+				} else {
+					if so.setID, err = internSet(tx, enc); err != nil {
+						return 0, err
+					}
+					newSets[string(enc)] = so.setID
+				}
+				start := len(ttls)
+				ttls = appendRRsetTTLs(ttls, o.Answer)
+				so.ttls = ttls[start:]
+			}
+			stored = append(stored, so)
+		}
+		valBuf = encodeProbe(stored, valBuf[:0])
+		if err := probeB.Put(k.key, values.copy(valBuf)); err != nil {
+			return 0, err
+		}
+		observations += len(stored)
+	}
+	return observations, nil
+}
+
+// committedProbes publishes the names and answer sets that putProbes
+// stored in a transaction that has committed. The caller holds wmu.
+func (s *Store) committedProbes(names *txNames, newSets map[string]uint64) {
 	names.commit()
 	if len(s.sets)+len(newSets) > maxCachedSets {
 		clear(s.sets)
 	}
 	maps.Copy(s.sets, newSets)
-	return observations, nil
 }
 
 // inlineAddr returns the address of an answer that is one A or AAAA record
