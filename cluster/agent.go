@@ -408,7 +408,7 @@ func (a *Agent) handle(ctx context.Context, m jetstream.Msg, pub *Publisher) {
 	if ctx.Err() != nil {
 		return // stopping: what was measured half-way is no evidence
 	}
-	if err := pub.WriteAll(ctx, probes); err != nil {
+	if err := pub.WriteAllTo(ctx, w.subject(a.names, a.cfg.Name), probes); err != nil {
 		a.failed.Add(1)
 		a.log.Warn("agent: keeping observations failed; giving the item back", "domain", w.Domain, "err", err)
 		m.NakWithDelay(a.cfg.AckWait / 2)

@@ -19,6 +19,7 @@ func CoordinatorConfigOf(c *config.Config) CoordinatorConfig {
 		MinInterval: c.MinInterval, MaxInterval: c.MaxInterval, DarkMaxInterval: c.DarkMaxInterval,
 		Streams:     StreamLimits{WorkMaxAge: n.WorkMaxAge, ObsMaxAge: n.ObsMaxAge, ObsMaxBytes: n.ObsMaxBytes, Duplicates: n.Duplicates},
 		IngestBatch: n.IngestBatch, IngestInFlight: n.IngestInFlight, IngestAckWait: n.IngestAckWait,
+		Shard: n.Shard, Shards: n.Shards,
 	}
 }
 

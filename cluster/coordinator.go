@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,21 @@ type CoordinatorConfig struct {
 	// delivers it again (default 5s).
 	RetryDelay time.Duration
 
+	// Shard is this coordinator's shard (0 … Shards−1) and Shards the
+	// cluster's count when it has none yet (see shard.go: the count in
+	// NATS wins). The zero values are one coordinator, unsharded.
+	Shard, Shards int
+	// MoveBatch is how many domains a move hands over at once (default
+	// 200); StatusInterval how often the shard's status is written and a
+	// move looked for (default 5s).
+	MoveBatch      int
+	StatusInterval time.Duration
+	// Hold, if set, is held while a batch of domains is handed over (from
+	// reading their histories to deleting them): the daemon's lock of its
+	// classification and list, so that no verdict of a domain being moved
+	// is written after its history was read.
+	Hold func() (release func())
+
 	// Now is the clock of leases and next-due times; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -80,6 +96,9 @@ func (c *CoordinatorConfig) setDefaults() {
 	c.IngestInFlight = max(cmp.Or(c.IngestInFlight, 20000), c.IngestBatch)
 	c.IngestAckWait = cmp.Or(c.IngestAckWait, time.Minute)
 	c.RetryDelay = cmp.Or(c.RetryDelay, 5*time.Second)
+	c.Shards = max(c.Shards, 1)
+	c.MoveBatch = cmp.Or(c.MoveBatch, 200)
+	c.StatusInterval = cmp.Or(c.StatusInterval, 5*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -105,6 +124,12 @@ func (c *CoordinatorConfig) Validate() error {
 	if c.IngestBatch < 0 || c.IngestInFlight < 0 {
 		errs = append(errs, errors.New("coordinator: negative ingest bound"))
 	}
+	if c.Shards != 0 || c.Shard != 0 {
+		errs = append(errs, checkShard(c.Shard, max(c.Shards, 1)))
+	}
+	if c.MoveBatch < 0 || c.StatusInterval < 0 {
+		errs = append(errs, errors.New("coordinator: negative move batch or status interval"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -128,6 +153,18 @@ type CoordinatorStore interface {
 	// Domain reads one domain's record; ok is false for a domain never
 	// added.
 	Domain(name string) (d storage.Domain, ok bool, err error)
+	// CountDomains counts the active and the dark domains.
+	CountDomains() (storage.DomainCounts, error)
+	// AddDomains adds seeds another shard read (seeds.go).
+	AddDomains(names []string, source string, now time.Time) (storage.AddResult, error)
+
+	// What a shard needs to hand domains to another (mover.go): every
+	// domain's record, the whole history of some, storing histories
+	// handed over, and deleting what was handed over.
+	Domains(fn func(storage.Domain) error) error
+	Histories(names []string, fn func(storage.History) error) error
+	PutHistories([]storage.History) error
+	DeleteDomains(names []string) (int, error)
 }
 
 var _ CoordinatorStore = (*storage.Store)(nil)
@@ -158,7 +195,13 @@ type Coordinator struct {
 	agentsMu sync.Mutex
 	agents   map[string]AgentStatus
 
-	received, stored, redelivered, rejected, retried, batches atomic.Int64
+	shards                         atomic.Pointer[ShardMap] // the cluster's map, as last read
+	kv                             jetstream.KeyValue       // the shards bucket; nil until ready
+	moving                         sync.Map                 // domain → true: being handed to its owner, not dispatched
+	published                      atomic.Pointer[publishMark]
+	movedOut, movedIn, movePending atomic.Int64
+
+	received, stored, redelivered, rejected, retried, batches, forwarded atomic.Int64
 }
 
 // CoordinatorStats count what the coordinator did since it started.
@@ -172,6 +215,9 @@ type CoordinatorStats struct {
 	Received, Stored, Redelivered, Rejected, Retried int64
 	// Batches counts the transactions that stored them.
 	Batches int64
+	// Forwarded counts observations of domains another shard owns, sent
+	// on to it.
+	Forwarded int64
 }
 
 // NewCoordinator returns a coordinator over store; Start it.
@@ -182,6 +228,10 @@ func NewCoordinator(store CoordinatorStore, cfg CoordinatorConfig) (*Coordinator
 	cfg.setDefaults()
 	c := &Coordinator{cfg: cfg, store: store, names: names{cfg.Prefix}, log: cfg.Logger.With("component", "coordinator"),
 		ready: make(chan struct{}), agents: map[string]AgentStatus{}}
+	if cfg.Shards > 1 || cfg.Shard > 0 {
+		c.log = c.log.With("shard", cfg.Shard)
+	}
+	c.shards.Store(&ShardMap{Shards: cfg.Shards})
 	for _, t := range cfg.Targets {
 		tt, _ := ParseTarget(t) // validated
 		if !slices.Contains(c.targets, tt) {
@@ -263,6 +313,19 @@ func (c *Coordinator) run(ctx context.Context, nc *nats.Conn) {
 		}
 		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
 	}
+	for fails := 1; ; fails++ {
+		err := c.setupShards(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if fails == 1 || fails%30 == 0 {
+			c.log.Warn("coordinator: reading the shard map", "err", err)
+		}
+		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+	}
 	if agents, err := LoadAgents(ctx, c.js, c.cfg.Prefix); err == nil {
 		c.agentsMu.Lock()
 		for _, a := range agents {
@@ -286,7 +349,13 @@ func (c *Coordinator) run(ctx context.Context, nc *nats.Conn) {
 		defer sub.Unsubscribe()
 	}
 	close(c.ready)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.watchShards(ctx) })
+	wg.Go(func() { c.moveIn(ctx) })
+	wg.Go(func() { c.takeSeeds(ctx) })
+	wg.Go(func() { c.shardLoop(ctx) })
 	c.ingest(ctx)
+	wg.Wait()
 }
 
 // Agents returns the last heartbeat of every agent heard of, by name.
@@ -304,7 +373,7 @@ func (c *Coordinator) Agents() []AgentStatus {
 // Stats returns the ingest counts.
 func (c *Coordinator) Stats() CoordinatorStats {
 	return CoordinatorStats{Received: c.received.Load(), Stored: c.stored.Load(), Redelivered: c.redelivered.Load(),
-		Rejected: c.rejected.Load(), Retried: c.retried.Load(), Batches: c.batches.Load()}
+		Rejected: c.rejected.Load(), Retried: c.retried.Load(), Batches: c.batches.Load(), Forwarded: c.forwarded.Load()}
 }
 
 // DispatchStats describe one dispatch.
@@ -323,6 +392,8 @@ func (c *Coordinator) Dispatch(ctx context.Context) (DispatchStats, error) {
 	if err != nil {
 		return DispatchStats{}, fmt.Errorf("dispatch: %w", err)
 	}
+	// A domain being handed to its owner is measured there next.
+	due = slices.DeleteFunc(due, func(d string) bool { _, ok := c.moving.Load(d); return ok })
 	return c.DispatchDomains(ctx, due)
 }
 
@@ -367,8 +438,9 @@ func (c *Coordinator) DispatchDomains(ctx context.Context, domains []string) (Di
 	}
 	var sent []pending
 	failed := map[string]bool{}
+	shards := c.Map().Shards
 	for _, d := range domains {
-		body, err := json.Marshal(Work{Domain: d, Round: st.Round, Expires: expires})
+		body, err := json.Marshal(Work{Domain: d, Round: st.Round, Expires: expires, Shard: c.cfg.Shard, Shards: shards})
 		if err != nil {
 			return st, err
 		}
@@ -448,14 +520,14 @@ type ingestBatch struct {
 
 func (c *Coordinator) fetch(ctx context.Context, out chan<- ingestBatch) {
 	cc := jetstream.ConsumerConfig{
-		Durable:       coordinatorConsumer,
-		Description:   "the coordinator, storing observations",
-		FilterSubject: c.names.obsAll(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.IngestAckWait,
-		MaxAckPending: c.cfg.IngestInFlight,
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Durable:        obsConsumer(c.cfg.Shard),
+		Description:    "the coordinator of shard " + strconv.Itoa(c.cfg.Shard) + ", storing observations",
+		FilterSubjects: c.names.obsFilters(c.cfg.Shard),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.cfg.IngestAckWait,
+		MaxAckPending:  c.cfg.IngestInFlight,
+		MaxDeliver:     -1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
 	var iter jetstream.MessagesContext
 	defer func() {
@@ -541,6 +613,18 @@ func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 			err = c.checkDomain(p.Domain)
 		}
 		var never *unstorable
+		if errors.As(err, &never) && errors.Is(err, storage.ErrUnknownDomain) {
+			// Not a domain of this database: one handed to another
+			// shard (its observations go there), or one on its way here.
+			switch c.elsewhere(m, p.Domain) {
+			case forwarded:
+				continue
+			case arriving:
+				c.retried.Add(1)
+				m.NakWithDelay(c.cfg.RetryDelay)
+				continue
+			}
+		}
 		switch {
 		case errors.As(err, &never):
 			c.rejected.Add(1)
@@ -556,7 +640,7 @@ func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 		}
 		b.msgs = append(b.msgs, m)
 		b.probes = append(b.probes, p)
-		b.ids = append(b.ids, m.Headers().Get(nats.MsgIdHdr))
+		b.ids = append(b.ids, observationIDOf(m))
 	}
 	if retry > 0 {
 		c.log.Error("coordinator: looking up observations' domains failed; they will be delivered again",

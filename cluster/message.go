@@ -33,6 +33,19 @@ type Work struct {
 	// taken after that is dropped unmeasured, since by then the domain has
 	// been dispatched again.
 	Expires time.Time `json:"expires"`
+	// Shard and Shards say which coordinator of a sharded cluster sent
+	// the item: its observations go to that shard's subject. From a
+	// cluster of one both are 0, and the subject is the unsharded one.
+	Shard  int `json:"shard,omitempty"`
+	Shards int `json:"shards,omitempty"`
+}
+
+// subject is where the observations of w measured by agent go.
+func (w Work) subject(n names, agent string) string {
+	if w.Shards > 1 || w.Shard > 0 {
+		return n.obsShard(w.Shard, agent)
+	}
+	return n.obs(agent)
 }
 
 // workID is the Nats-Msg-Id of a work item: one per target, domain and

@@ -52,9 +52,15 @@ func (p *Publisher) Write(ctx context.Context, pr obs.Probe) error {
 // It returns nil once the probes are safe in the outbox, acknowledged or
 // not; an error means they were not kept.
 func (p *Publisher) WriteAll(ctx context.Context, probes []obs.Probe) error {
+	return p.WriteAllTo(ctx, p.subject, probes)
+}
+
+// WriteAllTo is WriteAll to subject: the observation subject of the shard
+// that owns the probes' domain.
+func (p *Publisher) WriteAllTo(ctx context.Context, subject string, probes []obs.Probe) error {
 	entries := make([]OutboxEntry, 0, len(probes))
 	for _, pr := range probes {
-		m, id, err := encodeObservation(p.subject, p.agent, pr)
+		m, id, err := encodeObservation(subject, p.agent, pr)
 		if err != nil {
 			return err
 		}

@@ -549,6 +549,12 @@ func (c *Config) Validate() error {
 			bad(d.key, "%s is negative (0: the default)", d.v)
 		}
 	}
+	switch {
+	case n.Shards < 0:
+		bad("daemon.nats.shards", "%d is negative (0 or 1: one coordinator)", n.Shards)
+	case n.Shard < 0 || n.Shard >= max(n.Shards, 1):
+		bad("daemon.nats.shard", "shard %d of %d: shards are numbered 0 to daemon.nats.shards-1", n.Shard, max(n.Shards, 1))
+	}
 	// Seed URLs are checked by the daemon's seeds job, which fetches them.
 	if c.Daemon.SeedURLMaxBytes < 0 {
 		bad("daemon.seed_url_max_bytes", "%d is negative (0: the default, %d)", c.Daemon.SeedURLMaxBytes, DefaultSeedURLMaxBytes)

@@ -27,4 +27,24 @@ type NATS struct {
 	ObsMaxAge      time.Duration `yaml:"obs_max_age"`
 	ObsMaxBytes    int64         `yaml:"obs_max_bytes"`
 	Duplicates     time.Duration `yaml:"duplicates"`
+	// Shard is this coordinator's shard and Shards how many coordinators
+	// share the domains (the cluster's count when it has none yet);
+	// FeedPublisher says whether this one writes the merged exports
+	// (default: shard 0 does).
+	Shard         int   `yaml:"shard"`
+	Shards        int   `yaml:"shards"`
+	FeedPublisher *bool `yaml:"feed_publisher"`
+}
+
+// IsSharded reports whether the section configures a shard of a cluster
+// of coordinators.
+func (n NATS) IsSharded() bool { return n.URL != "" && (n.Shards > 1 || n.Shard > 0) }
+
+// Publishes reports whether this coordinator writes the merged exports
+// of a sharded cluster.
+func (n NATS) Publishes() bool {
+	if n.FeedPublisher != nil {
+		return *n.FeedPublisher
+	}
+	return n.Shard == 0
 }

@@ -8,35 +8,72 @@ import (
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/metrics"
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // The crawl job measures the due domains through the vantages (the
 // scheduler its state built counts its probes into the metrics), or,
 // with daemon.nats set, hands them to the remote agents.
 
-// startCoordinator starts the coordinator of remote vantages when
+// newCoordinator makes the coordinator of remote vantages when
 // daemon.nats configures one: the crawl job then hands the due domains to
 // the agents, and their observations come back through the coordinator.
-func (d *Daemon) startCoordinator(ctx context.Context, cfg *config.Config) error {
+// It is made before the configuration's seeds are read, since the shard
+// of a sharded cluster keeps only the names it owns (storage.Ownership):
+// the names of seed files and seed URLs, which every shard reads, it
+// leaves to the others; those of `seeds add` and of the seed directory,
+// read here only, it hands to their shards. It starts with startCoordinator.
+func (d *Daemon) newCoordinator(cfg *config.Config) error {
 	if cfg.Daemon.NATS.URL == "" {
 		return nil
 	}
 	cc := cluster.CoordinatorConfigOf(cfg)
 	cc.Now, cc.Logger = d.now, d.log
+	cc.Hold = func() func() {
+		d.classifyMu.Lock()
+		d.listMu.Lock()
+		return func() {
+			d.listMu.Unlock()
+			d.classifyMu.Unlock()
+		}
+	}
 	coord, err := cluster.NewCoordinator(d.db, cc)
 	if err != nil {
 		return fmt.Errorf("daemon.nats: %w", err)
 	}
+	d.coord = coord
+	d.db.SetOwnership(&storage.Ownership{Owns: coord.Owns, Elsewhere: coord.HandSeeds})
+	return nil
+}
+
+// startCoordinator starts the coordinator newCoordinator made.
+func (d *Daemon) startCoordinator(ctx context.Context, cfg *config.Config) error {
+	coord := d.coord
+	if coord == nil {
+		return nil
+	}
 	if err := coord.Start(ctx); err != nil {
 		return fmt.Errorf("daemon.nats: %w", err)
 	}
-	d.coord = coord
 	d.status.agents = coord.Agents
+	d.status.cluster = func() *cluster.ClusterState { return d.clusterState(ctx) }
 	d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
 		s := coord.Stats()
 		return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
 			Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
 	})
+	if cfg.Daemon.NATS.Publishes() {
+		fctx, cancel := context.WithCancel(ctx)
+		d.stopFeed = cancel
+		d.feedDone.Go(func() { d.watchFeed(fctx) })
+	}
+	if cfg.Daemon.NATS.IsSharded() {
+		d.metrics.ShardFrom(func() metrics.ShardCounts {
+			st := coord.ShardStatus(ctx)
+			return metrics.ShardCounts{Shard: st.Shard, Shards: st.Shards, Lag: st.Lag, MovedOut: st.MovedOut,
+				MovedIn: st.MovedIn, MovePending: st.MovePending, LastPublish: st.LastPublish}
+		})
+	}
 	return nil
 }
 

@@ -93,8 +93,11 @@ type Daemon struct {
 	status  *status
 	serving *feedServers
 	coord   *cluster.Coordinator // nil: measure locally
-	current atomic.Pointer[state]
-	web     atomic.Pointer[http.Handler]
+	// stopFeed ends watchFeed, which feedDone waits for.
+	stopFeed context.CancelFunc
+	feedDone sync.WaitGroup
+	current  atomic.Pointer[state]
+	web      atomic.Pointer[http.Handler]
 
 	// The list is published whole: classifyMu is held by a classification
 	// for all of its run (it stores its verdicts a batch at a time) and
@@ -132,6 +135,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err 
 	if d.now == nil {
 		d.now = time.Now
 	}
+	if err := d.newCoordinator(cfg); err != nil {
+		return nil, err
+	}
 	st, err := d.build(cfg)
 	if err != nil {
 		return nil, err
@@ -164,7 +170,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err 
 	// serve the last run's files until then, so a secondary that asks in
 	// between gets what it had, and an IXFR from it gets the differences).
 	// A publish that fails here leaves the last run's files served.
-	if err := d.publish(cfg, storage.PublishStart); err != nil {
+	//
+	// A shard of a sharded cluster waits for NATS instead: its list, and
+	// the publisher's merged feed, are published once it is connected.
+	if d.sharded(cfg) {
+		d.log.Info("start: a shard publishes once connected to NATS; serving the files of the last run until then")
+	} else if err := d.publish(cfg, storage.PublishStart); err != nil {
 		d.log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
 	}
 	d.writer = d.store.NewWriter(storage.WriterOptions{
@@ -183,6 +194,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err 
 // Close stops the coordinator and the listeners and releases the query
 // engine. Run has committed the observations by then.
 func (d *Daemon) Close() {
+	if d.stopFeed != nil {
+		d.stopFeed()
+		d.feedDone.Wait()
+	}
 	if d.coord != nil {
 		d.coord.Close()
 	}

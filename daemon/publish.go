@@ -43,6 +43,24 @@ func checkExports(cfg *config.Config) error {
 	return nil
 }
 
+// writeExports writes every export of cfg from src and hands the rpz
+// export to the zone server; it returns the exports' failures.
+func (d *Daemon) writeExports(cfg *config.Config, src export.Source, what string) []error {
+	var errs []error
+	for _, e := range cfg.Daemon.Exports {
+		n, err := export.WriteFrom(d.db, e.Format, e.Out, results.Options{All: e.All, Zone: cfg.RPZZone}, nil, nil, src)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("publishing %s (%s): %w", e.Out, e.Format, err))
+			continue
+		}
+		d.log.Info(what, "format", e.Format, "out", e.Out, "listed", n)
+		if err := d.serving.published(e); err != nil { // the feed keeps serving the version before
+			d.log.Error("feed: publishing the zone failed", "out", e.Out, "err", err)
+		}
+	}
+	return errs
+}
+
 // publishScheduled is one run of the publish job. The start published
 // the stored list; the first publish after it is of what the first
 // classification made of it (whether or not that classification failed
@@ -75,18 +93,11 @@ func (d *Daemon) publish(cfg *config.Config, kind string) error {
 	if kind == storage.PublishStart {
 		what = "start: published the stored list"
 	}
-	var errs []error
-	for _, e := range cfg.Daemon.Exports {
-		n, err := export.Write(d.db, e.Format, e.Out, results.Options{All: e.All, Zone: cfg.RPZZone}, nil, nil)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("publishing %s (%s): %w", e.Out, e.Format, err))
-			continue
-		}
-		d.log.Info(what, "format", e.Format, "out", e.Out, "listed", n)
-		if err := d.serving.published(e); err != nil { // the feed keeps serving the version before
-			d.log.Error("feed: publishing the zone failed", "out", e.Out, "err", err)
-		}
+	src, err := d.feedSource(cfg, true)
+	if err != nil {
+		return err // nothing was published: the files stay as they were
 	}
+	errs := d.writeExports(cfg, src, what)
 	if len(errs) > 0 && len(errs) == len(cfg.Daemon.Exports) {
 		return errors.Join(errs...) // nothing was published
 	}

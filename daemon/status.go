@@ -33,6 +33,10 @@ type Status struct {
 	Domains  *storage.DomainCounts            `json:"domains,omitempty"`
 	Vantages map[string]scheduler.HealthStats `json:"vantage_health,omitempty"`
 	Agents   []cluster.AgentStatus            `json:"agents,omitempty"`
+	// Cluster is the shard map and every shard's last status, when the
+	// daemon is a coordinator (sharded or not: a cluster of one has no
+	// map until it is resharded).
+	Cluster *cluster.ClusterState `json:"cluster,omitempty"`
 	// HeldBy is the process that holds the database, if one does.
 	HeldBy *control.Holder `json:"held_by,omitempty"`
 }
@@ -52,12 +56,13 @@ type JobStatus struct {
 // status keeps the daemon's Status and writes it, after every job
 // run, to DB.status.json (atomically) for `fluxwatch status`.
 type status struct {
-	mu     sync.Mutex
-	path   string
-	s      Status
-	next   map[string]func() time.Time
-	health func() map[string]scheduler.HealthStats
-	agents func() []cluster.AgentStatus // nil: no coordinator
+	mu      sync.Mutex
+	path    string
+	s       Status
+	next    map[string]func() time.Time
+	health  func() map[string]scheduler.HealthStats
+	agents  func() []cluster.AgentStatus // nil: no coordinator
+	cluster func() *cluster.ClusterState // likewise
 }
 
 // StatusPath is the file the daemon on db writes its status to.
@@ -179,6 +184,9 @@ func (d *status) snapshot(now time.Time) Status {
 	}
 	if d.agents != nil {
 		s.Agents = d.agents()
+	}
+	if d.cluster != nil {
+		s.Cluster = d.cluster()
 	}
 	return s
 }

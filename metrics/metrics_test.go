@@ -162,6 +162,7 @@ func TestMetricsAreDocumented(t *testing.T) {
 	m.CommittedFrom(func() (int64, int64) { return 0, 0 })
 	m.FeedFrom(func() feed.Stats { return feed.Stats{} })
 	m.CoordinatorFrom(func() IngestCounts { return IngestCounts{} })
+	m.ShardFrom(func() ShardCounts { return ShardCounts{} })
 	var have []string
 	for name := range gather(t, m) {
 		if strings.HasPrefix(name, "fluxwatch_") {

@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fluxwatch/fluxwatch/feed"
@@ -112,4 +115,62 @@ func (m *Metrics) CoordinatorFrom(stats func() IngestCounts) {
 			func(s IngestCounts) int64 { return s.Retried }),
 		counter("batches_total", "Database transactions that stored observation messages.", func(s IngestCounts) int64 { return s.Batches }),
 	}})
+}
+
+// ShardCounts are what a coordinator of a sharded cluster says of its
+// shard (cluster.ShardStatus, which the daemon hands over).
+type ShardCounts struct {
+	Shard, Shards int
+	Lag           uint64 // observations waiting in the stream for the shard
+	MovedOut      int64  // domains handed to other shards
+	MovedIn       int64  // domains taken from other shards
+	MovePending   int    // domains held that another shard owns
+	LastPublish   time.Time
+}
+
+// ShardFrom reports, at every scrape, the shard's counts that stats
+// returns, each labelled with the shard: a dashboard over the K
+// coordinators' /metrics tells the shards apart.
+func (m *Metrics) ShardFrom(stats func() ShardCounts) {
+	desc := func(n, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("fluxwatch", "shard", n), help, []string{"shard"}, nil)
+	}
+	metric := func(n, help string, kind prometheus.ValueType, v func(ShardCounts) float64) statMetric[ShardCounts] {
+		return statMetric[ShardCounts]{desc: desc(n, help), kind: kind, value: v}
+	}
+	ms := []statMetric[ShardCounts]{
+		metric("count", "How many shards the cluster has (its shard map).", prometheus.GaugeValue,
+			func(s ShardCounts) float64 { return float64(s.Shards) }),
+		metric("lag", "Observations waiting in the stream for this shard, delivered and not yet stored included.", prometheus.GaugeValue,
+			func(s ShardCounts) float64 { return float64(s.Lag) }),
+		metric("moved_out_total", "Domains this shard handed, with their history, to the shards that own them.", prometheus.CounterValue,
+			func(s ShardCounts) float64 { return float64(s.MovedOut) }),
+		metric("moved_in_total", "Domains other shards handed to this one.", prometheus.CounterValue,
+			func(s ShardCounts) float64 { return float64(s.MovedIn) }),
+		metric("move_pending", "Domains this shard holds that another shard owns: still to hand over.", prometheus.GaugeValue,
+			func(s ShardCounts) float64 { return float64(s.MovePending) }),
+		metric("last_publish_timestamp_seconds", "When this shard last published its list (Unix time); 0 before its first.", prometheus.GaugeValue,
+			func(s ShardCounts) float64 {
+				if s.LastPublish.IsZero() {
+					return 0
+				}
+				return float64(s.LastPublish.UnixNano()) / 1e9
+			}),
+	}
+	// The label is the shard, read with the counts at each scrape.
+	m.Registry.MustRegister(&shardCollector{&statsCollector[ShardCounts]{read: stats, metrics: ms}})
+}
+
+// shardCollector labels each series of a statsCollector with the shard
+// its read returned.
+type shardCollector struct{ c *statsCollector[ShardCounts] }
+
+func (s *shardCollector) Describe(ch chan<- *prometheus.Desc) { s.c.Describe(ch) }
+
+func (s *shardCollector) Collect(ch chan<- prometheus.Metric) {
+	v := s.c.read()
+	shard := strconv.Itoa(v.Shard)
+	for _, m := range s.c.metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(v), shard)
+	}
 }

@@ -120,16 +120,49 @@ func decodeDomainHead(p []byte) (id uint32, active bool, err error) {
 // AddResult counts what AddDomains did.
 type AddResult struct {
 	Added, Known int
+	// Elsewhere counts the names another shard owns, handed to it (see
+	// SetOwnership).
+	Elsewhere int
 }
+
+// Ownership is how the database of one shard of a cluster of
+// coordinators keeps only its own domains: Owns says which names it owns,
+// and Elsewhere, if set, hands the others to their shards.
+type Ownership struct {
+	Owns      func(name string) bool
+	Elsewhere func(names []string, source string) error
+}
+
+// SetOwnership makes AddDomains keep only the names o owns and hand the
+// others to o.Elsewhere; nil keeps every name again.
+func (s *Store) SetOwnership(o *Ownership) { s.ownership.Store(o) }
 
 // AddDomains adds normalised names with a source tag, in one transaction.
 // A name already present keeps its id, history and first-seen time, gains the
-// source tag and becomes active again if it had been removed.
+// source tag and becomes active again if it had been removed. With an
+// Ownership set, the names another shard owns are handed to it first (a
+// failure to hand them over adds nothing) and counted in Elsewhere.
 func (s *Store) AddDomains(names []string, source string, now time.Time) (AddResult, error) {
 	var res AddResult
 	// Sorted, the names go into the tree in key order; ids are appended.
 	// Both let pages be filled instead of split half-empty.
 	names = slices.Clone(names)
+	if o := s.ownership.Load(); o != nil {
+		var away []string
+		names = slices.DeleteFunc(names, func(n string) bool {
+			if o.Owns(n) {
+				return false
+			}
+			away = append(away, n)
+			return true
+		})
+		if len(away) > 0 && o.Elsewhere != nil {
+			if err := o.Elsewhere(away, source); err != nil {
+				return AddResult{}, fmt.Errorf("adding domains: handing %d names to their shards: %w", len(away), err)
+			}
+		}
+		res.Elsewhere = len(away)
+	}
 	slices.Sort(names)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, ids := tx.Bucket(bucketDomains), tx.Bucket(bucketDomainID)

@@ -112,6 +112,10 @@ type Store struct {
 	// reader that learned ids in a transaction begun before one of them
 	// must not cache them (see activeWhere).
 	deletions uint64
+
+	// ownership, when set, says which seeded names the database keeps
+	// (see SetOwnership).
+	ownership atomic.Pointer[Ownership]
 }
 
 // maxCachedSets bounds the answer-set cache (about 20 MB).

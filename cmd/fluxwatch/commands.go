@@ -65,7 +65,7 @@ func newRoot(std *stdio) *cobra.Command {
 		cmds  []*cobra.Command
 	}{
 		{"measure", []*cobra.Command{seedsCommand(std), importCommand(std), crawlCommand(std), agentCommand(std)}},
-		{"judge", []*cobra.Command{classifyCommand(std), exportCommand(std), blocklistCommand(std), daemonCommand(std)}},
+		{"judge", []*cobra.Command{classifyCommand(std), exportCommand(std), blocklistCommand(std), daemonCommand(std), clusterCommand(std)}},
 		{"look", []*cobra.Command{showCommand(std), networksCommand(std), statusCommand(std), reportCommand(std), exportObservationsCommand(std)}},
 		{"keep", []*cobra.Command{dbCommand(std), ipdbCommand(std)}},
 		{"try", []*cobra.Command{demoCommand(std), simnetCommand(std), evalCommand(std)}},

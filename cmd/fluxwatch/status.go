@@ -120,6 +120,11 @@ daemon's jobs.`,
 				fmt.Fprintf(std.out, "vantage %s: healthy %v, %d probes, %d failures, %d skipped, %d canaries\n", v, h.Healthy, h.Probes, h.Failures, h.Skipped, h.Canaries)
 			}
 		}
+		if st.Cluster != nil && (st.Cluster.Map.Shards > 1 || st.Cluster.Map.Moving()) {
+			if err := printCluster(std.out, *st.Cluster, std.clock()()); err != nil {
+				return err
+			}
+		}
 		for _, a := range st.Agents {
 			var errs []string
 			for class, n := range a.Errors {

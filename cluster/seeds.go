@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Seeds in a sharded cluster. A shard keeps only the seeded names it owns
+// (storage.Ownership); names seeded at one shard that others own (`seeds
+// add` through its daemon, a file dropped in its seed directory) are
+// published to the seeds stream, <PREFIX>_SEEDS, which every shard reads
+// with a durable consumer of its own, "seeds-<k>", keeping its share. Seed
+// files and seed URLs configured on every shard reach every shard anyway:
+// each keeps its share of them and hands the rest on, which the others
+// find known already.
+
+func (n names) seedsStream() string  { return strings.ToUpper(n.prefix) + "_SEEDS" }
+func (n names) seedsSubject() string { return n.prefix + ".seeds" }
+func seedsConsumer(shard int) string { return "seeds-" + strconv.Itoa(shard) }
+
+// seedBatch is one message of the seeds stream.
+type seedBatch struct {
+	Source string   `json:"source"`
+	Names  []string `json:"names"`
+	From   int      `json:"from"` // the shard that read them
+}
+
+// seedsPerMessage keeps a seeds message well under NATS's 1 MB payload.
+const seedsPerMessage = 10000
+
+// seedsMaxAge is how long the seeds stream keeps a batch: a shard down
+// longer misses it.
+const seedsMaxAge = 7 * 24 * time.Hour
+
+// ensureSeedsStream creates the seeds stream.
+func (c *Coordinator) ensureSeedsStream(ctx context.Context) error {
+	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        c.names.seedsStream(),
+		Description: "fluxwatch seed names, for each shard to keep its own",
+		Subjects:    []string{c.names.seedsSubject()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      seedsMaxAge,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", c.names.seedsStream(), err)
+	}
+	return nil
+}
+
+// HandSeeds publishes names seeded here to the seeds stream, for the
+// shards that own them: storage.Ownership's Elsewhere.
+func (c *Coordinator) HandSeeds(names []string, source string) error {
+	if !c.isReady() {
+		return ErrNotReady
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for part := range slices.Chunk(names, seedsPerMessage) {
+		b, err := json.Marshal(seedBatch{Source: source, Names: part, From: c.cfg.Shard})
+		if err != nil {
+			return err
+		}
+		if _, err := c.js.Publish(ctx, c.names.seedsSubject(), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeSeeds adds the names of the seeds stream this shard owns.
+func (c *Coordinator) takeSeeds(ctx context.Context) {
+	cc := jetstream.ConsumerConfig{
+		Durable:       seedsConsumer(c.cfg.Shard),
+		Description:   "shard " + strconv.Itoa(c.cfg.Shard) + ", keeping its seeds",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	var cons jetstream.Consumer
+	fails := 0
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			if cons, err = c.js.CreateOrUpdateConsumer(ctx, c.names.seedsStream(), cc); err != nil {
+				fails++
+				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+				continue
+			}
+		}
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() == nil && !isTimeout(err) {
+				cons = nil
+				fails++
+				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			var sb seedBatch
+			if err := json.Unmarshal(m.Data(), &sb); err != nil {
+				c.log.Error("coordinator: dropping a seeds message that does not read", "err", err)
+				m.Term()
+				continue
+			}
+			own := slices.DeleteFunc(sb.Names, func(n string) bool { return !c.owns(n) })
+			if len(own) == 0 {
+				m.Ack()
+				continue
+			}
+			res, err := c.store.AddDomains(own, sb.Source, c.cfg.Now())
+			if err != nil {
+				c.log.Error("coordinator: adding seeds from another shard failed; they will be delivered again", "err", err)
+				m.NakWithDelay(c.cfg.RetryDelay)
+				continue
+			}
+			m.Ack()
+			if res.Added > 0 {
+				c.log.Info("seeds from another shard", "from", sb.From, "source", sb.Source, "added", res.Added, "known", res.Known)
+			}
+		}
+	}
+}

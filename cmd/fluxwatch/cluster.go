@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/fluxwatch/fluxwatch/cluster"
+	"github.com/fluxwatch/fluxwatch/config"
+)
+
+// clusterCommand groups what concerns the coordinators of a cluster as a
+// whole: its shards.
+func clusterCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "the shards of a cluster of coordinators",
+		Long: `Look at and change the shards of a cluster of coordinators (daemons with
+daemon.nats set), through the NATS server of the configuration's daemon.nats.
+Coordinator k of K owns the domains a jump consistent hash of their
+registrable domain assigns to k; README's "Sharding" tells how to run K of them.`,
+		Args: knownCommand,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return fmt.Errorf("%w: no cluster command given", errUsage)
+		},
+	}
+	cmd.AddCommand(clusterStatusCommand(std), clusterReshardCommand(std))
+	return cmd
+}
+
+// clusterConn connects to the NATS server of cfg's daemon.nats.
+func clusterConn(cfg *config.Config) (conn cluster.ConnConfig, prefix string, err error) {
+	if cfg.Daemon.NATS.URL == "" {
+		return conn, "", fmt.Errorf("%w: no NATS server: set daemon.nats.url in the config file", errUsage)
+	}
+	cc := cluster.CoordinatorConfigOf(cfg)
+	cc.Conn.Name = "fluxwatch-cluster"
+	return cc.Conn, cc.Prefix, nil
+}
+
+func clusterStatusCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [flags]",
+		Short: "the shard map and every shard's domains, lag and last publish",
+		Long: `Print the cluster's shard map (how many shards; a reshard in progress) and what
+each shard's coordinator last said of itself: its domains, the observations
+waiting for it, its last publish and the domains it still has to hand over.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	s := newFlags(cmd, std)
+	asJSON := s.fs.Bool("json", false, "print the state as one JSON object")
+	timeout := s.fs.Duration("timeout", 10*time.Second, "how long to wait for the NATS server")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		conn, prefix, err := clusterConn(cfg)
+		if err != nil {
+			return err
+		}
+		js, closeConn, err := cluster.Connect(conn, logger(cfg, std))
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
+		defer cancel()
+		st, ok, err := cluster.LoadClusterState(ctx, js, prefix)
+		if err != nil {
+			return fmt.Errorf("reading the cluster's state from %s: %w", conn.Redacted(), err)
+		}
+		if !ok {
+			return fmt.Errorf("no shard map on %s (prefix %q): no coordinator has started there", conn.Redacted(), prefix)
+		}
+		if *asJSON {
+			return json.NewEncoder(std.out).Encode(st)
+		}
+		return printCluster(std.out, st, std.clock()())
+	}
+	return cmd
+}
+
+func clusterReshardCommand(std *stdio) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reshard --to K [flags]",
+		Short: "change how many coordinators share the domains",
+		Long: `Change the cluster's shard count to K. Every running coordinator then hands the
+domains it no longer owns, each with its whole history, to the shard that owns
+them; jump consistent hashing moves only those (from K to K+1 shards, 1/(K+1)
+of the domains, all to the new shard). Measurement goes on meanwhile. Start the
+new coordinators (daemon.nats.shard K-1 and below) before or after; what is
+handed to one that is not running waits for it in NATS. The reshard ends when
+every old shard has handed over everything; with --wait the command waits for
+that, printing progress. Set daemon.nats.shards to K in every coordinator's
+config afterwards, so that a new cluster on the same NATS starts the same way.`,
+		Example: "  fluxwatch cluster reshard --to 3 --wait",
+		Args:    noArgs,
+	}
+	s := newFlags(cmd, std)
+	to := s.fs.Int("to", 0, "the new shard `count` (required)")
+	wait := s.fs.Bool("wait", false, "wait until the reshard is done")
+	timeout := s.fs.Duration("timeout", 10*time.Second, "how long to wait for the NATS server (and, with --wait, how long without progress before giving up)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := s.load()
+		if err != nil {
+			return err
+		}
+		if *to < 1 {
+			return fmt.Errorf("%w: --to: want a shard count of 1 or more, got %d", errUsage, *to)
+		}
+		conn, prefix, err := clusterConn(cfg)
+		if err != nil {
+			return err
+		}
+		js, closeConn, err := cluster.Connect(conn, logger(cfg, std))
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
+		m, err := cluster.Reshard(ctx, js, prefix, *to, std.clock()())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reshard: %w", err)
+		}
+		if !m.Moving() {
+			fmt.Fprintf(std.out, "cluster: already %d shards\n", m.Shards)
+			return nil
+		}
+		fmt.Fprintf(std.out, "cluster: resharding from %d to %d shards (epoch %d)\n", m.From, m.Shards, m.Epoch)
+		if !*wait {
+			return nil
+		}
+		return waitReshard(cmd.Context(), std.out, js, prefix, m, *timeout)
+	}
+	return cmd
+}
+
+// waitReshard waits until the reshard of m is done, printing the domains
+// still to hand over when they change; it gives up after timeout without
+// progress.
+func waitReshard(ctx context.Context, w io.Writer, js jetstream.JetStream, prefix string, m cluster.ShardMap, timeout time.Duration) error {
+	last, progressed := -1, time.Now()
+	for {
+		st, ok, err := cluster.LoadClusterState(ctx, js, prefix)
+		if err == nil && ok {
+			if !st.Map.Moving() || st.Map.Epoch > m.Epoch {
+				fmt.Fprintf(w, "cluster: %d shards; reshard done\n", st.Map.Shards)
+				return nil
+			}
+			pending := 0
+			for _, s := range st.Shards {
+				pending += s.MovePending
+			}
+			if pending != last {
+				fmt.Fprintf(w, "cluster: %d domains still to hand over\n", pending)
+				last, progressed = pending, time.Now()
+			}
+		}
+		if time.Since(progressed) > timeout {
+			return fmt.Errorf("reshard: no progress in %s (is every coordinator of shards 0 to %d running?)", timeout, max(m.From, m.Shards)-1)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// printCluster prints a cluster's state for people.
+func printCluster(w io.Writer, st cluster.ClusterState, now time.Time) error {
+	m := st.Map
+	state := "stable"
+	if m.Moving() {
+		state = "resharding from " + strconv.Itoa(m.From) + " since " + stamp(m.Since)
+	}
+	fmt.Fprintf(w, "cluster: %d shards (epoch %d), %s\n", m.Shards, m.Epoch, state)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tDOMAINS\tDARK\tLAG\tLISTED\tLAST PUBLISH\tTO HAND OVER\tUPDATED")
+	for _, s := range st.Shards {
+		updated := "never"
+		if !s.Updated.IsZero() {
+			updated = now.Sub(s.Updated).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\n", s.Shard, s.Domains, s.Dark, s.Lag, s.Listed, stamp(s.LastPublish), s.MovePending, updated)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxwatch/fluxwatch/cluster"
+	"github.com/fluxwatch/fluxwatch/config"
+	"github.com/fluxwatch/fluxwatch/internal/export"
+)
+
+// A daemon that is one shard of a cluster of coordinators (daemon.nats
+// with shards, or a cluster resharded since it started) publishes its
+// own list to NATS at each publish (cluster.PutShardList), and the feed
+// publisher (daemon.nats.feed_publisher; shard 0 by default) writes its
+// exports from the shards' lists merged (cluster.MergeLists): one block
+// list for consumers, with one RPZ serial, the publisher's. The publisher
+// also publishes again whenever another shard put a new list, so that no
+// shard's entries in the feed are older than its last publish.
+
+// sharded reports whether the daemon is a shard of a sharded cluster now.
+func (d *Daemon) sharded(cfg *config.Config) bool {
+	if d.coord == nil {
+		return false
+	}
+	m := d.coord.Map()
+	return cfg.Daemon.NATS.IsSharded() || m.Shards > 1 || m.Moving()
+}
+
+// feedSource returns what the exports are written from: the store, or
+// for the feed publisher of a sharded cluster the shards' merged lists.
+// With share, a shard first puts its own list in NATS. An error means
+// nothing may be written: a publisher that cannot read the other shards'
+// lists keeps the files it published last rather than drop their
+// entries.
+func (d *Daemon) feedSource(cfg *config.Config, share bool) (export.Source, error) {
+	if !d.sharded(cfg) {
+		return export.StoreSource(d.db), nil
+	}
+	js := d.coord.JetStream()
+	if js == nil {
+		return nil, fmt.Errorf("shard %d: %w", d.coord.Shard(), cluster.ErrNotReady)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now, k, m := d.now(), d.coord.Shard(), d.coord.Map()
+	prefix := cluster.CoordinatorConfigOf(cfg).Prefix
+	own, err := cluster.ReadShardList(d.db, k, max(m.Shards, k+1), now)
+	if err != nil {
+		return nil, err
+	}
+	if share {
+		if err := cluster.PutShardList(ctx, js, prefix, own); err != nil {
+			return nil, fmt.Errorf("shard %d: putting its list in NATS: %w", k, err)
+		}
+		d.coord.Published(now, len(own.Entries))
+	}
+	if !cfg.Daemon.NATS.Publishes() {
+		return export.StoreSource(d.db), nil
+	}
+	lists, err := cluster.LoadShardLists(ctx, js, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading the shards' lists: %w", err)
+	}
+	mine := false
+	for i := range lists {
+		if lists[i].Shard == k {
+			lists[i], mine = own, true // the store is fresher than what NATS holds
+		}
+	}
+	if !mine {
+		lists = append(lists, own)
+	}
+	return cluster.MergeLists(lists, now).Each, nil
+}
+
+// watchFeed publishes the merged feed again each time another shard put
+// its list, until ctx ends. Changes that come while it publishes are
+// taken together by the next publish.
+func (d *Daemon) watchFeed(ctx context.Context) {
+	if err := d.coord.WaitReady(ctx); err != nil {
+		return
+	}
+	changed := make(chan struct{}, 1)
+	go func() {
+		for ctx.Err() == nil {
+			cfg := d.state().cfg
+			err := cluster.WatchShardLists(ctx, d.coord.JetStream(), cluster.CoordinatorConfigOf(cfg).Prefix, func(shard int) {
+				if shard == d.coord.Shard() {
+					return
+				}
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("feed: watching the shards' lists", "err", err)
+				sleep(ctx, 5*time.Second)
+			}
+		}
+	}()
+	for {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+		sleep(ctx, time.Second) // let the lists of a round of publishes arrive together
+		if err := d.republish(); err != nil && ctx.Err() == nil {
+			d.log.Error("feed: publishing the merged list failed; serving the last one", "err", err)
+		}
+	}
+}
+
+// republish writes the exports from the shards' lists again, without
+// putting the shard's own list or recording a publish of it.
+func (d *Daemon) republish() error {
+	cfg := d.state().cfg
+	if !d.sharded(cfg) || !cfg.Daemon.NATS.Publishes() {
+		return nil
+	}
+	d.classifyMu.Lock()
+	defer d.classifyMu.Unlock()
+	d.listMu.Lock()
+	defer d.listMu.Unlock()
+	src, err := d.feedSource(cfg, false)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.writeExports(cfg, src, "feed: published the shards' merged list")...)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// clusterState is the shard map and the shards' statuses for the status,
+// read from NATS with a short timeout: a status request never waits long
+// for a broker that does not answer.
+func (d *Daemon) clusterState(ctx context.Context) *cluster.ClusterState {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return d.coord.ClusterState(ctx)
+}
