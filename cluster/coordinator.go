@@ -199,6 +199,7 @@ type Coordinator struct {
 	kv                             jetstream.KeyValue       // the shards bucket; nil until ready
 	moving                         sync.Map                 // domain → true: being handed to its owner, not dispatched
 	published                      atomic.Pointer[publishMark]
+	statusNow                      chan struct{} // a publish wants the status written now
 	movedOut, movedIn, movePending atomic.Int64
 
 	received, stored, redelivered, rejected, retried, batches, forwarded atomic.Int64
@@ -227,7 +228,7 @@ func NewCoordinator(store CoordinatorStore, cfg CoordinatorConfig) (*Coordinator
 	}
 	cfg.setDefaults()
 	c := &Coordinator{cfg: cfg, store: store, names: names{cfg.Prefix}, log: cfg.Logger.With("component", "coordinator"),
-		ready: make(chan struct{}), agents: map[string]AgentStatus{}}
+		ready: make(chan struct{}), agents: map[string]AgentStatus{}, statusNow: make(chan struct{}, 1)}
 	if cfg.Shards > 1 || cfg.Shard > 0 {
 		c.log = c.log.With("shard", cfg.Shard)
 	}

@@ -84,6 +84,10 @@ type publishMark struct {
 // Published records the shard's last publish, which its status reports.
 func (c *Coordinator) Published(at time.Time, listed int) {
 	c.published.Store(&publishMark{at, listed})
+	select {
+	case c.statusNow <- struct{}{}: // the status says so at once
+	default:
+	}
 }
 
 // setupShards opens the shards bucket, reads (or writes) the map and
@@ -234,6 +238,7 @@ func (c *Coordinator) shardLoop(ctx context.Context) {
 		}
 		select {
 		case <-t.C:
+		case <-c.statusNow:
 		case <-ctx.Done():
 			return
 		}

@@ -62,11 +62,9 @@ func (d *Daemon) startCoordinator(ctx context.Context, cfg *config.Config) error
 		return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
 			Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
 	})
-	if cfg.Daemon.NATS.Publishes() {
-		fctx, cancel := context.WithCancel(ctx)
-		d.stopFeed = cancel
-		d.feedDone.Go(func() { d.watchFeed(fctx) })
-	}
+	fctx, cancel := context.WithCancel(ctx)
+	d.stopFeed = cancel
+	d.feedDone.Go(func() { d.shardFeed(fctx) })
 	if cfg.Daemon.NATS.IsSharded() {
 		d.metrics.ShardFrom(func() metrics.ShardCounts {
 			st := coord.ShardStatus(ctx)

@@ -93,7 +93,7 @@ type Daemon struct {
 	status  *status
 	serving *feedServers
 	coord   *cluster.Coordinator // nil: measure locally
-	// stopFeed ends watchFeed, which feedDone waits for.
+	// stopFeed ends shardFeed, which feedDone waits for.
 	stopFeed context.CancelFunc
 	feedDone sync.WaitGroup
 	current  atomic.Pointer[state]
@@ -172,7 +172,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err 
 	// A publish that fails here leaves the last run's files served.
 	//
 	// A shard of a sharded cluster waits for NATS instead: its list, and
-	// the publisher's merged feed, are published once it is connected.
+	// the publisher's merged feed, are published once it is connected
+	// (shardFeed).
 	if d.sharded(cfg) {
 		d.log.Info("start: a shard publishes once connected to NATS; serving the files of the last run until then")
 	} else if err := d.publish(cfg, storage.PublishStart); err != nil {

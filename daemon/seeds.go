@@ -114,7 +114,7 @@ func (d *Daemon) addSeeds(sf seedFile) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("seeds imported", "file", sf.file, "added", res.Added, "known", res.Known, "rejected", sf.rejected)
+	d.log.Info("seeds imported", "file", sf.file, "added", res.Added, "known", res.Known, "other_shards", res.Elsewhere, "rejected", sf.rejected)
 	return nil
 }
 
@@ -177,7 +177,7 @@ func (d *Daemon) importSeedURLs(ctx context.Context, cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
-		d.log.Info("seeds imported", "url", l.Redacted(), "added", res.Added, "known", res.Known, "rejected", len(got.Rejects))
+		d.log.Info("seeds imported", "url", l.Redacted(), "added", res.Added, "known", res.Known, "other_shards", res.Elsewhere, "rejected", len(got.Rejects))
 		return nil
 	})
 }

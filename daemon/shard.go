@@ -9,6 +9,7 @@ import (
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/internal/export"
+	"github.com/fluxwatch/fluxwatch/storage"
 )
 
 // A daemon that is one shard of a cluster of coordinators (daemon.nats
@@ -76,11 +77,24 @@ func (d *Daemon) feedSource(cfg *config.Config, share bool) (export.Source, erro
 	return cluster.MergeLists(lists, now).Each, nil
 }
 
-// watchFeed publishes the merged feed again each time another shard put
-// its list, until ctx ends. Changes that come while it publishes are
-// taken together by the next publish.
-func (d *Daemon) watchFeed(ctx context.Context) {
+// shardFeed runs beside a coordinator. Once it is connected, a shard of
+// a sharded cluster publishes the list as stored, as an unsharded daemon
+// does when it starts: its list reaches NATS and, at the publisher, the
+// exports hold every shard's. The feed publisher then publishes the
+// merged feed again each time another shard put its list, until ctx
+// ends; changes that come while it publishes are taken together by the
+// next publish.
+func (d *Daemon) shardFeed(ctx context.Context) {
 	if err := d.coord.WaitReady(ctx); err != nil {
+		return
+	}
+	cfg := d.state().cfg
+	if d.sharded(cfg) {
+		if err := d.publish(cfg, storage.PublishStart); err != nil {
+			d.log.Error("publishing the stored list once connected failed; serving the files of the last run", "err", err)
+		}
+	}
+	if !cfg.Daemon.NATS.Publishes() {
 		return
 	}
 	changed := make(chan struct{}, 1)

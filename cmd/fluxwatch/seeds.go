@@ -74,9 +74,14 @@ were rejected (the closing line says how many); 1 when none was.`,
 			}
 			total.Added += res.Added
 			total.Known += res.Known
+			total.Elsewhere += res.Elsewhere
 		}
-		fmt.Fprintf(std.out, "seeds: %d added, %d already known, %d rejected\n", total.Added, total.Known, rejected)
-		if total.Added+total.Known == 0 {
+		elsewhere := ""
+		if total.Elsewhere > 0 {
+			elsewhere = fmt.Sprintf(", %d for other shards", total.Elsewhere)
+		}
+		fmt.Fprintf(std.out, "seeds: %d added, %d already known%s, %d rejected\n", total.Added, total.Known, elsewhere, rejected)
+		if total.Added+total.Known+total.Elsewhere == 0 {
 			return fmt.Errorf("no valid domain name read from %s", strings.Join(files, ", "))
 		}
 		return nil
