@@ -158,6 +158,8 @@ func TestFlagsAnywhere(t *testing.T) {
 		{path: []string{"db", "salvage"}, flags: []string{"-o", "DIR/salvaged.db"}},
 		{path: []string{"ipdb", "update"}, flags: []string{"--dir", "DIR/ipdb", "--source", "http://127.0.0.1:1/"}},
 		{path: []string{"daemon"}, flags: []string{"--config", missingConfig, "--log-level", "warn"}},
+		{path: []string{"cluster", "status"}, flags: []string{"--json", "--timeout", "300ms", "--nats", "nats://127.0.0.1:1"}},
+		{path: []string{"cluster", "reshard"}, flags: []string{"--to", "2", "--timeout", "300ms", "--nats", "nats://127.0.0.1:1"}},
 		{path: []string{"agent"}, flags: []string{"--name", "not a name", "--resolver", silent}},
 		{path: []string{"simnet"}, flags: []string{"--seed", "3", "--vantages", "2", "--seeds-out", "DIR/seeds.txt"}},
 		{path: []string{"demo"}, flags: []string{"-o", "DIR/not-a-directory/demo", "--rounds", "1"}},

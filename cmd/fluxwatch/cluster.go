@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
@@ -35,10 +36,20 @@ registrable domain assigns to k; README's "Sharding" tells how to run K of them.
 	return cmd
 }
 
-// clusterConn connects to the NATS server of cfg's daemon.nats.
+// natsFlags adds --nats and --prefix, which override the config's
+// daemon.nats.url and daemon.nats.prefix.
+func natsFlags(s *settings) {
+	s.group(func(fs *pflag.FlagSet, c *config.Config) {
+		fs.StringVar(&c.Daemon.NATS.URL, "nats", c.Daemon.NATS.URL, "NATS server `URL`s, comma-separated (default: daemon.nats.url)")
+		fs.StringVar(&c.Daemon.NATS.Prefix, "prefix", c.Daemon.NATS.Prefix, "first subject `token` of the cluster (default: daemon.nats.prefix, or fluxwatch)")
+	})
+}
+
+// clusterConn is the connection to the NATS server of cfg's daemon.nats,
+// with its credentials and TLS files.
 func clusterConn(cfg *config.Config) (conn cluster.ConnConfig, prefix string, err error) {
 	if cfg.Daemon.NATS.URL == "" {
-		return conn, "", fmt.Errorf("%w: no NATS server: set daemon.nats.url in the config file", errUsage)
+		return conn, "", fmt.Errorf("%w: no NATS server: give --nats or set daemon.nats.url in the config file", errUsage)
 	}
 	cc := cluster.CoordinatorConfigOf(cfg)
 	cc.Conn.Name = "fluxwatch-cluster"
@@ -56,8 +67,9 @@ waiting for it, its last publish and the domains it still has to hand over.`,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	s := newFlags(cmd, std)
+	natsFlags(s)
 	asJSON := s.fs.Bool("json", false, "print the state as one JSON object")
-	timeout := s.fs.Duration("timeout", 10*time.Second, "how long to wait for the NATS server")
+	timeout := durationFlag(s.fs, "timeout", 10*time.Second, "how long to wait for the NATS server")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
@@ -106,9 +118,10 @@ config afterwards, so that a new cluster on the same NATS starts the same way.`,
 		Args:    noArgs,
 	}
 	s := newFlags(cmd, std)
+	natsFlags(s)
 	to := s.fs.Int("to", 0, "the new shard `count` (required)")
 	wait := s.fs.Bool("wait", false, "wait until the reshard is done")
-	timeout := s.fs.Duration("timeout", 10*time.Second, "how long to wait for the NATS server (and, with --wait, how long without progress before giving up)")
+	timeout := durationFlag(s.fs, "timeout", 10*time.Second, "how long to wait for the NATS server (and, with --wait, how long without progress before giving up)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := s.load()
 		if err != nil {
