@@ -179,6 +179,9 @@ type Classifier struct {
 	// window, other tables) replaces nothing. Its verdicts carry no
 	// Listing and its counts no listing changes.
 	DryRun bool
+	// Networks, if set, builds the flux networks in place of Run (see
+	// NetworkBuilder): a shard of a cluster builds them with the others.
+	Networks NetworkBuilder
 }
 
 // Classify decides on one domain from its probes in time order. It knows

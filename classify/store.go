@@ -46,7 +46,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 	if err != nil {
 		return nil, fmt.Errorf("classifying: %w", err)
 	}
-	nets, err := c.startNetworks(store, active)
+	nets, err := c.startNetworks(ctx, store, active)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (c *Classifier) Run(ctx context.Context, store *storage.Store, window time.
 			if err := c.classifyZones(ctx, store, groups, window, now, counts, each, nets); err != nil {
 				return counts, err
 			}
-			return counts, c.endNetworks(store, nets, now, counts)
+			return counts, c.endNetworks(ctx, store, nets, now, counts)
 		}
 		after = last
 		if len(batch) == 0 {
@@ -121,16 +121,25 @@ type runNetworks struct {
 	known   *networks.Index
 	members []networks.Member
 	stats   *networks.AddrStats
+	active  int // the store's active domains
 }
 
-// startNetworks loads the known networks; active sizes the safeguards'
-// counts (about two addresses a domain).
-func (c *Classifier) startNetworks(store *storage.Store, active int) (*runNetworks, error) {
+// startNetworks has the network builder, if any, prepare the store, then
+// loads the known networks; the active domains size the safeguards'
+// counts.
+func (c *Classifier) startNetworks(ctx context.Context, store *storage.Store, active int) (*runNetworks, error) {
+	size := active
+	if c.Networks != nil && !c.DryRun {
+		if err := c.Networks.Prepare(ctx, store); err != nil {
+			return nil, fmt.Errorf("preparing the known flux networks: %w", err)
+		}
+		size = c.Networks.StatsSize(active)
+	}
 	known, err := networks.List(store)
 	if err != nil {
 		return nil, fmt.Errorf("reading the known flux networks: %w", err)
 	}
-	return &runNetworks{known: networks.NewIndex(known), stats: networks.NewAddrStats(2 * active)}, nil
+	return &runNetworks{known: networks.NewIndex(known), stats: networks.StatsFor(size), active: active}, nil
 }
 
 // note takes a verdict of a seeded name in: a flux domain becomes a
@@ -155,9 +164,17 @@ func (n *runNetworks) member(v Verdict, sets agentSets) {
 }
 
 // endNetworks groups the run's flux domains into networks and stores
-// them, unless the run is a dry one.
-func (c *Classifier) endNetworks(store *storage.Store, n *runNetworks, now time.Time, counts map[string]int) error {
+// them, or has the network builder do it, unless the run is a dry one.
+func (c *Classifier) endNetworks(ctx context.Context, store *storage.Store, n *runNetworks, now time.Time, counts map[string]int) error {
 	if c.DryRun {
+		return nil
+	}
+	if c.Networks != nil {
+		built, err := c.Networks.Build(ctx, store, NetworkRun{Members: n.members, Stats: n.stats, Active: n.active, Now: now})
+		if err != nil {
+			return fmt.Errorf("building flux networks: %w", err)
+		}
+		counts[CountNetworks] = built
 		return nil
 	}
 	nets, err := networks.Update(store, n.members, n.stats, now, networks.Options{Meta: c.Meta})

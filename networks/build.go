@@ -47,6 +47,17 @@ func Compute(store *storage.Store, members []Member, stats *AddrStats, now time.
 	if err != nil {
 		return nil, 0, err
 	}
+	nets, seq := Build(prev, seq, members, stats, now, opts)
+	return nets, seq, nil
+}
+
+// Build is Compute against given networks rather than the stored ones:
+// it groups members into networks that continue prev (numbered up to
+// seq), logs the changes at now, and returns them and the new sequence.
+// The builder of a sharded cluster builds again against the networks it
+// started a round from when a shard's members arrive late, so that the
+// round's networks are what one build with every shard's members gives.
+func Build(prev []Network, seq uint64, members []Member, stats *AddrStats, now time.Time, opts Options) ([]Network, uint64) {
 	r := opts.rules()
 	excluded := stats.Excluded(r.MaxNonFlux)
 	groups := gather(members, excluded, r)
@@ -54,7 +65,7 @@ func Compute(store *storage.Store, members []Member, stats *AddrStats, now time.
 	for i := range nets {
 		nets[i].ASNs, nets[i].Countries = origins(opts.Meta, nets[i].Agents, nets[i].NSAgents)
 	}
-	return nets, seq, nil
+	return nets, seq
 }
 
 // gather is Group with each group's domains, agents and time span gathered.

@@ -34,6 +34,12 @@
 // edge, a parking service, a sinkhole). AddrStats counts them in bounded
 // memory, erring only towards leaving an address out.
 //
+// A cluster that shards its domains over several databases builds its
+// networks over every shard's flux verdicts: each shard counts its own
+// AddrStats, which Merge adds up to the stats one machine would count over
+// all the domains, and Group's networks depend on the members, not on the
+// order the shards' members are gathered in.
+//
 // A network keeps its id across runs while its domains stay in it: each
 // stored network continues into the new group holding the most of its
 // domains that are still flux; a group that continues several keeps the

@@ -2,6 +2,8 @@ package networks
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/bits"
 	"net/netip"
 )
@@ -21,6 +23,10 @@ type AddrStats struct {
 	mask   uint64    // row width − 1 (a power of two); bits in benign − 1 likewise
 	bmask  uint64
 }
+
+// StatsFor returns stats sized for a classification run over the given
+// number of domains: about two distinct addresses a domain.
+func StatsFor(domains int) *AddrStats { return NewAddrStats(2 * domains) }
 
 // statHashes is the number of hash functions of the Bloom filter and rows
 // of the count-min sketch.
@@ -116,4 +122,142 @@ func (s *AddrStats) NonFlux(a netip.Addr) int {
 // judged flux did.
 func (s *AddrStats) Excluded(maxNonFlux int) func(netip.Addr) bool {
 	return func(a netip.Addr) bool { return s.Benign(a) || s.NonFlux(a) > maxNonFlux }
+}
+
+// Merge adds what o recorded to s, as if s had recorded o's domains too:
+// the counts add (saturating at 255) and the benign bits join. Stats of
+// different widths merge at the narrower one: the wider is folded first,
+// which keeps every count and bit an address reads (see fold), so the
+// merge still only overstates. Merging the stats of the parts of a set of
+// domains, all of one width, gives exactly the stats of the whole set:
+// what lets the shards of a cluster count apart. o is not changed; a zero
+// s becomes a copy of o, and a nil or zero o changes nothing.
+func (s *AddrStats) Merge(o *AddrStats) {
+	if o == nil || o.counts == nil {
+		return
+	}
+	if s.counts == nil {
+		*s = AddrStats{mask: o.mask, bmask: o.bmask, benign: make([]uint64, len(o.benign)), counts: make([][]uint8, statHashes)}
+		for i := range s.counts {
+			s.counts[i] = make([]uint8, len(o.counts[i]))
+		}
+	}
+	if o.mask < s.mask {
+		s.fold(o.mask + 1)
+	}
+	// Counter j of o's rows (and word k of its bits) lands on counter
+	// j&s.mask (word k&(len−1)): the identity at equal widths, a fold
+	// when o is wider.
+	for i, row := range o.counts {
+		mine := s.counts[i]
+		for j, n := range row {
+			if n == 0 {
+				continue
+			}
+			c := &mine[uint64(j)&s.mask]
+			*c = uint8(min(int(*c)+int(n), 255))
+		}
+	}
+	words := uint64(len(s.benign) - 1)
+	for k, w := range o.benign {
+		s.benign[uint64(k)&words] |= w
+	}
+}
+
+// fold narrows s to width counters a row (a power of two, no more than
+// its own). An address's counter is its hash masked by the width, so
+// counter i of the narrow row is the sum of counters i, i+width, … of the
+// wide one, and its Bloom bit (the hash shifted, masked by 16×width)
+// likewise the union of bits: the folded stats are exactly those recorded
+// at the narrow width, and read each address at least as high as before.
+func (s *AddrStats) fold(width uint64) {
+	if width-1 >= s.mask {
+		return
+	}
+	mask := width - 1
+	for i, row := range s.counts {
+		narrow := make([]uint8, width)
+		for j, n := range row {
+			c := &narrow[uint64(j)&mask]
+			*c = uint8(min(int(*c)+int(n), 255))
+		}
+		s.counts[i] = narrow
+	}
+	benign := make([]uint64, 16*width/64)
+	for k, w := range s.benign {
+		benign[uint64(k)&uint64(len(benign)-1)] |= w
+	}
+	s.benign, s.mask, s.bmask = benign, mask, 16*width-1
+}
+
+// The binary form of AddrStats: the magic "fwas", the version, log2 of the
+// width (0: stats that record nothing), then the Bloom filter's words
+// little-endian and the count-min rows, one byte a counter: 6×width + 6
+// bytes in all.
+const (
+	statsMagic   = "fwas"
+	statsVersion = 1
+	// maxStatsLog bounds the width a decoder accepts: 2^32 counters a
+	// row, far past any run's, so a corrupt length cannot ask for more.
+	maxStatsLog = 32
+)
+
+// ErrStatsFormat means bytes are not AddrStats in their binary form.
+var ErrStatsFormat = errors.New("networks: not address stats")
+
+// MarshalBinary returns the binary form of s (see UnmarshalBinary).
+func (s *AddrStats) MarshalBinary() ([]byte, error) {
+	head := append([]byte(statsMagic), statsVersion, 0)
+	if s == nil || s.counts == nil {
+		return head, nil
+	}
+	width := s.mask + 1
+	head[5] = byte(bits.TrailingZeros64(width))
+	out := make([]byte, 0, len(head)+len(s.benign)*8+statHashes*int(width))
+	out = append(out, head...)
+	for _, w := range s.benign {
+		out = binary.LittleEndian.AppendUint64(out, w)
+	}
+	for _, row := range s.counts {
+		out = append(out, row...)
+	}
+	return out, nil
+}
+
+// UnmarshalBinary sets s to the stats b holds in the binary form
+// MarshalBinary gives.
+func (s *AddrStats) UnmarshalBinary(b []byte) error {
+	if len(b) < 6 || string(b[:4]) != statsMagic {
+		return ErrStatsFormat
+	}
+	if b[4] != statsVersion {
+		return fmt.Errorf("%w: version %d, want %d", ErrStatsFormat, b[4], statsVersion)
+	}
+	lg := int(b[5])
+	if lg == 0 {
+		if len(b) != 6 {
+			return fmt.Errorf("%w: %d bytes after empty stats", ErrStatsFormat, len(b)-6)
+		}
+		*s = AddrStats{}
+		return nil
+	}
+	if lg > maxStatsLog {
+		return fmt.Errorf("%w: width 2^%d", ErrStatsFormat, lg)
+	}
+	width := uint64(1) << lg
+	words := 16 * width / 64
+	if want := 6 + 8*words + statHashes*width; uint64(len(b)) != want {
+		return fmt.Errorf("%w: %d bytes for width %d, want %d", ErrStatsFormat, len(b), width, want)
+	}
+	b = b[6:]
+	out := AddrStats{mask: width - 1, bmask: 16*width - 1, benign: make([]uint64, words), counts: make([][]uint8, statHashes)}
+	for k := range out.benign {
+		out.benign[k] = binary.LittleEndian.Uint64(b[8*k:])
+	}
+	b = b[8*words:]
+	for i := range out.counts {
+		out.counts[i] = append([]uint8(nil), b[uint64(i)*width:uint64(i+1)*width]...)
+	}
+	*s = out
+	return nil
 }

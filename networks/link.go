@@ -7,17 +7,21 @@ import (
 	"time"
 )
 
-// Member is a flux domain as the grouping sees it.
+// Member is a flux domain as the grouping sees it. Its JSON form is how a
+// shard of a cluster hands its members to the one that builds the
+// networks.
 type Member struct {
-	Domain string
+	Domain string `json:"domain"`
 	// Agents are the A and AAAA addresses it resolved to over the window,
 	// NSAgents the addresses of its flux name servers.
-	Agents, NSAgents []netip.Addr
+	Agents   []netip.Addr `json:"agents"`
+	NSAgents []netip.Addr `json:"ns_agents,omitempty"`
 	// Latest are the addresses of its latest answered round: where it is
 	// now, when its window holds the agents of two networks.
-	Latest []netip.Addr
+	Latest []netip.Addr `json:"latest,omitempty"`
 	// FirstSeen and LastSeen bound its evidence.
-	FirstSeen, LastSeen time.Time
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
 }
 
 // Rules are the thresholds of the grouping. DefaultRules documents each.
@@ -112,13 +116,33 @@ func agentSet(m Member, excluded func(netip.Addr) bool) []netip.Addr {
 // documentation) and returns each as the indices of its members, in the
 // order of their first member's domain name; members within a group are
 // in name order too. excluded, if not nil, says which addresses are not
-// agents.
+// agents. The grouping depends on the members, not on their order: the
+// members of a cluster's shards, gathered in any order, group as one
+// machine's do.
 func Group(members []Member, excluded func(netip.Addr) bool, r Rules) [][]int {
+	// Ties (which part a bridging member joins) are broken by position,
+	// so the members are grouped in name order and the indices mapped
+	// back.
 	order := make([]int, len(members))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(members[a].Domain, members[b].Domain) })
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(members[a].Domain, members[b].Domain) })
+	byName := make([]Member, len(members))
+	for i, o := range order {
+		byName[i] = members[o]
+	}
+	groups := groupInOrder(byName, excluded, r)
+	for _, g := range groups {
+		for k, i := range g {
+			g[k] = order[i]
+		}
+	}
+	return groups
+}
+
+// groupInOrder is Group on members in name order.
+func groupInOrder(members []Member, excluded func(netip.Addr) bool, r Rules) [][]int {
 	sets := make([][]netip.Addr, len(members))
 	for i, m := range members {
 		sets[i] = agentSet(m, excluded)
@@ -126,7 +150,7 @@ func Group(members []Member, excluded func(netip.Addr) bool, r Rules) [][]int {
 	adj := links(sets, r)
 	var groups [][]int
 	seen := make([]bool, len(members))
-	for _, start := range order {
+	for start := range members {
 		if seen[start] {
 			continue
 		}

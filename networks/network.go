@@ -124,6 +124,15 @@ func decode(id string, v []byte) (Network, error) {
 	return n, nil
 }
 
+// Install stores nets, with the id sequence seq they were numbered to, in
+// place of the stored networks, in one transaction: how a shard of a
+// cluster takes the networks its builder made over every shard's
+// members. The stored sequence never goes down (ids are never handed out
+// twice), whatever seq says.
+func Install(store *storage.Store, nets []Network, seq uint64) error {
+	return save(store, nets, seq)
+}
+
 // save replaces the stored networks with nets.
 func save(store *storage.Store, nets []Network, seq uint64) error {
 	recs := make([]storage.NetworkRecord, 0, len(nets))
