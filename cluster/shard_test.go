@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/crawler"
+	"github.com/fluxwatch/fluxwatch/networks"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/scheduler"
 	"github.com/fluxwatch/fluxwatch/simnet"
@@ -216,6 +218,15 @@ func verdictsOf(t *testing.T, ctx context.Context, c *classify.Classifier, now t
 	return out
 }
 
+// networkDomains maps each network's id to its domains.
+func networkDomains(nets []networks.Network) map[string][]string {
+	out := map[string][]string{}
+	for _, n := range nets {
+		out[n.ID] = n.Domains
+	}
+	return out
+}
+
 // listed returns the names of a feed.
 func listed(f Feed) []string {
 	var out []string
@@ -375,8 +386,52 @@ func TestShardedClusterMatchesOneCoordinator(t *testing.T) {
 		}
 	}
 	c := worldClassifier(t, w.world)
+	js := jsClient(t, w.url)
+	// Each shard classifies with the cluster's network builder (shard 0,
+	// last of each round); two rounds, so that the second associates
+	// domains with the networks the first built.
+	builders := make([]*ShardNetworks, shards)
+	for k := range shards {
+		builders[k] = &ShardNetworks{JS: js, Shard: k, Shards: shards, Meta: c.Meta, Logger: w.log}
+	}
+	classifyShards := func(now time.Time) map[string]classify.Verdict {
+		out := map[string]classify.Verdict{}
+		for k := shards - 1; k >= 0; k-- {
+			ck := *c
+			ck.Networks = builders[k]
+			for d, v := range verdictsOf(t, ctx, &ck, now, dbs[k]) {
+				out[d] = v
+			}
+		}
+		return out
+	}
 	now := w.world.Now()
-	single, sharded := verdictsOf(t, ctx, c, now, oneDB), verdictsOf(t, ctx, c, now, dbs...)
+	verdictsOf(t, ctx, c, now.Add(-clusterInterval), oneDB)
+	classifyShards(now.Add(-clusterInterval))
+	single, sharded := verdictsOf(t, ctx, c, now, oneDB), classifyShards(now)
+	// The shards that classified before the builder install what it
+	// built (the daemon does when the table changes).
+	for k := 1; k < shards; k++ {
+		if err := builders[k].Prepare(ctx, dbs[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oneNets, err := networks.List(oneDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, s := range dbs {
+		nets, err := networks.List(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(networkDomains(nets), networkDomains(oneNets)) {
+			t.Errorf("shard %d holds the networks %v; one database %v", k, networkDomains(nets), networkDomains(oneNets))
+		}
+	}
+	if len(oneNets) == 0 {
+		t.Error("no flux network in the world: the networks are not compared")
+	}
 	flux := 0
 	for _, d := range w.domains {
 		s, o := sharded[d], single[d]
@@ -390,7 +445,6 @@ func TestShardedClusterMatchesOneCoordinator(t *testing.T) {
 	if flux == 0 {
 		t.Fatal("no flux found: the comparison proves nothing")
 	}
-	js := jsClient(t, w.url)
 	for k, s := range dbs {
 		l, err := ReadShardList(s, k, shards, now)
 		if err != nil {

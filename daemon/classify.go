@@ -17,7 +17,11 @@ func (d *Daemon) classify(ctx context.Context, st *state) error {
 	d.classifyMu.Lock()
 	defer d.classifyMu.Unlock()
 	defer d.firstClassify.Do(func() { close(d.classified) })
-	counts, err := st.classifier.Run(ctx, d.db, cfg.Window, d.now(), nil)
+	c, err := d.classifier(st)
+	if err != nil {
+		return err
+	}
+	counts, err := c.Run(ctx, d.db, cfg.Window, d.now(), nil)
 	d.log.Info("job classify", "single_flux", counts[classify.SingleFlux], "double_flux", counts[classify.DoubleFlux],
 		"benign", counts[classify.Benign], "insufficient", counts[classify.InsufficientData], "unresolvable", counts[classify.Unresolvable],
 		"listed", counts[classify.CountListed], "newly_listed", counts[classify.CountAdded],

@@ -62,9 +62,8 @@ func (d *Daemon) startCoordinator(ctx context.Context, cfg *config.Config) error
 		return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,
 			Terminated: s.Rejected, Retried: s.Retried, Batches: s.Batches}
 	})
-	fctx, cancel := context.WithCancel(ctx)
-	d.stopFeed = cancel
-	d.feedDone.Go(func() { d.shardFeed(fctx) })
+	d.feedCtx, d.stopFeed = context.WithCancel(ctx)
+	d.feedDone.Go(func() { d.shardFeed(d.feedCtx) })
 	if cfg.Daemon.NATS.IsSharded() {
 		d.metrics.ShardFrom(func() metrics.ShardCounts {
 			st := coord.ShardStatus(ctx)

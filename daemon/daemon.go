@@ -93,11 +93,17 @@ type Daemon struct {
 	status  *status
 	serving *feedServers
 	coord   *cluster.Coordinator // nil: measure locally
-	// stopFeed ends shardFeed, which feedDone waits for.
+	// stopFeed ends feedCtx, the context of shardFeed and of the network
+	// builder's watch, which feedDone waits for.
+	feedCtx  context.Context
 	stopFeed context.CancelFunc
 	feedDone sync.WaitGroup
-	current  atomic.Pointer[state]
-	web      atomic.Pointer[http.Handler]
+	// nets builds a shard's flux networks with the other shards'
+	// (NetworkBuilder); made once connected.
+	netsMu  sync.Mutex
+	nets    *cluster.ShardNetworks
+	current atomic.Pointer[state]
+	web     atomic.Pointer[http.Handler]
 
 	// The list is published whole: classifyMu is held by a classification
 	// for all of its run (it stores its verdicts a batch at a time) and

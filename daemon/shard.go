@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/cluster"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/internal/export"
@@ -163,4 +164,77 @@ func (d *Daemon) clusterState(ctx context.Context) *cluster.ClusterState {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return d.coord.ClusterState(ctx)
+}
+
+// NetworkBuilder returns what builds the flux networks of a
+// classification when the daemon is a shard of a sharded cluster: the
+// shards' flux domains are grouped together, by shard 0, and every shard
+// installs the networks it built (cluster.ShardNetworks). It returns nil
+// for a daemon that is not a shard, and an error while its coordinator
+// has not reached NATS: a shard's classification never builds networks
+// from its own domains alone.
+func (d *Daemon) NetworkBuilder() (classify.NetworkBuilder, error) {
+	st := d.state()
+	if !d.sharded(st.cfg) {
+		return nil, nil
+	}
+	d.netsMu.Lock()
+	defer d.netsMu.Unlock()
+	if d.nets != nil {
+		return d.nets, nil
+	}
+	js := d.coord.JetStream()
+	if js == nil {
+		return nil, fmt.Errorf("shard %d: flux networks are built with the other shards: %w", d.coord.Shard(), cluster.ErrNotReady)
+	}
+	k, m := d.coord.Shard(), d.coord.Map()
+	d.nets = &cluster.ShardNetworks{JS: js, Prefix: cluster.CoordinatorConfigOf(st.cfg).Prefix, Shard: k,
+		Shards: max(m.Shards, k+1), Meta: st.classifier.Meta, Now: d.now, Logger: d.log}
+	nets := d.nets
+	if k == nets.Builder {
+		d.feedDone.Go(func() {
+			if err := nets.Watch(d.feedCtx, d.db); err != nil && d.feedCtx.Err() == nil {
+				d.log.Error("networks: watching the shards' runs stopped", "err", err)
+			}
+		})
+	} else {
+		d.feedDone.Go(func() { d.installNetworks(d.feedCtx, nets) })
+	}
+	return d.nets, nil
+}
+
+// installNetworksEvery is how often a shard that does not build the
+// networks looks for a table the builder built since it last classified.
+const installNetworksEvery = 10 * time.Second
+
+// installNetworks installs each table of networks the builder builds as
+// it comes, not only when the shard next classifies: `networks` and the
+// exports of every shard then show the same networks, at most a few
+// seconds after the builder's run.
+func (d *Daemon) installNetworks(ctx context.Context, nets *cluster.ShardNetworks) {
+	for {
+		select {
+		case <-time.After(installNetworksEvery):
+		case <-ctx.Done():
+			return
+		}
+		d.classifyMu.Lock()
+		err := nets.Prepare(ctx, d.db)
+		d.classifyMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("networks: installing the cluster's flux networks", "err", err)
+		}
+	}
+}
+
+// classifier returns the classifier of a classification: the state's,
+// with the cluster's network builder when the daemon is a shard.
+func (d *Daemon) classifier(st *state) (*classify.Classifier, error) {
+	nb, err := d.NetworkBuilder()
+	if err != nil || nb == nil {
+		return st.classifier, err
+	}
+	c := *st.classifier
+	c.Networks = nb
+	return &c, nil
 }

@@ -54,6 +54,7 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 			return err
 		}
 		defer store.Close()
+		var nets classify.NetworkBuilder
 		if !*dryRun {
 			// The daemon's classifications and this one never overlap.
 			unlock, err := std.exclusive("classify")
@@ -61,14 +62,17 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 				return err
 			}
 			defer unlock()
+			if nets, err = std.networkBuilder(cfg); err != nil {
+				return err
+			}
 		}
 		if *asJSON {
 			enc := json.NewEncoder(std.out)
-			_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, func(v classify.Verdict) error { return enc.Encode(v) })
+			_, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, nets, func(v classify.Verdict) error { return enc.Encode(v) })
 			return err
 		}
 		t := newVerdictTable(std.out, false)
-		counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, t.row)
+		counts, err := classifyStore(ctx, cfg, store, time.Now(), *dryRun, nets, t.row)
 		if err != nil {
 			return err
 		}
@@ -85,13 +89,31 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 
 // classifyStore classifies every active domain and passes each verdict to
 // each; unless dryRun, it stores the verdicts and moves the listings on.
-func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, dryRun bool, each func(classify.Verdict) error) (map[string]int, error) {
+// nets, if set, builds the flux networks (a shard's: see networkBuilder).
+func classifyStore(ctx context.Context, cfg *config.Config, store *storage.Store, now time.Time, dryRun bool,
+	nets classify.NetworkBuilder, each func(classify.Verdict) error) (map[string]int, error) {
 	c, err := newClassifier(cfg)
 	if err != nil {
 		return nil, err
 	}
-	c.DryRun = dryRun
+	c.DryRun, c.Networks = dryRun, nets
 	return c.Run(ctx, store, cfg.Window, now, each)
+}
+
+// networkBuilder returns what builds the flux networks of a
+// classification that stores its verdicts: the daemon's, for a shard's
+// database it holds; none for a database that is no shard's. A shard's
+// database classified apart from its daemon would have networks of its
+// own domains alone: refused.
+func (s *stdio) networkBuilder(cfg *config.Config) (classify.NetworkBuilder, error) {
+	if s.held != nil && s.held.networks != nil {
+		return s.held.networks()
+	}
+	if cfg.Daemon.NATS.IsSharded() {
+		return nil, fmt.Errorf("%s is the database of shard %d of a cluster: classify it through its running daemon, "+
+			"which builds the flux networks with the other shards (or classify --dry-run)", cfg.DB, cfg.Daemon.NATS.Shard)
+	}
+	return nil, nil
 }
 
 // verdictTable prints verdicts as an aligned table, flushed every few

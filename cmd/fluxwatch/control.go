@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/config"
 	"github.com/fluxwatch/fluxwatch/control"
 	"github.com/fluxwatch/fluxwatch/daemon"
@@ -39,6 +40,9 @@ type holding struct {
 	exclusive func(job string) (unlock func(), err error)
 	// status is the daemon's status; nil for a crawl.
 	status func() daemon.Status
+	// networks is what builds the flux networks of a classification of a
+	// shard's database (daemon.NetworkBuilder); nil for a crawl.
+	networks func() (classify.NetworkBuilder, error)
 }
 
 // throughHolder are the commands a holder runs for others.
@@ -270,12 +274,12 @@ func ownStore(ctx context.Context, cfg *config.Config, command string) (*storage
 // hold makes this process the holder of store: it serves the control
 // socket until the returned function is called.
 func hold(kind string, cfg *config.Config, store *storage.Store, now func() time.Time, log *slog.Logger,
-	exclusive func(string) (func(), error), status func() daemon.Status) (release func()) {
+	exclusive func(string) (func(), error), status func() daemon.Status, networks func() (classify.NetworkBuilder, error)) (release func()) {
 	db, err := filepath.Abs(cfg.DB)
 	if err != nil {
 		db = cfg.DB
 	}
 	h := &holding{Holder: control.Holder{Kind: kind, PID: os.Getpid(), Since: now().UTC(), DB: db},
-		store: store, now: now, exclusive: exclusive, status: status}
+		store: store, now: now, exclusive: exclusive, status: status, networks: networks}
 	return serveControl(h, log)
 }

@@ -64,7 +64,7 @@ resolvers cannot be reached.`,
 				return nil, fmt.Errorf("a crawl (pid %d) holds the database %s: classify when it ends, or classify --dry-run now", os.Getpid(), cfg.DB)
 			}
 			return func() {}, nil
-		}, nil)()
+		}, nil, nil)()
 		procs := useProcs(cfg.Procs)
 		bar := newProgress(std, *quiet, "crawl", -1, false)
 		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)

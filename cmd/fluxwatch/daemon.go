@@ -49,7 +49,7 @@ configuration.`,
 		defer d.Close()
 		// Every other command runs through the daemon while it holds the
 		// database.
-		defer hold("daemon", cfg, store, d.Now, log, d.Exclusive, d.Status)()
+		defer hold("daemon", cfg, store, d.Now, log, d.Exclusive, d.Status, d.NetworkBuilder)()
 		return d.Run(ctx)
 	}
 	return cmd

@@ -110,6 +110,12 @@ daemon:
 		t.Errorf("shard 0 kept %s, which shard 1 owns", seed)
 	}
 
+	// A classification through a shard's daemon builds the networks with
+	// the other shards; one apart from the daemon is refused.
+	if out, stderr, err := fw(t, "", "classify", "--config", cfgs[1]); err != nil {
+		t.Errorf("classify through shard 1's daemon: %v\n%s%s", err, out, stderr)
+	}
+
 	// Shard 1 goes down; the publisher starts again and still lists its
 	// names, which have not expired.
 	if err := stop1(); err != nil {
@@ -117,6 +123,12 @@ daemon:
 	}
 	if err := stop0(); err != nil {
 		t.Fatalf("shard 0: %v\n%s", err, logs0.String())
+	}
+	if _, stderr, err := fw(t, "", "classify", "--config", cfgs[1]); err == nil || !strings.Contains(fmt.Sprint(err)+stderr, "through its running daemon") {
+		t.Errorf("classify of shard 1's database without its daemon: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := fw(t, "", "classify", "--dry-run", "--config", cfgs[1]); err != nil {
+		t.Errorf("classify --dry-run of shard 1's database: %v\n%s", err, stderr)
 	}
 	os.Remove(hosts)
 	logs0, stop0 = startDaemon(t, cfgs[0])
