@@ -195,12 +195,20 @@ type Coordinator struct {
 	agentsMu sync.Mutex
 	agents   map[string]AgentStatus
 
-	shards                         atomic.Pointer[ShardMap] // the cluster's map, as last read
-	kv                             jetstream.KeyValue       // the shards bucket; nil until ready
-	moving                         sync.Map                 // domain → true: being handed to its owner, not dispatched
-	published                      atomic.Pointer[publishMark]
-	statusNow                      chan struct{} // a publish wants the status written now
-	movedOut, movedIn, movePending atomic.Int64
+	// Sharding (shard.go, mover.go): the cluster's map as last read, the
+	// shards bucket (nil until ready), the domains being handed to their
+	// owner (not dispatched), the shard's last publish, a wish to write
+	// the status now, the map of the last scan that left nothing to hand
+	// over, and the move counts.
+	shards      atomic.Pointer[ShardMap]
+	kv          jetstream.KeyValue
+	moving      sync.Map
+	published   atomic.Pointer[publishMark]
+	statusNow   chan struct{}
+	scanned     atomic.Pointer[ShardMap]
+	movedOut    atomic.Int64
+	movedIn     atomic.Int64
+	movePending atomic.Int64
 
 	received, stored, redelivered, rejected, retried, batches, forwarded atomic.Int64
 }

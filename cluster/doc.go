@@ -55,6 +55,13 @@
 // last heartbeat of every agent from the stream, for a status command that
 // runs apart from the daemon.
 //
+// Past one coordinator, K of them share the domains, each owning a shard
+// (shard.go: ownership and the shard map; mover.go: handing domains to
+// their owner with their history; seeds.go: seeds for other shards;
+// feed.go: the shards' lists merged into one feed; networks.go: flux
+// networks built over every shard's flux domains). Agents are shared:
+// observations go to <prefix>.obs.<shard>.<agent>.
+//
 // Connections reconnect forever with exponential backoff (ConnConfig);
 // user and password, token, nkey seed or credentials file, and TLS are
 // configurable and never logged.

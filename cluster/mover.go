@@ -259,6 +259,12 @@ func (c *Coordinator) MoveOut(ctx context.Context) (int, error) {
 
 func (c *Coordinator) moveOut(ctx context.Context) error {
 	sm := c.Map()
+	// Reading every domain's record costs about a second a million: only
+	// when the map changed, while a reshard runs, or until a scan found
+	// nothing left to hand over.
+	if last := c.scanned.Load(); last != nil && *last == sm && !sm.Moving() {
+		return nil
+	}
 	var away []string
 	err := c.store.Domains(func(d storage.Domain) error {
 		if sm.Owner(d.Name) != c.cfg.Shard {
@@ -277,6 +283,9 @@ func (c *Coordinator) moveOut(ctx context.Context) error {
 		}
 		away = away[n:]
 		c.movePending.Store(int64(len(away)))
+	}
+	if len(away) == 0 {
+		c.scanned.Store(&sm)
 	}
 	if len(away) == 0 && sm.Moving() && c.cfg.Shard < sm.From {
 		done := strconv.FormatInt(sm.Epoch, 10)
@@ -412,29 +421,10 @@ func (c *Coordinator) moveIn(ctx context.Context) {
 		AckWait:       c.cfg.IngestAckWait,
 		MaxDeliver:    -1,
 	}
-	var cons jetstream.Consumer
-	fails := 0
-	for ctx.Err() == nil {
-		if cons == nil {
-			var err error
-			if cons, err = c.js.CreateOrUpdateConsumer(ctx, c.names.moveStream(), cc); err != nil {
-				fails++
-				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
-				continue
-			}
-		}
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			if ctx.Err() == nil && !isTimeout(err) {
-				cons = nil
-				fails++
-				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
-			}
-			continue
-		}
+	c.consume(ctx, c.names.moveStream(), cc, 100, func(batch []jetstream.Msg) {
 		var msgs []jetstream.Msg
 		var hs []storage.History
-		for m := range batch.Messages() {
+		for _, m := range batch {
 			h, err := decodeHistory(m.Data())
 			if err != nil {
 				c.log.Error("coordinator: dropping a move message that does not read", "err", err)
@@ -444,16 +434,15 @@ func (c *Coordinator) moveIn(ctx context.Context) {
 			msgs, hs = append(msgs, m), append(hs, h)
 		}
 		if len(hs) == 0 {
-			continue
+			return
 		}
 		if err := c.store.PutHistories(hs); err != nil {
 			c.log.Error("coordinator: storing the domains handed over failed; they will be delivered again", "err", err)
 			for _, m := range msgs {
 				m.NakWithDelay(c.cfg.RetryDelay)
 			}
-			continue
+			return
 		}
-		fails = 0
 		for _, m := range msgs {
 			m.Ack()
 		}
@@ -462,6 +451,43 @@ func (c *Coordinator) moveIn(ctx context.Context) {
 			names[h.Name] = true
 		}
 		c.movedIn.Add(int64(len(names)))
+	})
+}
+
+// consume hands the messages of a durable pull consumer to handle, up to
+// batch at a time, until ctx ends; the consumer is made (again) when it
+// is missing, with backoff while JetStream fails.
+func (c *Coordinator) consume(ctx context.Context, stream string, cc jetstream.ConsumerConfig, batch int, handle func([]jetstream.Msg)) {
+	var cons jetstream.Consumer
+	fails := 0
+	pause := func() {
+		fails++
+		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
+	}
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			if cons, err = c.js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
+				pause()
+				continue
+			}
+		}
+		got, err := cons.Fetch(batch, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() == nil && !isTimeout(err) {
+				cons = nil
+				pause()
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range got.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) > 0 {
+			fails = 0
+			handle(msgs)
+		}
 	}
 }
 

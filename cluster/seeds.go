@@ -85,27 +85,8 @@ func (c *Coordinator) takeSeeds(ctx context.Context) {
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
-	var cons jetstream.Consumer
-	fails := 0
-	for ctx.Err() == nil {
-		if cons == nil {
-			var err error
-			if cons, err = c.js.CreateOrUpdateConsumer(ctx, c.names.seedsStream(), cc); err != nil {
-				fails++
-				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
-				continue
-			}
-		}
-		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			if ctx.Err() == nil && !isTimeout(err) {
-				cons = nil
-				fails++
-				sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
-			}
-			continue
-		}
-		for m := range batch.Messages() {
+	c.consume(ctx, c.names.seedsStream(), cc, 10, func(batch []jetstream.Msg) {
+		for _, m := range batch {
 			var sb seedBatch
 			if err := json.Unmarshal(m.Data(), &sb); err != nil {
 				c.log.Error("coordinator: dropping a seeds message that does not read", "err", err)
@@ -128,5 +109,5 @@ func (c *Coordinator) takeSeeds(ctx context.Context) {
 				c.log.Info("seeds from another shard", "from", sb.From, "source", sb.Source, "added", res.Added, "known", res.Known)
 			}
 		}
-	}
+	})
 }

@@ -188,6 +188,22 @@ func (w *shardWorld) measured(begin time.Time, what string, stores ...*storage.S
 	}
 }
 
+// allDue waits until every domain of the world is due in the stores.
+func (w *shardWorld) allDue(stores ...*storage.Store) {
+	w.t.Helper()
+	waitFor(w.t, 20*time.Second, "every domain due again", func() bool {
+		due := 0
+		for _, s := range stores {
+			d, err := s.Due(w.world.Now())
+			if err != nil {
+				return false
+			}
+			due += len(d)
+		}
+		return due == len(w.domains)
+	})
+}
+
 // domainsOf returns the names a store holds.
 func domainsOf(t *testing.T, s *storage.Store) []string {
 	t.Helper()
@@ -309,17 +325,7 @@ func TestShardedClusterMatchesOneCoordinator(t *testing.T) {
 
 	const rounds, killRound = 5, 2
 	for round := range rounds {
-		waitFor(t, 20*time.Second, "every domain due again", func() bool {
-			n := 0
-			for _, s := range dbs {
-				due, err := s.Due(w.world.Now())
-				if err != nil {
-					return false
-				}
-				n += len(due)
-			}
-			return n == len(w.domains)
-		})
+		w.allDue(dbs...)
 		begin := w.world.Now()
 		for _, c := range coords {
 			if _, err := c.Dispatch(ctx); err != nil {
@@ -564,17 +570,7 @@ func TestShardReshardMovesOnlyTheDomainsWhoseOwnerChanged(t *testing.T) {
 				}
 			}
 		}()
-		waitFor(t, 20*time.Second, "every domain due again", func() bool {
-			due := 0
-			for _, s := range dbs {
-				d, err := s.Due(w.world.Now())
-				if err != nil {
-					return false
-				}
-				due += len(d)
-			}
-			return due == len(w.domains)
-		})
+		w.allDue(dbs...)
 		begin := w.world.Now()
 		for _, c := range coords {
 			if _, err := c.Dispatch(ctx); err != nil {
@@ -610,17 +606,7 @@ func TestShardReshardMovesOnlyTheDomainsWhoseOwnerChanged(t *testing.T) {
 	// dispatch it, the agents hold it until the domains have moved, so the
 	// observations of moved domains arrive at shards that no longer hold
 	// them and must be forwarded.
-	waitFor(t, 20*time.Second, "every domain due again", func() bool {
-		due := 0
-		for _, s := range dbs {
-			d, err := s.Due(w.world.Now())
-			if err != nil {
-				return false
-			}
-			due += len(d)
-		}
-		return due == len(w.domains)
-	})
+	w.allDue(dbs...)
 	begin := w.world.Now()
 	pause.hold()
 	for _, c := range coords {

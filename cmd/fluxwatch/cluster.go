@@ -45,15 +45,27 @@ func natsFlags(s *settings) {
 	})
 }
 
-// clusterConn is the connection to the NATS server of cfg's daemon.nats,
-// with its credentials and TLS files.
-func clusterConn(cfg *config.Config) (conn cluster.ConnConfig, prefix string, err error) {
+// clusterLink is a connection to the NATS server of a cluster.
+type clusterLink struct {
+	js     jetstream.JetStream
+	prefix string
+	where  string // the server, for messages (no secret in it)
+	close  func()
+}
+
+// dialCluster connects to the NATS server of cfg's daemon.nats, with its
+// credentials and TLS files.
+func dialCluster(cfg *config.Config, std *stdio) (*clusterLink, error) {
 	if cfg.Daemon.NATS.URL == "" {
-		return conn, "", fmt.Errorf("%w: no NATS server: give --nats or set daemon.nats.url in the config file", errUsage)
+		return nil, fmt.Errorf("%w: no NATS server: give --nats or set daemon.nats.url in the config file", errUsage)
 	}
 	cc := cluster.CoordinatorConfigOf(cfg)
 	cc.Conn.Name = "fluxwatch-cluster"
-	return cc.Conn, cc.Prefix, nil
+	js, closeConn, err := cluster.Connect(cc.Conn, logger(cfg, std))
+	if err != nil {
+		return nil, err
+	}
+	return &clusterLink{js: js, prefix: cc.Prefix, where: cc.Conn.Redacted(), close: closeConn}, nil
 }
 
 func clusterStatusCommand(std *stdio) *cobra.Command {
@@ -75,23 +87,19 @@ waiting for it, its last publish and the domains it still has to hand over.`,
 		if err != nil {
 			return err
 		}
-		conn, prefix, err := clusterConn(cfg)
+		link, err := dialCluster(cfg, std)
 		if err != nil {
 			return err
 		}
-		js, closeConn, err := cluster.Connect(conn, logger(cfg, std))
-		if err != nil {
-			return err
-		}
-		defer closeConn()
+		defer link.close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
 		defer cancel()
-		st, ok, err := cluster.LoadClusterState(ctx, js, prefix)
+		st, ok, err := cluster.LoadClusterState(ctx, link.js, link.prefix)
 		if err != nil {
-			return fmt.Errorf("reading the cluster's state from %s: %w", conn.Redacted(), err)
+			return fmt.Errorf("reading the cluster's state from %s: %w", link.where, err)
 		}
 		if !ok {
-			return fmt.Errorf("no shard map on %s (prefix %q): no coordinator has started there", conn.Redacted(), prefix)
+			return fmt.Errorf("no shard map on %s (prefix %q): no coordinator has started there", link.where, link.prefix)
 		}
 		if *asJSON {
 			return json.NewEncoder(std.out).Encode(st)
@@ -130,17 +138,13 @@ config afterwards, so that a new cluster on the same NATS starts the same way.`,
 		if *to < 1 {
 			return fmt.Errorf("%w: --to: want a shard count of 1 or more, got %d", errUsage, *to)
 		}
-		conn, prefix, err := clusterConn(cfg)
+		link, err := dialCluster(cfg, std)
 		if err != nil {
 			return err
 		}
-		js, closeConn, err := cluster.Connect(conn, logger(cfg, std))
-		if err != nil {
-			return err
-		}
-		defer closeConn()
+		defer link.close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
-		m, err := cluster.Reshard(ctx, js, prefix, *to, std.clock()())
+		m, err := cluster.Reshard(ctx, link.js, link.prefix, *to, std.clock()())
 		cancel()
 		if err != nil {
 			return fmt.Errorf("reshard: %w", err)
@@ -153,7 +157,7 @@ config afterwards, so that a new cluster on the same NATS starts the same way.`,
 		if !*wait {
 			return nil
 		}
-		return waitReshard(cmd.Context(), std.out, js, prefix, m, *timeout)
+		return waitReshard(cmd.Context(), std.out, link.js, link.prefix, m, *timeout)
 	}
 	return cmd
 }
