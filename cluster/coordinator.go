@@ -70,6 +70,9 @@ type CoordinatorConfig struct {
 	// classification and list, so that no verdict of a domain being moved
 	// is written after its history was read.
 	Hold func() (release func())
+	// OnMoved, if set, is called after domains moved to or from the
+	// shard, with their listings: the shard's list has changed.
+	OnMoved func()
 
 	// Now is the clock of leases and next-due times; nil means time.Now.
 	Now    func() time.Time

@@ -153,11 +153,12 @@ type feedHeader struct {
 	Entries   int       `json:"entries"`
 }
 
-// feedReadTimeout bounds the read of one list when the caller's context
-// sets no deadline. Without one, the JetStream client gives a whole object
-// read its default API timeout of 5 seconds, too short for a large list
-// over a slow link.
-const feedReadTimeout = time.Minute
+// feedReadTimeout bounds one read of one list. Without a deadline the
+// JetStream client gives a whole object read its default API timeout of 5
+// seconds, too short for a large list over a slow link; and a read of a
+// list replaced meanwhile waits for chunks that are gone until its
+// deadline, so the deadline must not be the caller's whole budget.
+const feedReadTimeout = 20 * time.Second
 
 // feedObjects binds to the feed's object store; with create, it creates it
 // (file storage, one replica) when it is missing. An existing store is
@@ -257,8 +258,7 @@ func encodeList(w io.Writer, l ShardList) error {
 
 // LoadShardLists reads the last list every shard published, ordered by
 // shard; none when no shard has published yet. A list replaced while it is
-// read fails the load: WatchShardLists reports the replacement, so the
-// publisher loads again.
+// read is read again, up to three times.
 func LoadShardLists(ctx context.Context, js jetstream.JetStream, prefix string) ([]ShardList, error) {
 	s, err := feedObjects(ctx, js, prefix, false)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -280,7 +280,14 @@ func LoadShardLists(ctx context.Context, js jetstream.JetStream, prefix string) 
 		if !ok {
 			continue // not a shard's list: left to whoever put it there
 		}
-		l, err := loadList(ctx, s, info.Name)
+		// A list replaced while it is read fails the read (or stalls it
+		// until its deadline): its replacement is read instead.
+		var l ShardList
+		for try := 1; ; try++ {
+			if l, err = loadList(ctx, s, info.Name); err == nil || try == 3 || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading shard %d's list: %w", shard, err)
 		}
@@ -295,11 +302,8 @@ func LoadShardLists(ctx context.Context, js jetstream.JetStream, prefix string) 
 
 // loadList reads and decodes one list object.
 func loadList(ctx context.Context, s jetstream.ObjectStore, name string) (ShardList, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, feedReadTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, feedReadTimeout)
+	defer cancel()
 	r, err := s.Get(ctx, name)
 	if err != nil {
 		return ShardList{}, err

@@ -355,6 +355,9 @@ func (c *Coordinator) moveBatch(ctx context.Context, sm ShardMap, batch []string
 	}
 	c.movedOut.Add(int64(n))
 	c.log.Info("coordinator: handed domains to their shards", "domains", n, "messages", len(futures))
+	if c.cfg.OnMoved != nil {
+		c.cfg.OnMoved()
+	}
 	return nil
 }
 
@@ -451,6 +454,9 @@ func (c *Coordinator) moveIn(ctx context.Context) {
 			names[h.Name] = true
 		}
 		c.movedIn.Add(int64(len(names)))
+		if c.cfg.OnMoved != nil {
+			c.cfg.OnMoved()
+		}
 	})
 }
 

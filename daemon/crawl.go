@@ -37,6 +37,12 @@ func (d *Daemon) newCoordinator(cfg *config.Config) error {
 			d.classifyMu.Unlock()
 		}
 	}
+	cc.OnMoved = func() {
+		select {
+		case d.moved <- struct{}{}:
+		default:
+		}
+	}
 	coord, err := cluster.NewCoordinator(d.db, cc)
 	if err != nil {
 		return fmt.Errorf("daemon.nats: %w", err)

@@ -100,8 +100,11 @@ type Daemon struct {
 	feedDone sync.WaitGroup
 	// nets builds a shard's flux networks with the other shards'
 	// (NetworkBuilder); made once connected.
-	netsMu  sync.Mutex
-	nets    *cluster.ShardNetworks
+	netsMu sync.Mutex
+	nets   *cluster.ShardNetworks
+	// moved says domains moved to or from the shard: shardFeed publishes.
+	moved chan struct{}
+
 	current atomic.Pointer[state]
 	web     atomic.Pointer[http.Handler]
 
@@ -134,7 +137,8 @@ func (d *Daemon) state() *state { return d.current.Load() }
 // run half-configured. Close releases what New started.
 func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	d := &Daemon{db: opts.DB, store: opts.DB, log: opts.Logger, now: opts.Now, reload: opts.Reload, cfgPath: opts.ConfigPath,
-		metrics: metrics.New(cfg.DB), status: newStatus(cfg.DB), classified: make(chan struct{})}
+		metrics: metrics.New(cfg.DB), status: newStatus(cfg.DB), classified: make(chan struct{}),
+		moved: make(chan struct{}, 1)}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -182,7 +186,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err 
 	// (shardFeed).
 	if d.sharded(cfg) {
 		d.log.Info("start: a shard publishes once connected to NATS; serving the files of the last run until then")
-	} else if err := d.publish(cfg, storage.PublishStart); err != nil {
+	} else if err := d.publish(ctx, cfg, storage.PublishStart); err != nil {
 		d.log.Error("publishing the stored list at start failed; serving the files of the last run", "err", err)
 	}
 	d.writer = d.store.NewWriter(storage.WriterOptions{

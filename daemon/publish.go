@@ -73,27 +73,30 @@ func (d *Daemon) publishScheduled(ctx context.Context, cfg *config.Config, halt 
 	case <-ctx.Done():
 		return errJobSkipped
 	}
-	return d.publish(cfg, storage.PublishScheduled)
+	return d.publish(ctx, cfg, storage.PublishScheduled)
 }
 
 // publish writes every export of cfg from the listed domains as stored,
 // hands the rpz export to the zone server and records the publish as of
-// kind (storage.PublishStart or storage.PublishScheduled). It holds the
+// kind (storage.PublishStart, PublishScheduled or PublishMoved). It holds the
 // list still while it runs (see Daemon.classifyMu), so every file and
 // the record hold the same names. An export that fails keeps its previous
 // file and does not hold back the others; the publish is recorded when at
 // least one export was written (or there are none), and the failures are
 // returned.
-func (d *Daemon) publish(cfg *config.Config, kind string) error {
+func (d *Daemon) publish(ctx context.Context, cfg *config.Config, kind string) error {
 	d.classifyMu.Lock()
 	defer d.classifyMu.Unlock()
 	d.listMu.Lock()
 	defer d.listMu.Unlock()
 	what := "job publish"
-	if kind == storage.PublishStart {
+	switch kind {
+	case storage.PublishStart:
 		what = "start: published the stored list"
+	case storage.PublishMoved:
+		what = "shard: domains moved; published the stored list"
 	}
-	src, err := d.feedSource(cfg, true)
+	src, err := d.feedSource(ctx, cfg, true)
 	if err != nil {
 		return err // nothing was published: the files stay as they were
 	}

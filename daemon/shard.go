@@ -37,7 +37,7 @@ func (d *Daemon) sharded(cfg *config.Config) bool {
 // nothing may be written: a publisher that cannot read the other shards'
 // lists keeps the files it published last rather than drop their
 // entries.
-func (d *Daemon) feedSource(cfg *config.Config, share bool) (export.Source, error) {
+func (d *Daemon) feedSource(ctx context.Context, cfg *config.Config, share bool) (export.Source, error) {
 	if !d.sharded(cfg) {
 		return export.StoreSource(d.db), nil
 	}
@@ -45,7 +45,7 @@ func (d *Daemon) feedSource(cfg *config.Config, share bool) (export.Source, erro
 	if js == nil {
 		return nil, fmt.Errorf("shard %d: %w", d.coord.Shard(), cluster.ErrNotReady)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	now, k, m := d.now(), d.coord.Shard(), d.coord.Map()
 	prefix := cluster.CoordinatorConfigOf(cfg).Prefix
@@ -81,58 +81,72 @@ func (d *Daemon) feedSource(cfg *config.Config, share bool) (export.Source, erro
 // shardFeed runs beside a coordinator. Once it is connected, a shard of
 // a sharded cluster publishes the list as stored, as an unsharded daemon
 // does when it starts: its list reaches NATS and, at the publisher, the
-// exports hold every shard's. The feed publisher then publishes the
-// merged feed again each time another shard put its list, until ctx
-// ends; changes that come while it publishes are taken together by the
-// next publish.
+// exports hold every shard's. Then, until ctx ends, it publishes the
+// shard's list again when domains moved to or from it (their listings
+// move with them), and the feed publisher publishes the merged feed again
+// each time another shard put its list; changes that come while it
+// publishes are taken together by the next publish.
 func (d *Daemon) shardFeed(ctx context.Context) {
 	if err := d.coord.WaitReady(ctx); err != nil {
 		return
 	}
 	cfg := d.state().cfg
 	if d.sharded(cfg) {
-		if err := d.publish(cfg, storage.PublishStart); err != nil {
+		if err := d.publish(ctx, cfg, storage.PublishStart); err != nil {
 			d.log.Error("publishing the stored list once connected failed; serving the files of the last run", "err", err)
 		}
 	}
-	if !cfg.Daemon.NATS.Publishes() {
-		return
-	}
 	changed := make(chan struct{}, 1)
-	go func() {
-		for ctx.Err() == nil {
-			cfg := d.state().cfg
-			err := cluster.WatchShardLists(ctx, d.coord.JetStream(), cluster.CoordinatorConfigOf(cfg).Prefix, func(shard int) {
-				if shard == d.coord.Shard() {
-					return
-				}
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			})
-			if err != nil && ctx.Err() == nil {
-				d.log.Warn("feed: watching the shards' lists", "err", err)
-				sleep(ctx, 5*time.Second)
-			}
-		}
-	}()
+	if cfg.Daemon.NATS.Publishes() {
+		go d.watchLists(ctx, changed)
+	}
 	for {
+		moved := false
 		select {
 		case <-changed:
+		case <-d.moved:
+			moved = true
 		case <-ctx.Done():
 			return
 		}
-		sleep(ctx, time.Second) // let the lists of a round of publishes arrive together
-		if err := d.republish(); err != nil && ctx.Err() == nil {
-			d.log.Error("feed: publishing the merged list failed; serving the last one", "err", err)
+		sleep(ctx, time.Second) // let what comes together be taken together
+		var err error
+		if moved {
+			// The listings of the domains moved: publish this shard's
+			// list (and, at the publisher, the merged feed).
+			err = d.publish(ctx, d.state().cfg, storage.PublishMoved)
+		} else {
+			err = d.republish(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("feed: publishing failed; serving the last list", "err", err)
+		}
+	}
+}
+
+// watchLists signals changed each time another shard put its list.
+func (d *Daemon) watchLists(ctx context.Context, changed chan<- struct{}) {
+	for ctx.Err() == nil {
+		cfg := d.state().cfg
+		err := cluster.WatchShardLists(ctx, d.coord.JetStream(), cluster.CoordinatorConfigOf(cfg).Prefix, func(shard int) {
+			if shard == d.coord.Shard() {
+				return
+			}
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("feed: watching the shards' lists", "err", err)
+			sleep(ctx, 5*time.Second)
 		}
 	}
 }
 
 // republish writes the exports from the shards' lists again, without
 // putting the shard's own list or recording a publish of it.
-func (d *Daemon) republish() error {
+func (d *Daemon) republish(ctx context.Context) error {
 	cfg := d.state().cfg
 	if !d.sharded(cfg) || !cfg.Daemon.NATS.Publishes() {
 		return nil
@@ -141,7 +155,7 @@ func (d *Daemon) republish() error {
 	defer d.classifyMu.Unlock()
 	d.listMu.Lock()
 	defer d.listMu.Unlock()
-	src, err := d.feedSource(cfg, false)
+	src, err := d.feedSource(ctx, cfg, false)
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,9 @@ const (
 	// PublishStart: the daemon, starting, published the list as stored,
 	// before any job ran.
 	PublishStart = "start"
+	// PublishMoved: a shard of a cluster published the list as stored
+	// because domains, with their listings, moved to or from it.
+	PublishMoved = "moved"
 )
 
 func logKey(domain string, at time.Time) []byte {

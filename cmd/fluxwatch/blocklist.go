@@ -135,8 +135,11 @@ func blocklistSubcommand(std *stdio, use, short, long string) *cobra.Command {
 					continue
 				}
 				kind := ""
-				if p.Kind == storage.PublishStart {
+				switch p.Kind {
+				case storage.PublishStart:
 					kind = " (daemon start: the stored list)"
+				case storage.PublishMoved:
+					kind = " (domains moved between shards: the stored list)"
 				}
 				fmt.Fprintf(w, "publish %s%s: %d listed, %d added, %d removed\n", stamp(p.Time), kind, p.Listed, len(p.Added), len(p.Removed))
 				for _, n := range p.Added {

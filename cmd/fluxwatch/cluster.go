@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -61,11 +62,42 @@ func dialCluster(cfg *config.Config, std *stdio) (*clusterLink, error) {
 	}
 	cc := cluster.CoordinatorConfigOf(cfg)
 	cc.Conn.Name = "fluxwatch-cluster"
-	js, closeConn, err := cluster.Connect(cc.Conn, logger(cfg, std))
+	// The NATS client logs from goroutines of its own, which may run
+	// after the connection is closed: by then the command's standard
+	// error may belong to someone else (a control socket's client).
+	stderr := &closingWriter{w: std.err}
+	logStd := *std
+	logStd.err = stderr
+	js, closeConn, err := cluster.Connect(cc.Conn, logger(cfg, &logStd))
 	if err != nil {
 		return nil, err
 	}
-	return &clusterLink{js: js, prefix: cc.Prefix, where: cc.Conn.Redacted(), close: closeConn}, nil
+	return &clusterLink{js: js, prefix: cc.Prefix, where: cc.Conn.Redacted(), close: func() {
+		closeConn()
+		stderr.close()
+	}}, nil
+}
+
+// closingWriter writes to w until it is closed, and then drops writes.
+type closingWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return len(p), nil
+	}
+	return c.w.Write(p)
+}
+
+func (c *closingWriter) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 }
 
 func clusterStatusCommand(std *stdio) *cobra.Command {
@@ -184,6 +216,10 @@ func waitReshard(ctx context.Context, w io.Writer, js jetstream.JetStream, prefi
 			}
 		}
 		if time.Since(progressed) > timeout {
+			if last == 0 && m.Shards > m.From {
+				return fmt.Errorf("reshard: every old shard has handed its domains over, and no progress in %s: the histories wait in NATS for shards %d to %d; start their coordinators",
+					timeout, m.From, m.Shards-1)
+			}
 			return fmt.Errorf("reshard: no progress in %s (is every coordinator of shards 0 to %d running?)", timeout, max(m.From, m.Shards)-1)
 		}
 		select {

@@ -116,6 +116,58 @@ daemon:
 		t.Errorf("classify through shard 1's daemon: %v\n%s%s", err, out, stderr)
 	}
 
+	// Reshard to three: shards 0 and 1 hand shard 2 its domains, which
+	// wait in NATS until its daemon starts; the feed keeps every name.
+	out, stderr, err = fw(t, "", "cluster", "reshard", "--to", "3", "--wait", "--timeout", "3s", "--config", cfgs[0])
+	if err == nil || !strings.Contains(fmt.Sprint(err)+stderr, "start their coordinators") {
+		t.Errorf("cluster reshard --wait with shard 2 not running: %v\n%s%s", err, out, stderr)
+	}
+	cfg2 := filepath.Join(dir, "shard2.yaml")
+	b, _ := os.ReadFile(cfgs[1])
+	os.WriteFile(cfg2, []byte(strings.NewReplacer("shard1.db", "shard2.db", "shard: 1", "shard: 2", "shards: 2", "shards: 3").Replace(string(b))), 0o644)
+	logs2, stop2 := startDaemon(t, cfg2)
+	if _, _, err := fw(t, "", "cluster", "reshard", "--to", "4", "--config", cfgs[0]); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Errorf("a second reshard while the first runs: %v", err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("shard 2:\n%s", logs2.String())
+			t.Logf("shard 0:\n%s", logs0.String())
+		}
+	}()
+	status := func() (cluster.ClusterState, bool) {
+		var st cluster.ClusterState
+		out, _, err := fw(t, "", "cluster", "status", "--json", "--config", cfgs[0])
+		return st, err == nil && json.Unmarshal([]byte(out), &st) == nil
+	}
+	feedWaitUntil(t, 30*time.Second, "the reshard to end", func() bool {
+		st, ok := status()
+		return ok && !st.Map.Moving() && st.Map.Shards == 3
+	})
+	want3 := 0
+	for _, n := range slices.Concat(names[0], names[1], []string{seed}) {
+		if cluster.ShardOf(n, 3) == 2 {
+			want3++
+		}
+	}
+	feedWaitUntil(t, 20*time.Second, "every shard's status to count its domains", func() bool {
+		st, ok := status()
+		if !ok || len(st.Shards) != 3 || st.Shards[2].Domains != want3 {
+			return false
+		}
+		total := 0
+		for _, s := range st.Shards {
+			total += s.Domains
+		}
+		return total == len(names[0])+len(names[1])+1
+	})
+	if want3 == 0 {
+		t.Log("no domain of the test moves to shard 2")
+	}
+	if err := stop2(); err != nil {
+		t.Fatalf("shard 2: %v\n%s", err, logs2.String())
+	}
+
 	// Shard 1 goes down; the publisher starts again and still lists its
 	// names, which have not expired.
 	if err := stop1(); err != nil {
