@@ -87,6 +87,9 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 	m.CoordinatorFrom(func() IngestCounts {
 		return IngestCounts{Received: 21, Stored: 22, Redelivered: 23, Terminated: 24, Batches: 25, Retried: 26}
 	})
+	m.ShardFrom(func() ShardCounts {
+		return ShardCounts{Shard: 2, Shards: 3, Lag: 31, MovedOut: 32, MovedIn: 33, MovePending: 34, LastPublish: time.Unix(1700000000, 0)}
+	})
 
 	f := gather(t, m)
 	for _, c := range []struct {
@@ -128,6 +131,12 @@ func TestEveryMetricIsRecorded(t *testing.T) {
 		{"fluxwatch_coordinator_terminated_total", nil, 24},
 		{"fluxwatch_coordinator_batches_total", nil, 25},
 		{"fluxwatch_coordinator_retried_total", nil, 26},
+		{"fluxwatch_shard_count", map[string]string{"shard": "2"}, 3},
+		{"fluxwatch_shard_lag", map[string]string{"shard": "2"}, 31},
+		{"fluxwatch_shard_moved_out_total", map[string]string{"shard": "2"}, 32},
+		{"fluxwatch_shard_moved_in_total", map[string]string{"shard": "2"}, 33},
+		{"fluxwatch_shard_move_pending", map[string]string{"shard": "2"}, 34},
+		{"fluxwatch_shard_last_publish_timestamp_seconds", map[string]string{"shard": "2"}, 1700000000},
 	} {
 		if got := value(t, f, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
