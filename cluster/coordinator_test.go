@@ -67,7 +67,9 @@ func startCoordinator(t *testing.T, store *storage.Store, cfg CoordinatorConfig)
 	return c
 }
 
-func jsClient(t *testing.T, url string) jetstream.JetStream {
+// jsClient connects to the test server's JetStream, closed when the test
+// ends.
+func jsClient(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fluxwatch/fluxwatch/classify"
@@ -25,16 +24,7 @@ var feedT0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 // feedJS connects to a new embedded NATS server.
 func feedJS(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(startNATS(t).ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return jsClient(t, startNATS(t).ClientURL())
 }
 
 // listedVerdict is a listed flux verdict of domain, classified at at,

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/fluxwatch/fluxwatch/classify"
@@ -25,22 +23,6 @@ import (
 	"github.com/fluxwatch/fluxwatch/simnet"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
-
-// connectJS connects to the test server's JetStream, closed when the test
-// ends.
-func connectJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // shardPool returns n agents of one simulated botnet: 203.<net>.x.y.
 func shardPool(net byte, n int) []netip.Addr {
@@ -152,7 +134,7 @@ func TestShardNetworksEqualOneMachine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	srv := startNATS(t)
-	js := connectJS(t, srv.ClientURL())
+	js := jsClient(t, srv.ClientURL())
 	log, _ := testLogger(t, 0)
 	stores := []*storage.Store{openStore(t, "s0.db"), openStore(t, "s1.db"), openStore(t, "s2.db")}
 	single := openStore(t, "one.db")
@@ -325,7 +307,7 @@ func TestShardNetworksEqualOneMachine(t *testing.T) {
 // cluster is refused.
 func TestShardNetworksRoles(t *testing.T) {
 	srv := startNATS(t)
-	js := connectJS(t, srv.ClientURL())
+	js := jsClient(t, srv.ClientURL())
 	store := openStore(t, "s.db")
 	other := &ShardNetworks{JS: js, Shard: 1, Shards: 2}
 	if _, err := other.Rebuild(t.Context(), store); err != ErrNotBuilder {
@@ -373,7 +355,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 	}
 	defer world.Close()
 	srv := startNATS(t)
-	js := connectJS(t, srv.ClientURL())
+	js := jsClient(t, srv.ClientURL())
 	log, _ := testLogger(t, slog.LevelInfo)
 
 	const k = 3
@@ -533,7 +515,7 @@ func TestShardNetworksDoNotWaitForADeadShard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	srv := startNATS(t)
-	js := connectJS(t, srv.ClientURL())
+	js := jsClient(t, srv.ClientURL())
 	log, _ := testLogger(t, 0)
 	stores := []*storage.Store{openStore(t, "s0.db"), openStore(t, "s1.db"), openStore(t, "s2.db")}
 	shards := make([]*ShardNetworks, 3)
