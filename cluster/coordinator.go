@@ -158,8 +158,10 @@ type CoordinatorStore interface {
 	Domain(name string) (d storage.Domain, ok bool, err error)
 	// CountDomains counts the active and the dark domains.
 	CountDomains() (storage.DomainCounts, error)
-	// AddDomains adds seeds another shard read (seeds.go).
+	// AddDomains adds seeds another shard read, RemoveDomains removes
+	// those removed there (seeds.go).
 	AddDomains(names []string, source string, now time.Time) (storage.AddResult, error)
+	RemoveDomains(names []string) (storage.RemoveResult, error)
 
 	// What a shard needs to hand domains to another (mover.go): every
 	// domain's record, the whole history of some, storing histories

@@ -14,7 +14,8 @@ import (
 
 // Seeds in a sharded cluster. A shard keeps only the seeded names it owns
 // (storage.Ownership); names seeded at one shard that others own (`seeds
-// add` through its daemon, a file dropped in its seed directory) are
+// add` through its daemon, a file dropped in its seed directory), and
+// names removed at one shard that others own (`seeds remove`), are
 // published to the seeds stream, <PREFIX>_SEEDS, which every shard reads
 // with a durable consumer of its own, "seeds-<k>", keeping its share. Seed
 // files and seed URLs configured on every shard reach every shard anyway:
@@ -30,6 +31,8 @@ type seedBatch struct {
 	Source string   `json:"source"`
 	Names  []string `json:"names"`
 	From   int      `json:"from"` // the shard that read them
+	// Remove says the names are to be removed (`seeds remove`), not added.
+	Remove bool `json:"remove,omitempty"`
 }
 
 // seedsPerMessage keeps a seeds message well under NATS's 1 MB payload.
@@ -58,13 +61,25 @@ func (c *Coordinator) ensureSeedsStream(ctx context.Context) error {
 // HandSeeds publishes names seeded here to the seeds stream, for the
 // shards that own them: storage.Ownership's Elsewhere.
 func (c *Coordinator) HandSeeds(names []string, source string) error {
+	return c.handSeeds(seedBatch{Source: source, Names: names, From: c.cfg.Shard})
+}
+
+// HandRemovals publishes names removed here that other shards own to the
+// seeds stream, for those shards to remove: storage.Ownership's
+// RemoveElsewhere.
+func (c *Coordinator) HandRemovals(names []string) error {
+	return c.handSeeds(seedBatch{Names: names, From: c.cfg.Shard, Remove: true})
+}
+
+func (c *Coordinator) handSeeds(sb seedBatch) error {
 	if !c.isReady() {
 		return ErrNotReady
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for part := range slices.Chunk(names, seedsPerMessage) {
-		b, err := json.Marshal(seedBatch{Source: source, Names: part, From: c.cfg.Shard})
+	for part := range slices.Chunk(sb.Names, seedsPerMessage) {
+		sb.Names = part
+		b, err := json.Marshal(sb)
 		if err != nil {
 			return err
 		}
@@ -96,6 +111,19 @@ func (c *Coordinator) takeSeeds(ctx context.Context) {
 			own := slices.DeleteFunc(sb.Names, func(n string) bool { return !c.owns(n) })
 			if len(own) == 0 {
 				m.Ack()
+				continue
+			}
+			if sb.Remove {
+				res, err := c.store.RemoveDomains(own)
+				if err != nil {
+					c.log.Error("coordinator: removing seeds another shard removed failed; they will be delivered again", "err", err)
+					m.NakWithDelay(c.cfg.RetryDelay)
+					continue
+				}
+				m.Ack()
+				if res.Removed > 0 {
+					c.log.Info("seeds removed at another shard", "from", sb.From, "removed", res.Removed)
+				}
 				continue
 			}
 			res, err := c.store.AddDomains(own, sb.Source, c.cfg.Now())

@@ -48,7 +48,7 @@ func (d *Daemon) newCoordinator(cfg *config.Config) error {
 		return fmt.Errorf("daemon.nats: %w", err)
 	}
 	d.coord = coord
-	d.db.SetOwnership(&storage.Ownership{Owns: coord.Owns, Elsewhere: coord.HandSeeds})
+	d.db.SetOwnership(&storage.Ownership{Owns: coord.Owns, Elsewhere: coord.HandSeeds, RemoveElsewhere: coord.HandRemovals})
 	return nil
 }
 

@@ -131,6 +131,9 @@ type AddResult struct {
 type Ownership struct {
 	Owns      func(name string) bool
 	Elsewhere func(names []string, source string) error
+	// RemoveElsewhere, if set, hands the names RemoveDomains is given that
+	// another shard owns to it, to be removed there.
+	RemoveElsewhere func(names []string) error
 }
 
 // SetOwnership makes AddDomains keep only the names o owns and hand the
@@ -214,10 +217,34 @@ func (s *Store) AddDomains(names []string, source string, now time.Time) (AddRes
 	return res, nil
 }
 
-// RemoveDomains stops measuring the names. Their history is kept. It returns
-// how many were active.
-func (s *Store) RemoveDomains(names []string) (int, error) {
-	removed := 0
+// RemoveResult counts what RemoveDomains did.
+type RemoveResult struct {
+	// Removed counts the names that were active here; Elsewhere those
+	// another shard owns, handed to it (see SetOwnership).
+	Removed, Elsewhere int
+}
+
+// RemoveDomains stops measuring the names. Their history is kept. With an
+// Ownership set, the names another shard owns are handed to it first (a
+// failure to hand them over removes nothing).
+func (s *Store) RemoveDomains(names []string) (RemoveResult, error) {
+	var res RemoveResult
+	if o := s.ownership.Load(); o != nil {
+		var away []string
+		names = slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+			if o.Owns(n) {
+				return false
+			}
+			away = append(away, n)
+			return true
+		})
+		if len(away) > 0 && o.RemoveElsewhere != nil {
+			if err := o.RemoveElsewhere(away); err != nil {
+				return RemoveResult{}, fmt.Errorf("removing domains: handing %d names to their shards: %w", len(away), err)
+			}
+		}
+		res.Elsewhere = len(away)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDomains)
 		for _, name := range names {
@@ -233,14 +260,17 @@ func (s *Store) RemoveDomains(names []string) (int, error) {
 				continue
 			}
 			d.Active = false
-			removed++
+			res.Removed++
 			if err := b.Put([]byte(name), encodeDomain(d)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return removed, err
+	if err != nil {
+		return RemoveResult{}, err
+	}
+	return res, nil
 }
 
 // Domain returns one domain's record.

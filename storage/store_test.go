@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,34 @@ func TestUnknownDomainFailsWholeBatch(t *testing.T) {
 	}
 }
 
+// A shard's database keeps the seeds it owns and hands the others over,
+// for adding and for removing alike.
+func TestShardOwnershipOfSeeds(t *testing.T) {
+	s := openTest(t)
+	var added, removed []string
+	s.SetOwnership(&Ownership{
+		Owns:            func(n string) bool { return strings.HasPrefix(n, "mine") },
+		Elsewhere:       func(names []string, source string) error { added = append(added, names...); return nil },
+		RemoveElsewhere: func(names []string) error { removed = append(removed, names...); return nil },
+	})
+	res, err := s.AddDomains([]string{"mine1.test", "theirs1.test", "mine2.test"}, "feed", time.Now())
+	if err != nil || res.Added != 2 || res.Elsewhere != 1 || !slices.Equal(added, []string{"theirs1.test"}) {
+		t.Fatalf("AddDomains = %+v, %v; handed over %v", res, err, added)
+	}
+	if _, ok, _ := s.Domain("theirs1.test"); ok {
+		t.Error("a name another shard owns was kept")
+	}
+	rr, err := s.RemoveDomains([]string{"mine1.test", "theirs2.test"})
+	if err != nil || rr.Removed != 1 || rr.Elsewhere != 1 || !slices.Equal(removed, []string{"theirs2.test"}) {
+		t.Fatalf("RemoveDomains = %+v, %v; handed over %v", rr, err, removed)
+	}
+	s.SetOwnership(&Ownership{Owns: func(string) bool { return false },
+		Elsewhere: func([]string, string) error { return errors.New("no NATS") }})
+	if _, err := s.AddDomains([]string{"x.test"}, "feed", time.Now()); err == nil {
+		t.Error("a failure to hand names over was not an error")
+	}
+}
+
 func TestAddRemoveDomains(t *testing.T) {
 	s := openTest(t)
 	r, _ := s.AddDomains([]string{"a.test", "b.test"}, "feed1", t0)
@@ -151,8 +180,8 @@ func TestAddRemoveDomains(t *testing.T) {
 	if !reflect.DeepEqual(d.Sources, []string{"feed1", "feed2"}) || !d.FirstSeen.Equal(t0) {
 		t.Fatalf("a.test = %+v", d)
 	}
-	if n, _ := s.RemoveDomains([]string{"a.test", "nope.test"}); n != 1 {
-		t.Fatalf("removed %d", n)
+	if res, _ := s.RemoveDomains([]string{"a.test", "nope.test"}); res.Removed != 1 || res.Elsewhere != 0 {
+		t.Fatalf("removed %+v", res)
 	}
 	d, _, _ = s.Domain("a.test")
 	if d.Active {

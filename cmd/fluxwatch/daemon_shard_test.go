@@ -109,6 +109,17 @@ daemon:
 	if _, _, err := fw(t, "", "show", "--config", cfgs[0], seed); err == nil {
 		t.Errorf("shard 0 kept %s, which shard 1 owns", seed)
 	}
+	// Removed at shard 0, it is removed at shard 1, which owns it.
+	if out, stderr, err := fw(t, "", "seeds", "remove", "--config", cfgs[0], seed); err != nil || !strings.Contains(out, "1 handed to other shards") {
+		t.Fatalf("seeds remove at shard 0: %v\n%s%s", err, out, stderr)
+	}
+	feedWaitUntil(t, 20*time.Second, "shard 1 to remove the seed shard 0 handed over", func() bool {
+		out, _, err := fw(t, "", "seeds", "list", "--config", cfgs[1])
+		return err == nil && !strings.Contains(out, seed)
+	})
+	if out, _, _ := fw(t, "", "seeds", "list", "--all", "--config", cfgs[1]); !strings.Contains(out, seed) {
+		t.Errorf("shard 1 lost the history of %s with its removal:\n%s", seed, out)
+	}
 
 	// A classification through a shard's daemon builds the networks with
 	// the other shards; one apart from the daemon is refused.
@@ -145,7 +156,7 @@ daemon:
 		return ok && !st.Map.Moving() && st.Map.Shards == 3
 	})
 	want3 := 0
-	for _, n := range slices.Concat(names[0], names[1], []string{seed}) {
+	for _, n := range slices.Concat(names[0], names[1]) { // the seed is removed: not counted
 		if cluster.ShardOf(n, 3) == 2 {
 			want3++
 		}
@@ -159,7 +170,7 @@ daemon:
 		for _, s := range st.Shards {
 			total += s.Domains
 		}
-		return total == len(names[0])+len(names[1])+1
+		return total == len(names[0])+len(names[1])
 	})
 	if want3 == 0 {
 		t.Log("no domain of the test moves to shard 2")

@@ -174,11 +174,15 @@ func seedsRemoveCommand(std *stdio) *cobra.Command {
 			return err
 		}
 		defer store.Close()
-		n, err := store.RemoveDomains(names)
+		res, err := store.RemoveDomains(names)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(std.out, "seeds: %d removed (history kept)\n", n)
+		elsewhere := ""
+		if res.Elsewhere > 0 {
+			elsewhere = fmt.Sprintf(", %d handed to other shards", res.Elsewhere)
+		}
+		fmt.Fprintf(std.out, "seeds: %d removed (history kept)%s\n", res.Removed, elsewhere)
 		return nil
 	}
 	return cmd
