@@ -200,6 +200,10 @@ const (
 	// maxStatsLog bounds the width a decoder accepts: 2^32 counters a
 	// row, far past any run's, so a corrupt length cannot ask for more.
 	maxStatsLog = 32
+	// minStatsLog is the narrowest width NewAddrStats makes (1024
+	// counters): a narrower one, whose Bloom filter would have no word,
+	// comes from a damaged object.
+	minStatsLog = 10
 )
 
 // ErrStatsFormat means bytes are not AddrStats in their binary form.
@@ -241,7 +245,7 @@ func (s *AddrStats) UnmarshalBinary(b []byte) error {
 		*s = AddrStats{}
 		return nil
 	}
-	if lg > maxStatsLog {
+	if lg < minStatsLog || lg > maxStatsLog {
 		return fmt.Errorf("%w: width 2^%d", ErrStatsFormat, lg)
 	}
 	width := uint64(1) << lg
