@@ -97,19 +97,22 @@ func (s *Store) ListingState(domains []string) (listed map[string][]byte, delist
 // ListingLog calls fn with every logged listing change of domain, oldest
 // first.
 func (s *Store) ListingLog(domain string, fn func(at time.Time, event []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return eachLog(tx, domain, fn) })
+}
+
+// eachLog calls fn with each entry of domain's listing log, oldest first.
+func eachLog(tx *bolt.Tx, domain string, fn func(at time.Time, event []byte) error) error {
 	prefix := append([]byte(domain), 0)
-	return s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketListingLog).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(k) != len(prefix)+8 {
-				return fmt.Errorf("listing log of %s: %w: key of %d bytes", domain, errCorrupt, len(k))
-			}
-			if err := fn(time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC(), v); err != nil {
-				return err
-			}
+	c := tx.Bucket(bucketListingLog).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
+			return fmt.Errorf("listing log of %s: %w: key of %d bytes", domain, errCorrupt, len(k))
 		}
-		return nil
-	})
+		if err := fn(time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC(), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delist takes domain off the list until Relist, whatever the classifier

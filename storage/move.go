@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +48,11 @@ type History struct {
 	Delisted  *Delisting      `json:"delisted,omitempty"`  // the operator's delisting, if any
 	Log       []LogEntry      `json:"log,omitempty"`       // the listing log, oldest first
 	Published bool            `json:"published,omitempty"` // in the list the last publish wrote
+	// Zone marks the history of a name that was never seeded but has a
+	// verdict of its own: a registrable domain the classifier judged from
+	// the names under it. It has no domain record and no probes, only
+	// what is stored under its name (verdict, listing, delisting, log).
+	Zone bool `json:"zone,omitempty"`
 }
 
 // LogEntry is one logged change of a domain's listing (see ListingLog).
@@ -67,7 +71,8 @@ const (
 )
 
 // Histories calls fn with the whole history of each named domain that the
-// store knows (unknown names are skipped), in name order. It reads a
+// store knows (unknown names are skipped; a name with a verdict and no
+// domain record gives a Zone history), in name order. It reads a
 // bounded number of domains per read transaction and calls fn between
 // transactions, so that memory stays bounded and fn may take its time, or
 // write to this store, without holding a read transaction open. A domain
@@ -110,25 +115,40 @@ func (s *Store) Histories(names []string, fn func(History) error) error {
 // readHistory reads the history of the domain name, if the store has it.
 // Nothing it returns refers to the transaction's memory.
 func (s *Store) readHistory(tx *bolt.Tx, name string) (History, bool, error) {
+	h := History{Name: name}
 	rec := tx.Bucket(bucketDomains).Get([]byte(name))
+	if rec != nil {
+		d, err := decodeDomain(name, rec)
+		if err != nil {
+			return History{}, false, err
+		}
+		h.Sources, h.FirstSeen, h.Active = d.Sources, d.FirstSeen, d.Active
+		if h.NextDue, h.Dark, err = nextDue(tx, d.ID); err != nil {
+			return History{}, false, err
+		}
+		err = s.history(tx, d, time.Time{}, time.Time{}, func(p obs.Probe) error {
+			h.Probes = append(h.Probes, p)
+			return nil
+		})
+		if err != nil {
+			return History{}, false, err
+		}
+	}
+	if err := readOwned(tx, &h); err != nil {
+		return History{}, false, err
+	}
 	if rec == nil {
-		return History{}, false, nil
+		// A zone judged from its names has records of its own.
+		h.Zone = h.Verdict != nil || h.Delisted != nil || len(h.Log) > 0
+		return h, h.Zone, nil
 	}
-	d, err := decodeDomain(name, rec)
-	if err != nil {
-		return History{}, false, err
-	}
-	h := History{Name: name, Sources: d.Sources, FirstSeen: d.FirstSeen, Active: d.Active}
-	if h.NextDue, h.Dark, err = nextDue(tx, d.ID); err != nil {
-		return History{}, false, err
-	}
-	err = s.history(tx, d, time.Time{}, time.Time{}, func(p obs.Probe) error {
-		h.Probes = append(h.Probes, p)
-		return nil
-	})
-	if err != nil {
-		return History{}, false, err
-	}
+	return h, true, nil
+}
+
+// readOwned reads what is stored under h's name: its verdict, listed
+// record, delisting, listing log and published mark.
+func readOwned(tx *bolt.Tx, h *History) error {
+	name := h.Name
 	if v := tx.Bucket(bucketVerdicts).Get([]byte(name)); v != nil {
 		h.Verdict = bytes.Clone(v)
 	}
@@ -138,20 +158,18 @@ func (s *Store) readHistory(tx *bolt.Tx, name string) (History, bool, error) {
 	if v := tx.Bucket(bucketDelisted).Get([]byte(name)); v != nil {
 		h.Delisted = new(Delisting)
 		if err := json.Unmarshal(v, h.Delisted); err != nil {
-			return History{}, false, fmt.Errorf("delisting of %s: %w: %v", name, errCorrupt, err)
+			return fmt.Errorf("delisting of %s: %w: %v", name, errCorrupt, err)
 		}
 	}
-	prefix := append([]byte(name), 0)
-	c := tx.Bucket(bucketListingLog).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(k) != len(prefix)+8 {
-			return History{}, false, fmt.Errorf("listing log of %s: %w: key of %d bytes", name, errCorrupt, len(k))
-		}
-		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC()
-		h.Log = append(h.Log, LogEntry{At: at, Event: bytes.Clone(v)})
+	err := eachLog(tx, name, func(at time.Time, event []byte) error {
+		h.Log = append(h.Log, LogEntry{At: at, Event: bytes.Clone(event)})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	h.Published = tx.Bucket(bucketPublished).Get([]byte(name)) != nil
-	return h, true, nil
+	return nil
 }
 
 // PutHistories stores histories in one write transaction, all or none.
@@ -191,12 +209,14 @@ func (s *Store) PutHistories(hs []History) error {
 		var probes []obs.Probe
 		for i := range sorted {
 			h := &sorted[i]
-			id, err := mergeDomain(tx, h)
-			if err != nil {
-				return err
+			if !h.Zone {
+				id, err := mergeDomain(tx, h)
+				if err != nil {
+					return err
+				}
+				ids[h.Name] = id
+				due = append(due, newIDDue(id, Measured{Domain: h.Name, At: h.NextDue, Dark: h.Dark}, false))
 			}
-			ids[h.Name] = id
-			due = append(due, newIDDue(id, Measured{Domain: h.Name, At: h.NextDue, Dark: h.Dark}, false))
 			if err := putOwned(tx, h); err != nil {
 				return fmt.Errorf("domain %s: %w", h.Name, err)
 			}
@@ -212,11 +232,14 @@ func (s *Store) PutHistories(hs []History) error {
 		if err := putDue(tx, due); err != nil {
 			return err
 		}
-		// Every domain's id is in ids (valid checked each probe's
-		// domain): none is cached for the writer until the transaction
-		// has committed, as a new one might yet be rolled back.
+		// Every probe's domain has its id in ids (valid checked each
+		// probe's domain, and that a zone has none).
 		_, err := s.putProbes(tx, names, newSets, probes, func(name string) (uint32, error) {
-			return ids[name], nil
+			id, ok := ids[name]
+			if !ok {
+				return 0, fmt.Errorf("%w %q", ErrUnknownDomain, name)
+			}
+			return id, nil
 		})
 		return err
 	})
@@ -235,6 +258,9 @@ func (h *History) valid() error {
 	}
 	if h.Listed != nil && h.Verdict == nil {
 		return fmt.Errorf("domain %s: listed without a verdict", h.Name)
+	}
+	if h.Zone && len(h.Probes) > 0 {
+		return fmt.Errorf("zone %s: a zone's history has no probes", h.Name)
 	}
 	for _, p := range h.Probes {
 		if p.Domain != h.Name {
@@ -327,7 +353,8 @@ func putOwned(tx *bolt.Tx, h *History) error {
 // (its record and id, probes, next-due slot, verdict, listed record,
 // delisting, listing log, published mark and network_of entry) in one
 // transaction, and returns how many it removed; names the store does not
-// know are skipped. Unlike RemoveDomains, which only stops measuring a
+// know are skipped. A zone's records (see History.Zone) are removed
+// likewise and counted. Unlike RemoveDomains, which only stops measuring a
 // domain, it leaves nothing of the domain: it is for a domain that now
 // lives in another shard's database. Interned names and answer sets stay,
 // as other domains may share them. The network records themselves are
@@ -352,6 +379,14 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 		for _, name := range names {
 			rec := domains.Get([]byte(name))
 			if rec == nil {
+				// A zone judged from its names: what is under its name.
+				if tx.Bucket(bucketVerdicts).Get([]byte(name)) == nil && tx.Bucket(bucketDelisted).Get([]byte(name)) == nil {
+					continue
+				}
+				if err := deleteOwned(tx, name); err != nil {
+					return err
+				}
+				gone = append(gone, name)
 				continue
 			}
 			id, _, err := decodeDomainHead(rec)
@@ -361,18 +396,8 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 			if err := deletePrefix(tx.Bucket(bucketProbes), u32key(id)); err != nil {
 				return err
 			}
-			if err := deletePrefix(tx.Bucket(bucketListingLog), append([]byte(name), 0)); err != nil {
+			if err := deleteOwned(tx, name); err != nil {
 				return err
-			}
-			byName := [][]byte{bucketVerdicts, bucketListed, bucketDelisted, bucketPublished, bucketNetworkOf}
-			for _, bn := range byName {
-				b := tx.Bucket(bn)
-				if b == nil {
-					continue // network_of is made by its first write
-				}
-				if err := b.Delete([]byte(name)); err != nil {
-					return err
-				}
 			}
 			// The id entry goes only if it is this domain's: a table that
 			// disagrees is for Check to report, not for this to widen.
@@ -401,6 +426,25 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 		}
 	}
 	return len(gone), nil
+}
+
+// deleteOwned deletes what is stored under a domain's name: its listing
+// log, verdict, listed record, delisting, published mark and network_of
+// entry.
+func deleteOwned(tx *bolt.Tx, name string) error {
+	if err := deletePrefix(tx.Bucket(bucketListingLog), append([]byte(name), 0)); err != nil {
+		return err
+	}
+	for _, bn := range [][]byte{bucketVerdicts, bucketListed, bucketDelisted, bucketPublished, bucketNetworkOf} {
+		b := tx.Bucket(bn)
+		if b == nil {
+			continue // network_of is made by its first write
+		}
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deletePrefix deletes every key of b that starts with prefix. It seeks

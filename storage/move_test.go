@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -639,5 +640,81 @@ func TestShardDeleteWhileReadersCacheIDs(t *testing.T) {
 	}
 	if err := a.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A zone the classifier judged from the names under it has a verdict,
+// listing and log under its own name and no domain record: it moves with
+// its names, and nothing of it stays behind.
+func TestShardZoneVerdictMovesWithItsNames(t *testing.T) {
+	a, b := openTest(t), openTest(t)
+	if _, err := a.AddDomains([]string{"www.zone.test"}, "seed", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteProbes([]obs.Probe{shardProbe("www.zone.test", "127.0.0.1:53", t0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	full := []byte(`{"domain":"zone.test","verdict":"single-flux"}`)
+	if err := a.PutVerdicts([]VerdictRecord{{Domain: "zone.test", Full: full, Listed: full, Event: []byte(`{"event":"listed"}`), EventTime: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	var hs []History
+	if err := a.Histories([]string{"www.zone.test", "zone.test", "nothing.test"}, func(h History) error { hs = append(hs, h); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 2 || hs[0].Zone || !hs[1].Zone || hs[1].Listed == nil || len(hs[1].Log) != 1 {
+		t.Fatalf("histories %+v", hs)
+	}
+	if err := b.PutHistories(hs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.DeleteDomains([]string{"www.zone.test", "zone.test"}); n != 2 || err != nil {
+		t.Fatalf("DeleteDomains = %d, %v; want 2", n, err)
+	}
+	if v, _ := a.Verdict("zone.test"); v != nil {
+		t.Error("the zone's verdict stayed behind")
+	}
+	listed := 0
+	a.Listed(func(string, []byte) error { listed++; return nil })
+	if listed != 0 {
+		t.Error("the zone's listing stayed behind")
+	}
+	if v, _ := b.Verdict("zone.test"); !bytes.Equal(v, full) {
+		t.Errorf("the zone's verdict moved as %q", v)
+	}
+	if _, ok, _ := b.Domain("zone.test"); ok {
+		t.Error("the zone became a seeded domain")
+	}
+	for _, s := range []*Store{a, b} {
+		if err := s.Check(); err != nil {
+			t.Error(err)
+		}
+	}
+	// A zone's history with probes is refused.
+	if err := b.PutHistories([]History{{Name: "z.test", Zone: true, Probes: hs[0].Probes}}); err == nil {
+		t.Error("a zone with probes was stored")
+	}
+}
+
+// A history that passes the checks but fails inside the transaction (an
+// answer that is not an address) stores nothing of its batch, and leaves
+// no interned name behind that a later write would trust.
+func TestShardPutHistoriesFailingInsideStoresNothing(t *testing.T) {
+	b := openTest(t)
+	good := History{Name: "good.test", FirstSeen: t0, Active: true, Probes: []obs.Probe{shardProbe("good.test", "127.0.0.1:53", t0, 1)}}
+	broken := shardProbe("bad.test", "127.0.0.1:53", t0, 2)
+	broken.Observations[0].Answer = append(broken.Observations[0].Answer, obs.Record{Name: "bad.test", Type: dns.TypeA, TTL: 60, Data: "not-an-ip"})
+	bad := History{Name: "bad.test", FirstSeen: t0, Active: true, Probes: []obs.Probe{broken}}
+	if err := b.PutHistories([]History{good, bad}); err == nil {
+		t.Fatal("a history with an unstorable answer was stored")
+	}
+	if st, _ := b.Stats(); st.Domains != 0 || st.Probes != 0 {
+		t.Errorf("a failed batch stored %+v", st)
+	}
+	if err := b.PutHistories([]History{good}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(); err != nil {
+		t.Errorf("after a failed batch and a good one: %v", err)
 	}
 }
