@@ -208,12 +208,19 @@ type Coordinator struct {
 	shards      atomic.Pointer[ShardMap]
 	kv          jetstream.KeyValue
 	moving      sync.Map
+	commitMu    sync.Mutex // held by a commit; the moving marks are set under it
 	published   atomic.Pointer[publishMark]
 	statusNow   chan struct{}
 	scanned     atomic.Pointer[ShardMap]
 	movedOut    atomic.Int64
 	movedIn     atomic.Int64
 	movePending atomic.Int64
+	// The status's domain counts, and when they were counted; recount
+	// says domains came or went since.
+	countsMu  sync.Mutex
+	counts    storage.DomainCounts
+	countedAt time.Time
+	recount   atomic.Bool
 
 	received, stored, redelivered, rejected, retried, batches, forwarded atomic.Int64
 }
@@ -664,8 +671,16 @@ func (c *Coordinator) decode(msgs []jetstream.Msg) ingestBatch {
 }
 
 // commit stores a batch in one transaction and then acknowledges its
-// messages; when the transaction fails, the batch is given back.
+// messages; when the transaction fails, the batch is given back. The
+// probes of domains being handed to another shard are given back first
+// (see moveBatch): their next delivery finds them gone, and forwards them.
 func (c *Coordinator) commit(b ingestBatch) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	b = c.leaveMoving(b)
+	if len(b.msgs) == 0 {
+		return
+	}
 	if _, err := c.store.WriteProbes(b.probes); err != nil {
 		c.log.Error("coordinator: storing observations failed; they will be delivered again", "probes", len(b.probes), "retry_in", c.cfg.RetryDelay, "err", err)
 		c.retried.Add(int64(len(b.msgs)))
@@ -685,6 +700,23 @@ func (c *Coordinator) commit(b ingestBatch) {
 	if err := c.measured(b.probes); err != nil {
 		c.log.Warn("coordinator: setting next-due times", "err", err)
 	}
+}
+
+// leaveMoving gives back the messages of b whose domains are being handed
+// to another shard, and returns the rest.
+func (c *Coordinator) leaveMoving(b ingestBatch) ingestBatch {
+	keep := 0
+	for i, m := range b.msgs {
+		if _, moving := c.moving.Load(b.probes[i].Domain); moving {
+			c.retried.Add(1)
+			m.NakWithDelay(c.cfg.RetryDelay)
+			continue
+		}
+		b.msgs[keep], b.probes[keep], b.ids[keep] = m, b.probes[i], b.ids[i]
+		keep++
+	}
+	b.msgs, b.probes, b.ids = b.msgs[:keep], b.probes[:keep], b.ids[:keep]
+	return b
 }
 
 // unstorable marks the errors of messages that can never be stored: not

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,7 +147,7 @@ func (c *Coordinator) watchShards(ctx context.Context) {
 				c.log.Error("coordinator: the shard map does not read; keeping the last one", "value", string(e.Value()), "err", err)
 				continue
 			}
-			if old := c.Map(); old != m {
+			if old := c.Map(); !old.same(m) {
 				c.log.Info("coordinator: shard map", "shards", m.Shards, "from", m.From, "epoch", m.Epoch)
 			}
 			c.shards.Store(&m)
@@ -188,7 +189,10 @@ func (c *Coordinator) elsewhere(m jetstream.Msg, domain string) int {
 	sm := c.Map()
 	owner := sm.Owner(domain)
 	if owner == c.cfg.Shard {
-		if sm.Moving() {
+		// On its way here: a reshard runs, or another shard forwarded
+		// it, having handed the domain over (a database seeded before
+		// sharding hands its domains over with no reshard running).
+		if sm.Moving() || m.Headers().Get(headerForwarded) != "" {
 			return arriving
 		}
 		return unknown
@@ -229,12 +233,16 @@ func (c *Coordinator) shardLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.StatusInterval)
 	defer t.Stop()
 	for {
-		if err := c.moveOut(ctx); err != nil && ctx.Err() == nil {
-			c.log.Error("coordinator: handing domains to their shards", "err", err)
-		}
-		c.finishReshard(ctx)
-		if err := c.writeStatus(ctx); err != nil && ctx.Err() == nil {
-			c.log.Debug("coordinator: writing the shard status", "err", err)
+		// A coordinator of a cluster of one has nothing to hand over and
+		// no shard to report: it waits for a reshard.
+		if sm := c.Map(); sm.Shards > 1 || sm.Moving() || c.cfg.Shard > 0 {
+			if err := c.moveOut(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("coordinator: handing domains to their shards", "err", err)
+			}
+			c.finishReshard(ctx)
+			if err := c.writeStatus(ctx); err != nil && ctx.Err() == nil {
+				c.log.Debug("coordinator: writing the shard status", "err", err)
+			}
 		}
 		select {
 		case <-t.C:
@@ -262,7 +270,7 @@ func (c *Coordinator) moveOut(ctx context.Context) error {
 	// Reading every domain's record costs about a second a million: only
 	// when the map changed, while a reshard runs, or until a scan found
 	// nothing left to hand over.
-	if last := c.scanned.Load(); last != nil && *last == sm && !sm.Moving() {
+	if last := c.scanned.Load(); last != nil && last.same(sm) && !sm.Moving() {
 		return nil
 	}
 	var away []string
@@ -276,6 +284,7 @@ func (c *Coordinator) moveOut(ctx context.Context) error {
 		return err
 	}
 	c.movePending.Store(int64(len(away)))
+	moved := len(away) > 0
 	for len(away) > 0 && ctx.Err() == nil {
 		n := min(len(away), c.cfg.MoveBatch)
 		if err := c.moveBatch(ctx, sm, away[:n]); err != nil {
@@ -283,6 +292,9 @@ func (c *Coordinator) moveOut(ctx context.Context) error {
 		}
 		away = away[n:]
 		c.movePending.Store(int64(len(away)))
+	}
+	if moved && c.cfg.OnMoved != nil {
+		c.cfg.OnMoved() // once, when the shard has handed over what it could
 	}
 	if len(away) == 0 {
 		c.scanned.Store(&sm)
@@ -304,9 +316,23 @@ func (c *Coordinator) moveBatch(ctx context.Context, sm ShardMap, batch []string
 	if c.cfg.Hold != nil {
 		defer c.cfg.Hold()()
 	}
+	// A zone judged from its names (storage.History.Zone) goes with them:
+	// its name is their shard key, so it has their owner.
+	for _, d := range slices.Clone(batch) {
+		if z := ShardKey(d); z != d {
+			batch = append(batch, z)
+		}
+	}
+	slices.Sort(batch)
+	batch = slices.Compact(batch)
+	// Marked under the commit lock: a batch of observations committed
+	// after this sees the mark and gives its probes of these domains back
+	// (commit), so none is stored after their histories are read.
+	c.commitMu.Lock()
 	for _, d := range batch {
 		c.moving.Store(d, true)
 	}
+	c.commitMu.Unlock()
 	defer func() {
 		for _, d := range batch {
 			c.moving.Delete(d)
@@ -347,6 +373,7 @@ func (c *Coordinator) moveBatch(ctx context.Context, sm ShardMap, batch []string
 	}
 	// Every history is in the stream: the domains are the owner's now.
 	n, err := c.store.DeleteDomains(batch)
+	c.recount.Store(true)
 	if err != nil {
 		return fmt.Errorf("deleting %d domains handed over: %w", len(batch), err)
 	}
@@ -355,9 +382,6 @@ func (c *Coordinator) moveBatch(ctx context.Context, sm ShardMap, batch []string
 	}
 	c.movedOut.Add(int64(n))
 	c.log.Info("coordinator: handed domains to their shards", "domains", n, "messages", len(futures))
-	if c.cfg.OnMoved != nil {
-		c.cfg.OnMoved()
-	}
 	return nil
 }
 
@@ -454,6 +478,7 @@ func (c *Coordinator) moveIn(ctx context.Context) {
 			names[h.Name] = true
 		}
 		c.movedIn.Add(int64(len(names)))
+		c.recount.Store(true)
 		if c.cfg.OnMoved != nil {
 			c.cfg.OnMoved()
 		}
@@ -494,6 +519,12 @@ func (c *Coordinator) consume(ctx context.Context, stream string, cc jetstream.C
 			fails = 0
 			handle(msgs)
 		}
+		// A fetch's server errors (the consumer deleted, no responders)
+		// come after its messages, not from Fetch itself.
+		if err := got.Error(); err != nil && ctx.Err() == nil && !isTimeout(err) {
+			cons = nil
+			pause()
+		}
 	}
 }
 
@@ -521,10 +552,10 @@ func (c *Coordinator) finishReshard(ctx context.Context) {
 		return
 	}
 	cur, rev, ok, err := readMap(ctx, c.kv)
-	if err != nil || !ok || cur != sm {
+	if err != nil || !ok || !cur.same(sm) {
 		return
 	}
-	next := ShardMap{Shards: sm.Shards, Epoch: sm.Epoch, Since: c.cfg.Now()}
+	next := ShardMap{Shards: sm.Shards, Epoch: sm.Epoch, Since: c.cfg.Now().UTC()}
 	b, _ := json.Marshal(next)
 	if _, err := c.kv.Update(ctx, mapKey, b, rev); err == nil {
 		c.log.Info("coordinator: reshard done", "shards", next.Shards, "from", sm.From, "epoch", sm.Epoch)
@@ -536,9 +567,8 @@ func (c *Coordinator) finishReshard(ctx context.Context) {
 func (c *Coordinator) ShardStatus(ctx context.Context) ShardStatus {
 	st := ShardStatus{Shard: c.cfg.Shard, Shards: c.Map().Shards, Stored: c.stored.Load(),
 		MovedOut: c.movedOut.Load(), MovedIn: c.movedIn.Load(), MovePending: int(c.movePending.Load()), Updated: c.cfg.Now()}
-	if counts, err := c.store.CountDomains(); err == nil {
-		st.Domains, st.Dark = counts.Active, counts.Dark
-	}
+	counts := c.domainCounts()
+	st.Domains, st.Dark = counts.Active, counts.Dark
 	if p := c.published.Load(); p != nil {
 		st.LastPublish, st.Listed = p.at, p.listed
 	}
@@ -550,6 +580,23 @@ func (c *Coordinator) ShardStatus(ctx context.Context) ShardStatus {
 		}
 	}
 	return st
+}
+
+// recountEvery is how often the shard's status counts its domains (a
+// read of every domain record) when nothing it knows of changed them.
+const recountEvery = time.Minute
+
+// domainCounts returns the shard's domain counts: counted again when
+// domains came or went (seeds, moves) or recountEvery has passed.
+func (c *Coordinator) domainCounts() storage.DomainCounts {
+	c.countsMu.Lock()
+	defer c.countsMu.Unlock()
+	if c.recount.Swap(false) || time.Since(c.countedAt) >= recountEvery {
+		if counts, err := c.store.CountDomains(); err == nil {
+			c.counts, c.countedAt = counts, time.Now()
+		}
+	}
+	return c.counts
 }
 
 // writeStatus keeps the shard's status in the shards bucket.

@@ -65,6 +65,9 @@ type ShardNetworks struct {
 	Prefix string
 	// Shard is this shard's number, from 0 to Shards−1 (Shards 0 means 1).
 	Shard, Shards int
+	// ShardsNow, if set, gives the shard count in place of Shards, read at
+	// each use: a reshard changes it while the shard runs.
+	ShardsNow func() int
 	// Builder is the number of the shard that builds the networks (0 by
 	// default); every shard must name the same.
 	Builder int
@@ -123,7 +126,12 @@ const (
 // folds them exactly.
 const statsSpare = 8 // one eighth
 
-func (s *ShardNetworks) shards() int { return max(s.Shards, 1) }
+func (s *ShardNetworks) shards() int {
+	if s.ShardsNow != nil {
+		return max(s.ShardsNow(), 1)
+	}
+	return max(s.Shards, 1)
+}
 
 func (s *ShardNetworks) builds() bool { return s.Shard == s.Builder }
 
@@ -179,7 +187,7 @@ func (s *ShardNetworks) store(ctx context.Context) (jetstream.ObjectStore, error
 func (s *ShardNetworks) Prepare(ctx context.Context, store *storage.Store) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.install(ctx, store)
+	_, err := s.install(ctx, store, false)
 	return err
 }
 
@@ -215,7 +223,7 @@ func (s *ShardNetworks) Build(ctx context.Context, store *storage.Store, run cla
 		return 0, fmt.Errorf("putting %s: %w", name, err)
 	}
 	if !s.builds() {
-		return s.install(ctx, store)
+		return s.install(ctx, store, true)
 	}
 	s.own = r
 	if err := s.startRound(ctx, store, run.Now); err != nil {
@@ -383,26 +391,32 @@ func (s *ShardNetworks) Watch(ctx context.Context, store *storage.Store) error {
 }
 
 // install stores the latest networks the builder put, unless they are
-// those store holds already, and returns how many networks store holds.
-func (s *ShardNetworks) install(ctx context.Context, store *storage.Store) (int, error) {
+// those store holds already, and returns how many networks store holds
+// (counted, when nothing was installed, only if counted is asked for).
+func (s *ShardNetworks) install(ctx context.Context, store *storage.Store, counted bool) (int, error) {
 	b, err := s.store(ctx)
 	if err != nil {
 		return 0, err
 	}
-	res, err := b.Get(ctx, networksObject)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return count(store) // none built yet
+	// The object's info first: its chunks are fetched only when it is
+	// not the table installed already (a shard looks every few seconds).
+	info, err := b.GetInfo(ctx, networksObject)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || err == nil && info.NUID == s.installed {
+		if !counted { // none built yet, or nothing new
+			return 0, nil
+		}
+		return count(store)
 	}
+	if err != nil {
+		return 0, fmt.Errorf("getting the flux networks: %w", err)
+	}
+	res, err := b.Get(ctx, networksObject)
 	if err != nil {
 		return 0, fmt.Errorf("getting the flux networks: %w", err)
 	}
 	defer res.Close()
-	info, err := res.Info()
-	if err != nil {
+	if info, err = res.Info(); err != nil {
 		return 0, fmt.Errorf("getting the flux networks: %w", err)
-	}
-	if info.NUID == s.installed {
-		return count(store)
 	}
 	data, err := io.ReadAll(res)
 	if err != nil {

@@ -121,6 +121,7 @@ func (c *Coordinator) takeSeeds(ctx context.Context) {
 					continue
 				}
 				m.Ack()
+				c.recount.Store(true)
 				if res.Removed > 0 {
 					c.log.Info("seeds removed at another shard", "from", sb.From, "removed", res.Removed)
 				}
@@ -133,6 +134,7 @@ func (c *Coordinator) takeSeeds(ctx context.Context) {
 				continue
 			}
 			m.Ack()
+			c.recount.Store(true)
 			if res.Added > 0 {
 				c.log.Info("seeds from another shard", "from", sb.From, "source", sb.Source, "added", res.Added, "known", res.Known)
 			}

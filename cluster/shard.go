@@ -89,6 +89,13 @@ type ShardMap struct {
 // Owner returns the shard that owns name under the map.
 func (m ShardMap) Owner(name string) int { return ShardOf(name, m.Shards) }
 
+// same reports whether m and o are one map: the same count, reshard and
+// epoch, whenever and wherever their times were written (a time.Time
+// read back in another zone, or with a monotonic reading, is not ==).
+func (m ShardMap) same(o ShardMap) bool {
+	return m.Shards == o.Shards && m.From == o.From && m.Epoch == o.Epoch
+}
+
 // Moving reports whether a reshard is in progress.
 func (m ShardMap) Moving() bool { return m.From > 0 }
 
@@ -199,7 +206,7 @@ func ensureMap(ctx context.Context, kv jetstream.KeyValue, shards int, now time.
 		if err != nil || ok {
 			return m, err
 		}
-		m = ShardMap{Shards: max(shards, 1), Since: now}
+		m = ShardMap{Shards: max(shards, 1), Since: now.UTC()}
 		b, _ := json.Marshal(m)
 		if _, err := kv.Create(ctx, mapKey, b); err == nil {
 			return m, nil
@@ -237,7 +244,7 @@ func Reshard(ctx context.Context, js jetstream.JetStream, prefix string, shards 
 	if m.Shards == shards {
 		return m, nil
 	}
-	next := ShardMap{Shards: shards, From: m.Shards, Epoch: m.Epoch + 1, Since: now}
+	next := ShardMap{Shards: shards, From: m.Shards, Epoch: m.Epoch + 1, Since: now.UTC()}
 	b, _ := json.Marshal(next)
 	if _, err := kv.Update(ctx, mapKey, b, rev); err != nil {
 		return m, fmt.Errorf("writing the shard map: %w", err)

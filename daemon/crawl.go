@@ -20,9 +20,10 @@ import (
 // the agents, and their observations come back through the coordinator.
 // It is made before the configuration's seeds are read, since the shard
 // of a sharded cluster keeps only the names it owns (storage.Ownership):
-// the names of seed files and seed URLs, which every shard reads, it
-// leaves to the others; those of `seeds add` and of the seed directory,
-// read here only, it hands to their shards. It starts with startCoordinator.
+// of the seed files and seed URLs, which every shard reads, it keeps its
+// own and hands nothing on; the names of `seeds add` and of the seed
+// directory, read here only, it hands to their shards. It starts with
+// startCoordinator.
 func (d *Daemon) newCoordinator(cfg *config.Config) error {
 	if cfg.Daemon.NATS.URL == "" {
 		return nil

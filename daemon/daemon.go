@@ -328,7 +328,7 @@ func (d *Daemon) build(cfg *config.Config) (*state, error) {
 		return nil, err
 	}
 	for _, sf := range seedFiles {
-		if err := d.addSeeds(sf); err != nil {
+		if err := d.addSeeds(sf, false); err != nil {
 			release()
 			return nil, fmt.Errorf("daemon.seed_files: %w", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func (d *Daemon) importSeeds(file string) error {
 	if err != nil {
 		return err
 	}
-	return d.addSeeds(sf)
+	return d.addSeeds(sf, true)
 }
 
 // seedFile is what a seed file holds, read but not yet added.
@@ -108,9 +109,16 @@ func (d *Daemon) readSeeds(file string) (seedFile, error) {
 	return seedFile{file: file, names: names, rejected: len(rejects)}, nil
 }
 
-// addSeeds adds what readSeeds read.
-func (d *Daemon) addSeeds(sf seedFile) error {
-	res, err := d.store.AddDomains(sf.names, seeds.DisplayName(sf.file), d.now())
+// addSeeds adds what readSeeds read. With handOn, the names another shard
+// owns are handed to it (a file dropped in this shard's seed directory);
+// without, they are left out, for a list every shard reads itself (the
+// seed files and seed URLs of the configuration).
+func (d *Daemon) addSeeds(sf seedFile, handOn bool) error {
+	names := sf.names
+	if !handOn {
+		names = d.ownSeeds(names)
+	}
+	res, err := d.store.AddDomains(names, seeds.DisplayName(sf.file), d.now())
 	if err != nil {
 		return err
 	}
@@ -173,13 +181,22 @@ func (d *Daemon) importSeedURLs(ctx context.Context, cfg *config.Config) error {
 			}
 			d.log.Warn("seeds: line rejected", "err", r.Error())
 		}
-		res, err := d.store.AddDomains(got.Names, l.Tag(), d.now())
+		res, err := d.store.AddDomains(d.ownSeeds(got.Names), l.Tag(), d.now()) // every shard fetches the list
 		if err != nil {
 			return err
 		}
 		d.log.Info("seeds imported", "url", l.Redacted(), "added", res.Added, "known", res.Known, "other_shards", res.Elsewhere, "rejected", len(got.Rejects))
 		return nil
 	})
+}
+
+// ownSeeds returns the names this shard owns of a list every shard reads:
+// all of them for a daemon that is no shard.
+func (d *Daemon) ownSeeds(names []string) []string {
+	if d.coord == nil {
+		return names
+	}
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !d.coord.Owns(n) })
 }
 
 // seedLists returns the seed lists of daemon.seed_urls.

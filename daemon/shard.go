@@ -201,9 +201,9 @@ func (d *Daemon) NetworkBuilder() (classify.NetworkBuilder, error) {
 	if js == nil {
 		return nil, fmt.Errorf("shard %d: flux networks are built with the other shards: %w", d.coord.Shard(), cluster.ErrNotReady)
 	}
-	k, m := d.coord.Shard(), d.coord.Map()
+	k := d.coord.Shard()
 	d.nets = &cluster.ShardNetworks{JS: js, Prefix: cluster.CoordinatorConfigOf(st.cfg).Prefix, Shard: k,
-		Shards: max(m.Shards, k+1), Meta: st.classifier.Meta, Now: d.now, Logger: d.log}
+		ShardsNow: func() int { return max(d.coord.Map().Shards, k+1) }, Meta: st.classifier.Meta, Now: d.now, Logger: d.log}
 	nets := d.nets
 	if k == nets.Builder {
 		d.feedDone.Go(func() {

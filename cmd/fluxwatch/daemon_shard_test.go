@@ -28,6 +28,9 @@ func TestShardedDaemonsPublishOneFeed(t *testing.T) {
 		names[k] = append(names[k], n)
 	}
 	hosts := filepath.Join(dir, "feed.hosts")
+	// Every shard reads the same seed file and keeps its own names.
+	seedList := filepath.Join(dir, "seeds.txt")
+	os.WriteFile(seedList, []byte(strings.Join(slices.Concat(names[0], names[1]), "\n")+"\n"), 0o644)
 	cfgs := [2]string{}
 	for k := range 2 {
 		db := filepath.Join(dir, fmt.Sprintf("shard%d.db", k))
@@ -44,12 +47,13 @@ daemon:
   crawl: "@every 1h"
   classify: "@every 1h"
   publish: "@every 1h"
+  seed_files: [%s]
   exports: %s
   nats:
     url: %s
     shard: %d
     shards: 2
-`, db, exports, ns.ClientURL(), k)), 0o644)
+`, db, seedList, exports, ns.ClientURL(), k)), 0o644)
 	}
 	feed := func() []string {
 		b, _ := os.ReadFile(hosts)
@@ -154,6 +158,11 @@ daemon:
 	feedWaitUntil(t, 30*time.Second, "the reshard to end", func() bool {
 		st, ok := status()
 		return ok && !st.Map.Moving() && st.Map.Shards == 3
+	})
+	// The moved names' listings moved with them: the feed still holds every
+	// name, now from three shards' lists.
+	feedWaitUntil(t, 20*time.Second, "the feed to hold every name after the reshard", func() bool {
+		return slices.Equal(feed(), all)
 	})
 	want3 := 0
 	for _, n := range slices.Concat(names[0], names[1]) { // the seed is removed: not counted
