@@ -743,3 +743,34 @@ func probeEqual(a, b obs.Probe) bool {
 	}
 	return maps.Equal(ka, kb)
 }
+
+// An observation of a domain being handed to another shard is not stored
+// while the hand-over runs (its history has been read: a probe stored now
+// would be deleted unsent); it is given back, and stored by a later
+// delivery once the domain is no longer moving.
+func TestShardIngestGivesBackObservationsOfMovingDomains(t *testing.T) {
+	srv := startNATS(t)
+	store := openStore(t, "c.db")
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := store.AddDomains([]string{"moving.example", "staying.example"}, "t", now); err != nil {
+		t.Fatal(err)
+	}
+	c := startCoordinator(t, store, CoordinatorConfig{Conn: ConnConfig{URL: srv.ClientURL()}, RetryDelay: 100 * time.Millisecond,
+		Now: func() time.Time { return now }})
+	js := jsClient(t, srv.ClientURL())
+	c.commitMu.Lock()
+	c.moving.Store("moving.example", true)
+	c.commitMu.Unlock()
+	publishObservation(t, js, testProbe("moving.example", "eu/192.0.2.53:53", now, "198.51.100.1"), "")
+	publishObservation(t, js, testProbe("staying.example", "eu/192.0.2.53:53", now, "198.51.100.2"), "")
+	waitFor(t, 10*time.Second, "the other domain's observation stored", func() bool { return c.Stats().Stored == 1 })
+	waitFor(t, 10*time.Second, "the moving domain's observation given back twice", func() bool { return c.Stats().Retried >= 2 })
+	if st, _ := store.Stats(); st.Probes != 1 {
+		t.Fatalf("%d probes stored while a domain was moving; want the other domain's one", st.Probes)
+	}
+	c.moving.Delete("moving.example")
+	waitFor(t, 10*time.Second, "the observation stored once the move is over", func() bool {
+		st, _ := store.Stats()
+		return st.Probes == 2
+	})
+}

@@ -27,10 +27,7 @@ func TestKilledDaemonLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary 20 times")
 	}
-	bin := filepath.Join(t.TempDir(), "fluxwatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	w := startWorld(t, 13)
 	db, _ := seedWorld(t, w)
 	cfgPath := filepath.Join(t.TempDir(), "daemon.yaml")

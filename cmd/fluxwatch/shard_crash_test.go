@@ -34,10 +34,7 @@ func TestShardKilledCoordinatorLosesAndDuplicatesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "fluxwatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	ns := startNATS(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "shard1.db")
