@@ -49,7 +49,11 @@ Exit status: 0 when every active domain was classified; 1 otherwise.`,
 		if err != nil {
 			return err
 		}
-		store, err := s.openStore(cfg)
+		open := s.openStore
+		if *dryRun {
+			open = s.openReader // stores nothing: a read-only file will do
+		}
+		store, err := open(cfg)
 		if err != nil {
 			return err
 		}
@@ -236,6 +240,15 @@ when it was not (the previous file is left as it was).`,
 			return err
 		}
 		defer store.Close()
+		if opts.Network != "" {
+			// Networks merge, split and end: an id gone stale must not
+			// empty a firewall's set without a word.
+			if n, err := networks.Get(store, opts.Network); err != nil {
+				return err
+			} else if n == nil {
+				return fmt.Errorf("no flux network %q (see fluxwatch networks); nothing written", opts.Network)
+			}
+		}
 		opts.All = *all
 		var written results.Written
 		opts.Written = &written

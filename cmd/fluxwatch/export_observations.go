@@ -144,18 +144,22 @@ func exportObservations(ctx context.Context, store *storage.Store, domains []str
 		}
 		return err
 	}
-	if len(domains) > 0 {
-		for _, d := range domains {
-			if err := each(d); err != nil {
-				return fmt.Errorf("exporting %s: %w", d, err)
-			}
+	if len(domains) == 0 {
+		// Every domain: the names first, then each history in a
+		// transaction of its own. A read transaction inside another
+		// deadlocks with a writer that grows the file between them, which
+		// the daemon is when this runs through its control socket.
+		err := store.Domains(func(d storage.Domain) error { domains = append(domains, d.Name); return nil })
+		if err != nil {
+			return err
 		}
-		return nil
 	}
-	// History opens a read transaction inside that of Domains: two readers
-	// in one goroutine are safe in bbolt (only a writer waiting between
-	// them would block), and this process writes nothing meanwhile.
-	return store.Domains(func(d storage.Domain) error { return each(d.Name) })
+	for _, d := range domains {
+		if err := each(d); err != nil {
+			return fmt.Errorf("exporting %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // parseSince reads --since: empty (no bound), a duration back from now,

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -116,5 +117,14 @@ func TestNetworksCommands(t *testing.T) {
 	out, _, err := fw(t, "", "export", "--db", db, "--format", "domains", "--network", pair, "--min-confidence", "0")
 	if err != nil || strings.Join(strings.Fields(out), " ") != "one.test two.test" {
 		t.Errorf("export --network %s: %v\n%q", pair, err, out)
+	}
+	// A stale id writes nothing: the set it would empty keeps its entries.
+	set := filepath.Join(t.TempDir(), "flux.nft")
+	os.WriteFile(set, []byte("kept\n"), 0o644)
+	if _, _, err := fw(t, "", "export", "--db", db, "--format", "nftables", "--network", "net-999", "-o", set); err == nil || !strings.Contains(err.Error(), `no flux network "net-999"`) {
+		t.Errorf("export --network of an unknown id: %v", err)
+	}
+	if b, _ := os.ReadFile(set); string(b) != "kept\n" {
+		t.Errorf("export --network of an unknown id wrote %q", b)
 	}
 }

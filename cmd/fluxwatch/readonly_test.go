@@ -75,6 +75,7 @@ func readCommands(db, outDir string) [][]string {
 		{"export-observations", "--db", db},
 		{"report", "--db", db, "--out", filepath.Join(outDir, "report.html")},
 		{"db", "check", "--db", db},
+		{"classify", "--dry-run", "--db", db},
 	}
 }
 
