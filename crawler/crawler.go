@@ -67,33 +67,38 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 		qtypes = DefaultQTypes
 	}
 	p := obs.Probe{Domain: domain, Vantage: vantage, Start: c.now()}
-	first := make([]obs.Observation, len(qtypes), len(qtypes)+1)
-	var (
-		wg       sync.WaitGroup
-		referral obs.Observation
-	)
+	// One observation per type, and room for the referral after them.
+	first := make([]obs.Observation, len(qtypes)+1)
+	referral := &first[len(qtypes)]
+	var wg sync.WaitGroup
 	for i, qt := range qtypes[1:] {
 		wg.Go(func() { first[i+1] = c.observe(ctx, vantage, domain, qt) })
 	}
 	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
 		if zone, parent, ok := Zone(domain); ok {
-			// The whole lookup, once per zone, vantage and round.
-			round.fetch(&wg, roundKey{vantage, zone, delegationLookup}, &referral, func() obs.Observation {
-				return c.delegation(ctx, zone, parent, vantage, round)
-			})
+			// The whole lookup, once per zone, vantage and round: most
+			// probes find it settled, and make no closure to ask it.
+			k := roundKey{vantage, zone, delegationLookup}
+			if o, settled := round.peek(k); settled {
+				*referral = o
+			} else {
+				round.fetch(&wg, k, referral, func() obs.Observation {
+					return c.delegation(ctx, zone, parent, vantage, round)
+				})
+			}
 		}
 	}
 	first[0] = c.observe(ctx, vantage, domain, qtypes[0])
 	wg.Wait()
 	p.Observations = first
-	if !referral.Time.IsZero() {
-		p.Observations = append(p.Observations, referral)
+	if referral.Time.IsZero() {
+		p.Observations = first[:len(qtypes):len(qtypes)]
 	}
 	if !c.NSHosts {
 		return p
 	}
 	var hosts []string
-	for _, o := range first {
+	for _, o := range first[:len(qtypes)] { // the referral's NS set is the parent's word
 		if o.QType != dns.TypeNS {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/publicsuffix"
@@ -13,14 +14,20 @@ import (
 )
 
 // Zone returns the registrable domain of name (its public suffix plus one
-// label) and that suffix: the zone whose delegation the parent holds.
+// label) and that suffix: the zone whose delegation the parent holds. It is
+// publicsuffix.EffectiveTLDPlusOne with the suffix it found, from one look
+// at the list: every probe asks it, and each look parses the name as an IP
+// address first (an allocation for every name that is not one).
 func Zone(name string) (zone, parent string, ok bool) {
-	zone, err := publicsuffix.EffectiveTLDPlusOne(name)
-	if err != nil {
+	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
 		return "", "", false
 	}
-	parent, _ = publicsuffix.PublicSuffix(zone)
-	return zone, parent, true
+	parent, _ = publicsuffix.PublicSuffix(name)
+	i := len(name) - len(parent) - 1
+	if i <= 0 || name[i] != '.' {
+		return "", "", false // name is a public suffix, or the list disagrees with it
+	}
+	return name[1+strings.LastIndexByte(name[:i], '.'):], parent, true
 }
 
 // delegation asks a parent zone's server for zone (below parent) without

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/fluxwatch/fluxwatch/obs"
 )
@@ -24,6 +25,32 @@ func TestZone(t *testing.T) {
 		zone, parent, ok := Zone(name)
 		if !ok || zone != want[0] || parent != want[1] {
 			t.Errorf("Zone(%s) = %s, %s, %v; want %v", name, zone, parent, ok, want)
+		}
+	}
+}
+
+// TestZoneAgreesWithThePublicSuffixPackage holds Zone's one look at the
+// list to what EffectiveTLDPlusOne and a second PublicSuffix of its result
+// say, across the list's wildcard and exception rules and names it refuses.
+func TestZoneAgreesWithThePublicSuffixPackage(t *testing.T) {
+	for _, name := range []string{
+		"www.shop.test", "a.b.evil.co.uk", "co.uk", "uk", "com", "example.com",
+		"x.y.z.github.io", "github.io", "a.b.kawasaki.jp", "b.kawasaki.jp", "city.kawasaki.jp",
+		"a.city.kawasaki.jp", "www.ck", "a.www.ck", "x.ck", "a.x.ck", "MiXeD.Example.COM",
+		"192.0.2.1", "", ".", "a..b.com", ".example.com", "example.com.", "unknowntld",
+		"a.unknowntld", "xn--55qx5d.cn", "a.b.xn--55qx5d.cn", "_dmarc.example.org",
+	} {
+		zone, parent, ok := Zone(name)
+		wantZone, err := publicsuffix.EffectiveTLDPlusOne(name)
+		if ok != (err == nil) || zone != wantZone {
+			t.Errorf("Zone(%q) = %q, %v; EffectiveTLDPlusOne = %q, %v", name, zone, ok, wantZone, err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if wantParent, _ := publicsuffix.PublicSuffix(zone); parent != wantParent {
+			t.Errorf("Zone(%q) parent %q; PublicSuffix(%q) = %q", name, parent, zone, wantParent)
 		}
 	}
 }
