@@ -75,7 +75,7 @@ Exit status: 0 when it stopped on an interrupt; 1 when it could not run.`,
 			ac.Conn.Token = os.Getenv(envNATSToken)
 		}
 		log := logger(cfg, std)
-		log.Debug("running Go code on", "procs", useProcs(cfg.Procs))
+		log.Debug("running Go code on", "procs", useProcs(cfg.Procs), "gogc", useMeasureGC())
 		q, c, release, err := crawler.FromConfig(cfg)
 		if err != nil {
 			return err

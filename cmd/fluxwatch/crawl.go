@@ -66,6 +66,7 @@ resolvers cannot be reached.`,
 			return func() {}, nil
 		}, nil, nil)()
 		procs := useProcs(cfg.Procs)
+		log.Debug("collecting garbage at", "gogc", useMeasureGC())
 		bar := newProgress(std, *quiet, "crawl", -1, false)
 		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)
 		bar.finish()
