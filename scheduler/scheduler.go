@@ -245,10 +245,14 @@ type round struct {
 
 // dispatch measures every domain through v: it starts a probe whenever v
 // has room for one (see vantage.go), on a pool of workers that grows as
-// needed up to the in-flight cap.
+// needed up to the in-flight cap. A worker whose probe ends goes on with
+// the next domain itself when v has room for it, so that a busy vantage
+// does not wake the dispatcher once per probe; the dispatcher starts the
+// probes that room opened otherwise (a window that grew, tokens that came).
 func (r *round) dispatch(v *vantage) {
 	var (
 		inFlight atomic.Int64
+		next     atomic.Int64             // index of the next domain to start
 		done     = make(chan struct{}, 1) // a probe finished
 		jobs     = make(chan int, 64)     // admitted probes, for the workers
 		idle     atomic.Int64             // workers waiting for a job
@@ -260,12 +264,33 @@ func (r *round) dispatch(v *vantage) {
 		wg.Wait()
 	}()
 	limit := int64(r.s.opts.MaxInFlight)
-	room := func() bool {
-		n := inFlight.Load()
+	// queued says whether v has room for another probe's first queries.
+	queued := func() bool {
 		if v.paced {
-			return n < limit && v.waiting.Load() < v.maxWaiting
+			return v.waiting.Load() < v.maxWaiting
 		}
-		return n < limit && v.outstanding.Load() < v.win.size()
+		return v.outstanding.Load() < v.win.size()
+	}
+	room := func() bool { return inFlight.Load() < limit && queued() }
+	// admit takes the next domain and readies v for its probe: false when
+	// none is left. skipped is true when v rests and the domain stays due.
+	admit := func() (i int, skipped, ok bool) {
+		i = int(next.Add(1) - 1)
+		if i >= len(r.domains) {
+			return 0, false, false
+		}
+		if !r.s.lq.admit(r.work, v) {
+			return i, true, true
+		}
+		// Counted as its first queries waiting (or, without a rate,
+		// outstanding) until its worker starts it, so that probes not
+		// yet begun are not taken for room.
+		if v.paced {
+			v.waiting.Add(r.fanOut)
+		} else {
+			v.outstanding.Add(r.fanOut)
+		}
+		return i, false, true
 	}
 	// A safety net for rounds that overlap on one vantage and take each
 	// other's wake-ups: look again now and then without one.
@@ -275,10 +300,18 @@ func (r *round) dispatch(v *vantage) {
 		defer wg.Done()
 		for {
 			r.measure(v, i)
+			// Its slot is free: go on with the next domain at once if
+			// v has room for it (a probe ends, another begins).
+			var skipped, ok bool
+			if r.stop.Err() == nil && queued() {
+				i, skipped, ok = admit()
+			}
+			if ok && !skipped {
+				continue
+			}
 			inFlight.Add(-1)
 			signal(done)
 			idle.Add(1)
-			var ok bool
 			i, ok = <-jobs
 			idle.Add(-1)
 			if !ok {
@@ -286,10 +319,7 @@ func (r *round) dispatch(v *vantage) {
 			}
 		}
 	}
-	for i := range r.domains {
-		if r.stop.Err() != nil {
-			return
-		}
+	for r.stop.Err() == nil {
 		for !room() {
 			select {
 			case <-done:
@@ -299,20 +329,16 @@ func (r *round) dispatch(v *vantage) {
 				return
 			}
 		}
-		// Asked after the wait: a probe that just finished may have
+		// Admitted after the wait: a probe that just finished may have
 		// rested the vantage. (The probe asks again when it starts.)
-		if !r.s.lq.admit(r.work, v) {
+		i, skipped, ok := admit()
+		if !ok {
+			return
+		}
+		if skipped {
 			continue // resting: the domain stays due
 		}
 		inFlight.Add(1)
-		// Counted as its first queries waiting (or, without a rate,
-		// outstanding) until its worker starts it, so that probes not
-		// yet begun are not taken for room.
-		if v.paced {
-			v.waiting.Add(r.fanOut)
-		} else {
-			v.outstanding.Add(r.fanOut)
-		}
 		// A job goes to the queue when a waiting worker will take it,
 		// else to a new worker, up to the cap.
 		if idle.Load() > int64(len(jobs)) || workers >= r.s.opts.MaxInFlight {
