@@ -617,6 +617,10 @@ func (s *Store) activeWhere(onlyDue bool, now time.Time) ([]string, error) {
 	// Ids read before a DeleteDomains committed may be of domains it
 	// removed: the writer would store probes under them.
 	if s.deletions == deletions {
+		if len(s.domainIDs) == 0 {
+			// The first list read: sized at once, not grown entry by entry.
+			s.domainIDs = make(map[string]uint32, len(out))
+		}
 		for i, name := range out {
 			s.domainIDs[name] = ids[i]
 		}
