@@ -69,7 +69,8 @@ type Engine struct {
 	sendCalls, recvCalls                                                atomic.Uint64
 
 	bufs    sync.Pool
-	servers sync.Map // vantage string -> *server
+	waiters sync.Pool // of chan result (cap 1), empty: a call's done
+	servers sync.Map  // vantage string -> *server
 
 	mu     sync.Mutex // guards all and closed
 	all    []*socket  // every socket opened, for the sweeper
@@ -115,7 +116,7 @@ type call struct {
 	qtype    uint16
 	deadline time.Time
 	sent     time.Time   // when its packet left; guarded by the socket's mutex
-	done     chan result // buffered 1
+	done     chan result // buffered 1; from Engine.waiters
 	// What arrived for this ID that was not its answer; guarded by the
 	// socket's mutex. Reported if the real answer never comes.
 	malformed, mismatched bool
@@ -140,6 +141,7 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, tcp: newTCPPool(opts.TCPConns, opts.Timeout), stop: make(chan struct{})}
 	e.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	e.waiters.New = func() any { return make(chan result, 1) }
 	socks, err := e.open("udp4")
 	if err != nil {
 		return nil, err
@@ -298,7 +300,7 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 	bp := e.bufs.Get().(*[]byte)
 	// A call is never reused: a packet still queued, or an answer being
 	// read, may refer to it after its query has ended.
-	c := &call{name: fqdn, qtype: qtype, deadline: time.Now().Add(e.opts.Timeout), done: make(chan result, 1)}
+	c := &call{name: fqdn, qtype: qtype, deadline: time.Now().Add(e.opts.Timeout), done: e.waiters.Get().(chan result)}
 	var id uint16
 	s.mu.Lock()
 	for tries := 0; ; tries++ {
@@ -344,6 +346,9 @@ func (e *Engine) exchange(ctx context.Context, socks []*socket, srv *server, fqd
 			s.mu.Unlock()
 		}
 	}
+	// c.done is empty now, and c is out of pending, so nobody sends on
+	// it again: the next query may wait on it.
+	e.waiters.Put(c.done)
 	if res.err != nil {
 		return nil, 0, res.err
 	}
