@@ -47,7 +47,10 @@
 #               answer by 50 ms, at --qps SLOW_QPS: elapsed time against
 #               queries sent / rate + three round trips.
 #   8. report   All figures in one block, and as JSON in $WORK/results.json
-#               (also copied to $RESULTS if set).
+#               (also copied to $RESULTS if set). Beside the ceiling and
+#               each crawl: the share of the CPUs' time the hypervisor
+#               gave to other guests meanwhile (steal in /proc/stat), which
+#               slows every figure of a virtual machine.
 #
 # Settings (environment, or `make bench VAR=value`):
 #   NAMES=200000       headline names (the seed list and dnsperf's queries)
@@ -151,6 +154,16 @@ log "work directory $WORK"
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$LOAD_BEFORE" 'BEGIN { exit !(l > 0.5) }' &&
 	log "warning: load average $LOAD_BEFORE before the run: other work on this machine skews every figure"
+
+# cpu_ticks: the ticks the hypervisor took (steal) and all ticks so far,
+# over every CPU (/proc/stat; on bare metal steal stays 0).
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' /proc/stat; }
+# steal_pct BEFORE AFTER: the share of the CPUs' time the hypervisor gave
+# to others between two cpu_ticks: time this machine's figures lost.
+steal_pct() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]
+		printf "%.1f\n", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
+}
 
 # ---------------------------------------------------------------- 1. deps
 PATH=$PATH:/usr/sbin:/sbin # knotd and knotc live in /usr/sbin
@@ -312,11 +325,13 @@ if [ "$DNSPERF_TUNE_SECONDS" -gt 0 ]; then
 	done
 fi
 log "dnsperf ceiling run: -l $DNSPERF_SECONDS $DP_BEST"
+ticks=$(cpu_ticks)
 # shellcheck disable=SC2086
 CEILING=$(dnsperf_qps "$WORK/dnsperf.txt" -l "$DNSPERF_SECONDS" $DP_BEST)
+CEILING_STEAL=$(steal_pct "$ticks" "$(cpu_ticks)")
 CEILING_LOST=$(awk '/Queries lost:/ { print $3 }' "$WORK/dnsperf.txt")
 DNSPERF_CMD="dnsperf -s $ADDR -p $PORT -d queries-a.txt -Q 500000 -t 2 -l $DNSPERF_SECONDS $DP_BEST"
-log "ceiling: $CEILING queries/s (lost $CEILING_LOST)"
+log "ceiling: $CEILING queries/s (lost $CEILING_LOST; hypervisor steal $CEILING_STEAL %)"
 awk -v q="$CEILING" 'BEGIN { exit !(q > 0) }' || {
 	cat "$WORK/dnsperf.txt" >&2
 	die "dnsperf measured nothing"
@@ -347,9 +362,12 @@ crawl_run() {
 	awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", e - s }' >>"$WORK/$name.seeds"
 	stat -c %s "$db" >"$WORK/$name.seeded-bytes"
 	log "$name: $(head -n1 "$WORK/$name.seeds"); crawling"
+	local ticks
+	ticks=$(cpu_ticks)
 	"${CLIENT_PRE[@]}" /usr/bin/time -v -o "$WORK/$name.time" \
 		"$FW" crawl --db "$db" --resolver "$resolver" --json --log-level warn "$@" >"$WORK/$name.json" 2>"$WORK/$name.log" ||
 		{ cat "$WORK/$name.log" "$WORK/$name.time" >&2; die "$name crawl failed"; }
+	steal_pct "$ticks" "$(cpu_ticks)" >"$WORK/$name.steal"
 	log "$name: $(cat "$WORK/$name.json")"
 }
 
@@ -361,7 +379,7 @@ figures() {
 		-v obs="$(jnum observations_stored "$f")" -v el="$(jnum elapsed_seconds "$f")" \
 		-v probes="$(jnum probes "$f")" \
 		-v user="$(tnum 'User time (seconds)' "$t")" -v sys="$(tnum 'System time (seconds)' "$t")" \
-		-v rss="$(tnum 'Maximum resident set size (kbytes)' "$t")" 'BEGIN {
+		-v rss="$(tnum 'Maximum resident set size (kbytes)' "$t")" -v steal="$(cat "$WORK/$1.steal")" 'BEGIN {
 		if (el <= 0) el = 1e-9
 		printf "%s_probes=%d\n%s_sent=%d\n%s_answered=%d\n%s_stored=%d\n%s_elapsed=%.2f\n", n, probes, n, sent, n, ans, n, obs, n, el
 		printf "%s_answered_per_s=%.0f\n%s_stored_per_s=%.0f\n%s_sent_per_s=%.0f\n", n, ans / el, n, obs / el, n, sent / el
@@ -369,6 +387,7 @@ figures() {
 		printf "%s_user=%.2f\n%s_sys=%.2f\n", n, user, n, sys
 		printf "%s_cpu_per_100k=%.2f\n", n, (ans > 0 ? (user + sys) / ans * 100000 : 0)
 		printf "%s_rss_mib=%.1f\n", n, rss / 1024
+		printf "%s_steal_pct=%.1f\n", n, steal
 	}'
 }
 
@@ -471,26 +490,26 @@ versions     $GO_VERSION, knot $KNOT_VERSION, dnsperf $DNSPERF_VERSION
 fluxwatch    $FW_SOURCE
 server       knotd, 1 UDP worker, $ADDR@$PORT, zone bench.test. with $ZONE_RECORDS records
 pinning      $([ "$PIN" = 1 ] && echo "knotd on CPU $SERVER_CPUS, dnsperf and fluxwatch on CPU $CLIENT_CPUS" || echo "none (PIN=0)")
-ceiling      dnsperf $DP_BEST: $CEILING queries/s (lost $CEILING_LOST)
+ceiling      dnsperf $DP_BEST: $CEILING queries/s (lost $CEILING_LOST; hypervisor steal $CEILING_STEAL %)
 
 headline     $NAMES names, default flags: $DEFAULT_FLAGS
   answered   $headline_answered of $headline_sent queries in ${headline_elapsed}s
   names/s    $headline_answered_per_s answered, $headline_stored_per_s stored ($headline_stored observations)
   ceiling    $headline_pct_ceiling% of dnsperf's
-  CPU        $headline_cpu_per_100k CPU-seconds per 100k answers (user ${headline_user}s, sys ${headline_sys}s)
+  CPU        $headline_cpu_per_100k CPU-seconds per 100k answers (user ${headline_user}s, sys ${headline_sys}s); hypervisor steal $headline_steal_pct %
   peak RSS   $headline_rss_mib MiB
   seeds add  ${HEAD_SEEDS_S}s, database $HEAD_SEEDED_BYTES bytes
   database   $HEAD_DB_BYTES bytes after the crawl: $HEAD_BYTES_PER_OBS bytes/observation ($HEAD_ADDED_PER_OBS added by the crawl)
 
 tuned        $NAMES names, $TUNED_FLAGS
   names/s    $tuned_answered_per_s answered, $tuned_stored_per_s stored; $tuned_pct_ceiling% of ceiling
-  CPU        $tuned_cpu_per_100k CPU-seconds per 100k answers; peak RSS $tuned_rss_mib MiB
+  CPU        $tuned_cpu_per_100k CPU-seconds per 100k answers; peak RSS $tuned_rss_mib MiB; steal $tuned_steal_pct %
 
 mixed        $MIXED_NAMES names, --qtypes A,AAAA,NS --rounds $MIXED_ROUNDS --interval 0s
   answered   $mixed_answered of $mixed_sent queries in ${mixed_elapsed}s ($mixed_answered_per_s/s, $mixed_pct_ceiling% of ceiling)
   stored     $mixed_stored observations; database $MIX_DB_BYTES bytes ($MIX_SEEDED_BYTES after seeds add)
   bytes/obs  $MIX_BYTES_PER_OBS (file size / observations); $MIX_ADDED_PER_OBS added by the crawl
-  CPU        $mixed_cpu_per_100k CPU-seconds per 100k answers; peak RSS $mixed_rss_mib MiB
+  CPU        $mixed_cpu_per_100k CPU-seconds per 100k answers; peak RSS $mixed_rss_mib MiB; steal $mixed_steal_pct %
 EOF
 	if [ "$HAS_ENGINE" = 1 ]; then
 		cat <<EOF
@@ -520,7 +539,7 @@ EOF
 crawl_json() {
 	local n=$1 v
 	printf '{'
-	for k in probes sent answered stored elapsed answered_per_s stored_per_s sent_per_s pct_ceiling user sys cpu_per_100k rss_mib; do
+	for k in probes sent answered stored elapsed answered_per_s stored_per_s sent_per_s pct_ceiling user sys cpu_per_100k rss_mib steal_pct; do
 		v=${n}_$k
 		[ "$k" = probes ] || printf ', '
 		printf '"%s": %s' "$k" "${!v}"
@@ -537,8 +556,8 @@ crawl_json() {
 	printf '  "settings": {"names": %d, "mixed_names": %d, "mixed_rounds": %d, "workers": %d, "server": "%s:%s", "zone_records": %d},\n' \
 		"$NAMES" "$MIXED_NAMES" "$MIXED_ROUNDS" "$W" "$ADDR" "$PORT" "$ZONE_RECORDS"
 	printf '  "pin": %s,\n' "$([ "$PIN" = 1 ] && echo "{\"server_cpus\": \"$SERVER_CPUS\", \"client_cpus\": \"$CLIENT_CPUS\"}" || echo null)"
-	printf '  "dnsperf": {"command": "%s", "queries_per_second": %s, "queries_lost": %s, "tuning": [%s]},\n' \
-		"$DNSPERF_CMD" "$CEILING" "${CEILING_LOST:-0}" "$(IFS=,; echo "${TUNING[*]:-}")"
+	printf '  "dnsperf": {"command": "%s", "queries_per_second": %s, "queries_lost": %s, "steal_pct": %s, "tuning": [%s]},\n' \
+		"$DNSPERF_CMD" "$CEILING" "${CEILING_LOST:-0}" "$CEILING_STEAL" "$(IFS=,; echo "${TUNING[*]:-}")"
 	printf '  "crawl_flags": "%s",\n' "$CRAWL_FLAGS"
 	printf '  "headline": '
 	crawl_json headline
