@@ -439,3 +439,54 @@ func TestBrokenDomainsDoNotRestAVantage(t *testing.T) {
 		}
 	}
 }
+
+// concurrencyQuerier answers after a short wait and records the most
+// queries it had at once.
+type concurrencyQuerier struct {
+	now, most atomic.Int64
+	asked     sync.Map // name -> *atomic.Int64
+}
+
+func (q *concurrencyQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	n := q.now.Add(1)
+	for m := q.most.Load(); n > m && !q.most.CompareAndSwap(m, n); m = q.most.Load() {
+	}
+	c, _ := q.asked.LoadOrStore(name, new(atomic.Int64))
+	c.(*atomic.Int64).Add(1)
+	time.Sleep(time.Millisecond)
+	q.now.Add(-1)
+	m := new(dns.Msg)
+	m.SetQuestion(name+".", qtype)
+	m.Response = true
+	return m, time.Millisecond, nil
+}
+
+// A worker whose probe ends starts the next domain itself: the probes in
+// flight must still keep to the cap, and every domain be measured once.
+func TestProbesInFlightKeepToTheCap(t *testing.T) {
+	domains := names(400)
+	for _, limit := range []int{1, 8, 32} {
+		store := testStore(t, domains)
+		q := &concurrencyQuerier{}
+		s := New(q, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store,
+			Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Workers: limit})
+		w := store.NewWriter(storage.WriterOptions{})
+		st, err := s.Round(context.Background(), domains, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if most := q.most.Load(); most > int64(limit) || (limit > 1 && most < 2) {
+			t.Errorf("cap %d: %d queries at once; want between 2 and the cap", limit, most)
+		}
+		if st.Probes != len(domains) {
+			t.Errorf("cap %d: %d probes for %d domains", limit, st.Probes, len(domains))
+		}
+		for _, d := range domains {
+			if c, ok := q.asked.Load(d); !ok || c.(*atomic.Int64).Load() != 1 {
+				t.Errorf("cap %d: %s not asked exactly once", limit, d)
+				break
+			}
+		}
+	}
+}
