@@ -28,8 +28,11 @@
 #                 fluxwatch crawl --qps 0 --qtypes A --rounds 1 --json
 #               under /usr/bin/time -v: names/s answered and stored, share
 #               of the ceiling, CPU-seconds per 100k answers, peak RSS.
-#               Then the same tuned (--ns-hosts=false --delegation=false
-#               --workers $W), and the mixed corpus, --qtypes A,AAAA,NS
+#               Alternating with it, the same tuned (--ns-hosts=false
+#               --delegation=false --workers $W); each HEADLINE_RUNS times,
+#               reported by the run of median names/s (a crawl lasts a few
+#               seconds, the ceiling is a 15 s average). Then the mixed
+#               corpus, --qtypes A,AAAA,NS
 #               --rounds MIXED_ROUNDS --interval 0s, into another fresh
 #               database: database bytes per stored observation. If
 #               `crawl -h` lists --engine, the headline crawl again with
@@ -58,6 +61,8 @@
 #   MIXED_ROUNDS=10    rounds of the mixed crawl
 #   W=128              --workers of the tuned headline run (the others use
 #                      the defaults)
+#   HEADLINE_RUNS=3    crawls each of the headline and the tuned run; the
+#                      median's figures are reported, with every run's names/s
 #   DEAD_NAMES=10000   names of the dead-mix and slow-vantage runs
 #   DEAD_QPS=1000      --qps of the dead-mix runs
 #   SLOW_QPS=2000      --qps of the slow-vantage run
@@ -81,6 +86,7 @@ NAMES=${NAMES:-200000}
 MIXED_NAMES=${MIXED_NAMES:-50000}
 MIXED_ROUNDS=${MIXED_ROUNDS:-10}
 W=${W:-128}
+HEADLINE_RUNS=${HEADLINE_RUNS:-3}
 DEAD_NAMES=${DEAD_NAMES:-10000}
 DEAD_QPS=${DEAD_QPS:-1000}
 SLOW_QPS=${SLOW_QPS:-2000}
@@ -394,11 +400,32 @@ figures() {
 HEAD_DB=$WORK/headline.db
 DEFAULT_FLAGS="--qps 0 --qtypes A --rounds 1"
 TUNED_FLAGS="--qps 0 --qtypes A --rounds 1 --ns-hosts=false --delegation=false --workers $W"
-# shellcheck disable=SC2086 # the flags are word lists on purpose
-crawl_run headline "$HEAD_DB" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $DEFAULT_FLAGS
+# median_run NAME: which of the runs NAME1..NAME$HEADLINE_RUNS answered the
+# median names/s; its files become NAME's. Sets NAME_runs to every run's
+# names/s and CPU-s per 100k, in the order they ran.
+median_run() {
+	local name=$1 k best ext ps cpu runs=""
+	for k in $(seq "$HEADLINE_RUNS"); do
+		eval "$(figures "$name$k")"
+		ps=${name}${k}_answered_per_s cpu=${name}${k}_cpu_per_100k
+		runs+="${runs:+, }${!ps} (${!cpu})"
+		printf '%s %s\n' "${!ps}" "$k" >>"$WORK/$name.runs"
+	done
+	best=$(sort -g "$WORK/$name.runs" | awk -v m=$(((HEADLINE_RUNS + 1) / 2)) 'NR == m { print $2 }')
+	for ext in json time steal seeds seeded-bytes log db; do
+		cp "$WORK/$name$best.$ext" "$WORK/$name.$ext"
+	done
+	printf -v "${name}_runs" '%s' "$runs"
+}
+for k in $(seq "$HEADLINE_RUNS"); do
+	# shellcheck disable=SC2086 # the flags are word lists on purpose
+	crawl_run "headline$k" "$WORK/headline$k.db" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $DEFAULT_FLAGS
+	# shellcheck disable=SC2086
+	crawl_run "tuned$k" "$WORK/tuned$k.db" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $TUNED_FLAGS
+done
+median_run headline
+median_run tuned
 eval "$(figures headline)"
-# shellcheck disable=SC2086
-crawl_run tuned "$WORK/tuned.db" "$WORK/seeds-headline.txt" "$ADDR:$PORT" $TUNED_FLAGS
 eval "$(figures tuned)"
 HEAD_SEEDS_S=$(tail -n1 "$WORK/headline.seeds")
 HEAD_DB_BYTES=$(stat -c %s "$HEAD_DB")
@@ -496,6 +523,7 @@ headline     $NAMES names, default flags: $DEFAULT_FLAGS
   answered   $headline_answered of $headline_sent queries in ${headline_elapsed}s
   names/s    $headline_answered_per_s answered, $headline_stored_per_s stored ($headline_stored observations)
   ceiling    $headline_pct_ceiling% of dnsperf's
+  runs       names/s (CPU-s per 100k) of the $HEADLINE_RUNS crawls in order: $headline_runs; the median's figures here
   CPU        $headline_cpu_per_100k CPU-seconds per 100k answers (user ${headline_user}s, sys ${headline_sys}s); hypervisor steal $headline_steal_pct %
   peak RSS   $headline_rss_mib MiB
   seeds add  ${HEAD_SEEDS_S}s, database $HEAD_SEEDED_BYTES bytes
@@ -504,6 +532,7 @@ headline     $NAMES names, default flags: $DEFAULT_FLAGS
 tuned        $NAMES names, $TUNED_FLAGS
   names/s    $tuned_answered_per_s answered, $tuned_stored_per_s stored; $tuned_pct_ceiling% of ceiling
   CPU        $tuned_cpu_per_100k CPU-seconds per 100k answers; peak RSS $tuned_rss_mib MiB; steal $tuned_steal_pct %
+  runs       $tuned_runs
 
 mixed        $MIXED_NAMES names, --qtypes A,AAAA,NS --rounds $MIXED_ROUNDS --interval 0s
   answered   $mixed_answered of $mixed_sent queries in ${mixed_elapsed}s ($mixed_answered_per_s/s, $mixed_pct_ceiling% of ceiling)
@@ -568,6 +597,7 @@ crawl_json() {
 	printf '  "tuned": '
 	crawl_json tuned
 	printf ',\n  "tuned_flags": "%s",\n' "$TUNED_FLAGS"
+	printf '  "headline_runs": "%s",\n  "tuned_runs": "%s",\n' "$headline_runs" "$tuned_runs"
 	printf '  "dead_mix": {"names": %d, "qps": %s, "ideal_seconds": %s, "random_ratio": %s, "dead_first_ratio": %s, "random": ' \
 		"$DEAD_NAMES" "$DEAD_QPS" "$DEAD_IDEAL" "$DEADRANDOM_RATIO" "$DEADFIRST_RATIO"
 	crawl_json deadrandom
