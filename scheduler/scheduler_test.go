@@ -270,10 +270,15 @@ func (f *flakyQuerier) Query(ctx context.Context, vantage, name string, qtype ui
 	if !f.healed {
 		return nil, 0, &net.OpError{Op: "read", Err: timeoutErr{}}
 	}
+	return emptyResponse(name, qtype, dns.RcodeSuccess), time.Millisecond, nil
+}
+
+// emptyResponse is a response to name and qtype with rcode and no records.
+func emptyResponse(name string, qtype uint16, rcode int) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(name+".", qtype)
-	m.Response = true
-	return m, time.Millisecond, nil
+	m.Response, m.Rcode = true, rcode
+	return m
 }
 
 func TestUnhealthyVantageIsReprobedWithBackoff(t *testing.T) {
@@ -411,10 +416,7 @@ func TestCancelStartsNoQueuedProbes(t *testing.T) {
 type rcodeQuerier struct{ rcode int }
 
 func (q rcodeQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(name+".", qtype)
-	m.Response, m.Rcode = true, q.rcode
-	return m, time.Millisecond, nil
+	return emptyResponse(name, qtype, q.rcode), time.Millisecond, nil
 }
 
 // SERVFAIL and NXDOMAIN are about the domain: a list of broken domains
@@ -455,10 +457,7 @@ func (q *concurrencyQuerier) Query(ctx context.Context, vantage, name string, qt
 	c.(*atomic.Int64).Add(1)
 	time.Sleep(time.Millisecond)
 	q.now.Add(-1)
-	m := new(dns.Msg)
-	m.SetQuestion(name+".", qtype)
-	m.Response = true
-	return m, time.Millisecond, nil
+	return emptyResponse(name, qtype, dns.RcodeSuccess), time.Millisecond, nil
 }
 
 // A worker whose probe ends starts the next domain itself: the probes in
