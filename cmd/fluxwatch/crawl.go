@@ -66,9 +66,9 @@ resolvers cannot be reached.`,
 			return func() {}, nil
 		}, nil, nil)()
 		procs := useProcs(cfg.Procs)
-		log.Debug("collecting garbage at", "gogc", useMeasureGC())
+		gogc := useMeasureGC()
 		bar := newProgress(std, *quiet, "crawl", -1, false)
-		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs}, log)
+		sum, err := crawl(ctx, cfg, store, crawlPlan{rounds: *rounds, interval: *interval, dueOnly: *due, bar: bar, procs: procs, gogc: gogc}, log)
 		bar.finish()
 		if err != nil {
 			return err
@@ -95,6 +95,7 @@ type crawlPlan struct {
 	sleep    func(context.Context, time.Duration) error
 	bar      *progress // nil: none
 	procs    int       // GOMAXPROCS in force, for the log
+	gogc     string    // GOGC in force, for the log
 }
 
 // crawl runs the rounds and commits everything measured, also when ctx is
@@ -109,7 +110,7 @@ func crawl(ctx context.Context, cfg *config.Config, store *storage.Store, plan c
 		return crawlSummary{}, err
 	}
 	defer release()
-	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS, "procs", plan.procs)
+	log.Info("crawl starting", "rounds", plan.rounds, "vantages", len(vantages), "qps_per_vantage", cfg.QPS, "procs", plan.procs, "gogc", plan.gogc)
 	bar := plan.bar
 	if bar == nil {
 		bar = &progress{}
