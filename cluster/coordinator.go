@@ -324,18 +324,8 @@ func (c *Coordinator) run(ctx context.Context, nc *nats.Conn) {
 		err := ensureStreams(sctx, c.js, c.names, c.cfg.Streams)
 		cancel()
 		if err == nil {
-			break
+			err = c.setupShards(ctx)
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		if fails == 1 || fails%30 == 0 {
-			c.log.Warn("coordinator: setting up streams", "err", err)
-		}
-		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
-	}
-	for fails := 1; ; fails++ {
-		err := c.setupShards(ctx)
 		if err == nil {
 			break
 		}
@@ -343,7 +333,7 @@ func (c *Coordinator) run(ctx context.Context, nc *nats.Conn) {
 			return
 		}
 		if fails == 1 || fails%30 == 0 {
-			c.log.Warn("coordinator: reading the shard map", "err", err)
+			c.log.Warn("coordinator: setting up streams and the shard map", "err", err)
 		}
 		sleep(ctx, backoff(fails, 100*time.Millisecond, 10*time.Second))
 	}
@@ -844,18 +834,11 @@ func LoadAgents(ctx context.Context, js jetstream.JetStream, prefix string) ([]A
 // ConnectAndLoadAgents connects with conn, reads the agents' last
 // heartbeats (LoadAgents) and disconnects.
 func ConnectAndLoadAgents(ctx context.Context, conn ConnConfig, prefix string, log *slog.Logger) ([]AgentStatus, error) {
-	if log == nil {
-		log = slog.Default()
-	}
 	conn.Name = cmp.Or(conn.Name, "fluxwatch-status")
-	nc, err := connect(conn, log)
+	js, closeConn, err := Connect(conn, log)
 	if err != nil {
 		return nil, err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	defer closeConn()
 	return LoadAgents(ctx, js, prefix)
 }

@@ -104,26 +104,9 @@ func (c *Coordinator) setupShards(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkShard(c.cfg.Shard, max(m.Shards, m.From, c.cfg.Shard+1)); err != nil {
-		return err
-	}
 	if m.Shards != c.cfg.Shards && (c.cfg.Shards > 1 || m.Shards > 1) {
 		c.log.Warn("coordinator: the cluster's shard count is not the configured one; following the cluster's",
 			"cluster", m.Shards, "configured", c.cfg.Shards)
-	}
-	_, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        c.names.moveStream(),
-		Description: "fluxwatch domains handed from one shard to another, with their histories",
-		Subjects:    []string{c.names.moveAll()},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-	})
-	if err != nil {
-		return fmt.Errorf("creating stream %s: %w", c.names.moveStream(), err)
-	}
-	if err := c.ensureSeedsStream(ctx); err != nil {
-		return err
 	}
 	c.shards.Store(&m)
 	c.kv = kv
@@ -142,9 +125,9 @@ func (c *Coordinator) watchShards(ctx context.Context) {
 			if e == nil || e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			var m ShardMap
-			if err := json.Unmarshal(e.Value(), &m); err != nil || m.Shards < 1 {
-				c.log.Error("coordinator: the shard map does not read; keeping the last one", "value", string(e.Value()), "err", err)
+			m, err := decodeMap(e.Value())
+			if err != nil {
+				c.log.Error("coordinator: keeping the last shard map", "err", err)
 				continue
 			}
 			if old := c.Map(); !old.same(m) {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,22 +40,6 @@ const seedsPerMessage = 10000
 // seedsMaxAge is how long the seeds stream keeps a batch: a shard down
 // longer misses it.
 const seedsMaxAge = 7 * 24 * time.Hour
-
-// ensureSeedsStream creates the seeds stream.
-func (c *Coordinator) ensureSeedsStream(ctx context.Context) error {
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        c.names.seedsStream(),
-		Description: "fluxwatch seed names, for each shard to keep its own",
-		Subjects:    []string{c.names.seedsSubject()},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      seedsMaxAge,
-	})
-	if err != nil {
-		return fmt.Errorf("creating stream %s: %w", c.names.seedsStream(), err)
-	}
-	return nil
-}
 
 // HandSeeds publishes names seeded here to the seeds stream, for the
 // shards that own them: storage.Ownership's Elsewhere.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -183,6 +184,15 @@ func shardsKV(ctx context.Context, js jetstream.JetStream, n names) (jetstream.K
 	return kv, nil
 }
 
+// decodeMap reads a stored map; one without a shard does not read.
+func decodeMap(b []byte) (ShardMap, error) {
+	var m ShardMap
+	if err := json.Unmarshal(b, &m); err != nil || m.Shards < 1 {
+		return ShardMap{}, fmt.Errorf("the shard map %q does not read: %v", b, err)
+	}
+	return m, nil
+}
+
 // readMap reads the map and its revision; ok is false when there is none.
 func readMap(ctx context.Context, kv jetstream.KeyValue) (m ShardMap, rev uint64, ok bool, err error) {
 	e, err := kv.Get(ctx, mapKey)
@@ -192,8 +202,8 @@ func readMap(ctx context.Context, kv jetstream.KeyValue) (m ShardMap, rev uint64
 	if err != nil {
 		return ShardMap{}, 0, false, err
 	}
-	if err := json.Unmarshal(e.Value(), &m); err != nil || m.Shards < 1 {
-		return ShardMap{}, 0, false, fmt.Errorf("the shard map %q does not read: %v", e.Value(), err)
+	if m, err = decodeMap(e.Value()); err != nil {
+		return ShardMap{}, 0, false, err
 	}
 	return m, e.Revision(), true, nil
 }
@@ -226,7 +236,7 @@ func Reshard(ctx context.Context, js jetstream.JetStream, prefix string, shards 
 	if shards < 1 {
 		return ShardMap{}, fmt.Errorf("%w: cannot reshard to %d shards", ErrShard, shards)
 	}
-	n := names{prefixOr(prefix)}
+	n := names{cmp.Or(prefix, DefaultPrefix)}
 	kv, err := shardsKV(ctx, js, n)
 	if err != nil {
 		return ShardMap{}, err
@@ -262,7 +272,7 @@ type ClusterState struct {
 // LoadClusterState reads the map and the shards' statuses; ok is false
 // when the cluster is not sharded (no map).
 func LoadClusterState(ctx context.Context, js jetstream.JetStream, prefix string) (st ClusterState, ok bool, err error) {
-	n := names{prefixOr(prefix)}
+	n := names{cmp.Or(prefix, DefaultPrefix)}
 	kv, err := js.KeyValue(ctx, n.shardsBucket())
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return ClusterState{}, false, nil
@@ -291,13 +301,6 @@ func LoadClusterState(ctx context.Context, js jetstream.JetStream, prefix string
 		st.Shards = append(st.Shards, s)
 	}
 	return st, true, nil
-}
-
-func prefixOr(p string) string {
-	if p == "" {
-		return DefaultPrefix
-	}
-	return p
 }
 
 // Connect connects with conn, for a command that runs apart from the

@@ -130,7 +130,8 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	return l
 }
 
-// ensureStreams creates the three streams, or updates them to these
+// ensureStreams creates the coordinator's streams (work, observations,
+// heartbeats, and the shards' moves and seeds), or updates them to these
 // settings.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, n names, l StreamLimits) error {
 	l = l.withDefaults()
@@ -162,6 +163,20 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, n names, l Strea
 		MaxMsgsPerSubject: 1,
 		MaxAge:            30 * 24 * time.Hour,
 		Discard:           jetstream.DiscardOld,
+	}, {
+		Name:        n.moveStream(),
+		Description: "fluxwatch domains handed from one shard to another, with their histories",
+		Subjects:    []string{n.moveAll()},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+	}, {
+		Name:        n.seedsStream(),
+		Description: "fluxwatch seed names, for each shard to keep its own",
+		Subjects:    []string{n.seedsSubject()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      seedsMaxAge,
 	}}
 	for _, cfg := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
