@@ -6,8 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/net/publicsuffix"
-
+	"github.com/fluxwatch/fluxwatch/crawler"
 	"github.com/fluxwatch/fluxwatch/obs"
 	"github.com/fluxwatch/fluxwatch/storage"
 )
@@ -21,12 +20,10 @@ import (
 // suffixes included, so customers of one hoster stay apart) that has at
 // least two measured names under it, from all their probes together.
 
-// zoneOf returns the registrable domain of name, or "" if it has none.
+// zoneOf returns the registrable domain of name (crawler.Zone), or "" if
+// it has none.
 func zoneOf(name string) string {
-	zone, err := publicsuffix.EffectiveTLDPlusOne(name)
-	if err != nil {
-		return ""
-	}
+	zone, _, _ := crawler.Zone(name)
 	return zone
 }
 

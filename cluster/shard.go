@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/net/publicsuffix"
+
+	"github.com/fluxwatch/fluxwatch/crawler"
 )
 
 // Sharding. Past what one coordinator ingests and classifies, K
@@ -42,7 +43,7 @@ import (
 // (classify's zones), so they must live in the same shard.
 func ShardKey(name string) string {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if zone, err := publicsuffix.EffectiveTLDPlusOne(name); err == nil {
+	if zone, _, ok := crawler.Zone(name); ok {
 		return zone
 	}
 	return name
