@@ -122,6 +122,7 @@ func (l ShardList) check() error {
 }
 
 func (n names) feedStore() string { return strings.ToUpper(n.prefix) + "_FEED" }
+func (n names) netsStore() string { return strings.ToUpper(n.prefix) + "_NETS" }
 
 // feedObjectPrefix starts the name of every shard's list object.
 const feedObjectPrefix = "listed-"
@@ -161,20 +162,25 @@ type feedHeader struct {
 const feedReadTimeout = 20 * time.Second
 
 // feedObjects binds to the feed's object store; with create, it creates it
-// (file storage, one replica) when it is missing. An existing store is
-// left as it is, so an operator may give it replicas. Without create, a
-// missing store is jetstream.ErrBucketNotFound.
+// when it is missing (see objectStore).
 func feedObjects(ctx context.Context, js jetstream.JetStream, prefix string, create bool) (jetstream.ObjectStore, error) {
 	prefix = cmp.Or(prefix, DefaultPrefix)
 	if err := checkName("prefix", prefix); err != nil {
 		return nil, err
 	}
-	name := names{prefix}.feedStore()
+	return objectStore(ctx, js, names{prefix}.feedStore(), "fluxwatch feed: the last list each shard published", create)
+}
+
+// objectStore binds to the object store name; with create, it creates it
+// (file storage, one replica) when it is missing. An existing store is
+// left as it is, so an operator may give it replicas. Without create, a
+// missing store is jetstream.ErrBucketNotFound.
+func objectStore(ctx context.Context, js jetstream.JetStream, name, description string, create bool) (jetstream.ObjectStore, error) {
 	s, err := js.ObjectStore(ctx, name)
 	if create && errors.Is(err, jetstream.ErrBucketNotFound) {
 		s, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket:      name,
-			Description: "fluxwatch feed: the last list each shard published",
+			Description: description,
 			Storage:     jetstream.FileStorage,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) { // another shard created it first

@@ -161,7 +161,8 @@ func (s *ShardNetworks) check() error {
 	return checkName("prefix", cmp.Or(s.Prefix, DefaultPrefix))
 }
 
-// store returns the object store, created on first use.
+// store returns the object store, created on first use (an existing one
+// is left as it is: see objectStore).
 func (s *ShardNetworks) store(ctx context.Context) (jetstream.ObjectStore, error) {
 	if s.bucket != nil {
 		return s.bucket, nil
@@ -169,14 +170,10 @@ func (s *ShardNetworks) store(ctx context.Context) (jetstream.ObjectStore, error
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	name := strings.ToUpper(cmp.Or(s.Prefix, DefaultPrefix)) + "_NETS"
-	b, err := s.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      name,
-		Description: "fluxwatch flux networks: each shard's flux members, and the networks built over them",
-		Storage:     jetstream.FileStorage,
-	})
+	b, err := objectStore(ctx, s.JS, names{cmp.Or(s.Prefix, DefaultPrefix)}.netsStore(),
+		"fluxwatch flux networks: each shard's flux members, and the networks built over them", true)
 	if err != nil {
-		return nil, fmt.Errorf("creating object store %s: %w", name, err)
+		return nil, err
 	}
 	s.bucket = b
 	return b, nil
