@@ -76,16 +76,8 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 	}
 	if c.Delegation && c.Direct != nil && ctx.Err() == nil {
 		if zone, parent, ok := Zone(domain); ok {
-			// The whole lookup, once per zone, vantage and round: most
-			// probes find it settled, and make no closure to ask it.
-			k := roundKey{vantage, zone, delegationLookup}
-			if o, settled := round.peek(k); settled {
-				*referral = o
-			} else {
-				round.fetch(&wg, k, referral, func() obs.Observation {
-					return c.delegation(ctx, zone, parent, vantage, round)
-				})
-			}
+			// The whole lookup, once per zone, vantage and round.
+			c.fetch(ctx, round, &wg, roundKey{vantage, zone, delegationLookup}, parent, referral)
 		}
 	}
 	first[0] = c.observe(ctx, vantage, domain, qtypes[0])
@@ -116,9 +108,7 @@ func (c *Crawler) Probe(ctx context.Context, domain, vantage string, round *Roun
 	addrs := make([]obs.Observation, 2*len(hosts))
 	for i, host := range hosts {
 		for j, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			round.fetch(&wg, roundKey{vantage, host, qt}, &addrs[2*i+j], func() obs.Observation {
-				return c.observe(ctx, vantage, host, qt)
-			})
+			c.fetch(ctx, round, &wg, roundKey{vantage, host, qt}, "", &addrs[2*i+j])
 		}
 	}
 	wg.Wait()
@@ -268,16 +258,26 @@ const delegationLookup = 0
 // NewRound returns an empty round cache.
 func NewRound() *Round { return &Round{entries: map[roundKey]*roundEntry{}} }
 
-// fetch puts the observation under k into *dst: at once when the round
-// has it already (a name server or referral shared by many domains, which
-// most probes find settled), else from a goroutine of wg that asks, or
-// waits for the probe that is asking.
-func (r *Round) fetch(wg *sync.WaitGroup, k roundKey, dst *obs.Observation, ask func() obs.Observation) {
-	if o, ok := r.peek(k); ok {
+// fetch puts the observation of the round's lookup k into *dst: at once
+// when round has it settled (a name server or referral shared by many
+// domains, which most probes find), else from a goroutine of wg that asks,
+// or waits for the probe that is asking. A delegation lookup (qtype
+// delegationLookup, host the zone) needs the zone's parent; an address
+// lookup asks k.host's type k.qtype through k.vantage. Nothing is
+// allocated for a settled lookup.
+func (c *Crawler) fetch(ctx context.Context, round *Round, wg *sync.WaitGroup, k roundKey, parent string, dst *obs.Observation) {
+	if o, ok := round.peek(k); ok {
 		*dst = o
 		return
 	}
-	wg.Go(func() { *dst = r.do(k.vantage, k.host, k.qtype, ask) })
+	wg.Go(func() {
+		*dst = round.do(k.vantage, k.host, k.qtype, func() obs.Observation {
+			if k.qtype == delegationLookup {
+				return c.delegation(ctx, k.host, parent, k.vantage, round)
+			}
+			return c.observe(ctx, k.vantage, k.host, k.qtype)
+		})
+	})
 }
 
 // peek returns the observation under k if it is already settled.

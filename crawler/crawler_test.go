@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,4 +361,40 @@ func TestRandomizedCaseMustBeEchoed(t *testing.T) {
 	if mixed < 19 {
 		t.Fatalf("randomCase left the name as it was %d times in 20", 20-mixed)
 	}
+}
+
+// A lookup the round has settled (a shared name server's address, a
+// zone's referral) is copied into the probe without asking again and
+// without an allocation: most probes of a round find theirs settled.
+func TestSettledRoundLookupAllocatesNothing(t *testing.T) {
+	round := NewRound()
+	q := &countingQuerier{}
+	c := &Crawler{Querier: q}
+	asked := &q.asked
+	k := roundKey{"127.0.0.1:53", "ns1.example.net", dns.TypeA}
+	var wg sync.WaitGroup
+	var first, again obs.Observation
+	c.fetch(context.Background(), round, &wg, k, "", &first)
+	wg.Wait()
+	if asked.Load() != 1 || first.Name != "ns1.example.net" {
+		t.Fatalf("first lookup: %d queries, observation of %q", asked.Load(), first.Name)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		c.fetch(context.Background(), round, &wg, k, "", &again)
+	})
+	wg.Wait()
+	if allocs != 0 || asked.Load() != 1 || again.Name != first.Name {
+		t.Fatalf("settled lookup: %.0f allocations, %d queries in all; want 0 and 1", allocs, asked.Load())
+	}
+}
+
+// countingQuerier answers every query NOERROR without records, counting them.
+type countingQuerier struct{ asked atomic.Int32 }
+
+func (q *countingQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
+	q.asked.Add(1)
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.Response = true
+	return m, time.Millisecond, nil
 }
