@@ -62,8 +62,7 @@ func (d *Daemon) startCoordinator(ctx context.Context, cfg *config.Config) error
 	if err := coord.Start(ctx); err != nil {
 		return fmt.Errorf("daemon.nats: %w", err)
 	}
-	d.status.agents = coord.Agents
-	d.status.cluster = func() *cluster.ClusterState { return d.clusterState(ctx) }
+	d.status.sources(nil, coord.Agents, func() *cluster.ClusterState { return d.clusterState(ctx) })
 	d.metrics.CoordinatorFrom(func() metrics.IngestCounts {
 		s := coord.Stats()
 		return metrics.IngestCounts{Received: s.Received, Stored: s.Stored, Redelivered: s.Redelivered,

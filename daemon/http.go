@@ -24,7 +24,7 @@ func (d *Daemon) httpApp(cfg *config.Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.status.health = func() map[string]scheduler.HealthStats { return d.state().sched.Health() }
+	d.status.sources(func() map[string]scheduler.HealthStats { return d.state().sched.Health() }, nil, nil)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", d.metrics.Handler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {

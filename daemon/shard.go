@@ -98,7 +98,7 @@ func (d *Daemon) shardFeed(ctx context.Context) {
 	}
 	changed := make(chan struct{}, 1)
 	if cfg.Daemon.NATS.Publishes() {
-		go d.watchLists(ctx, changed)
+		d.feedDone.Go(func() { d.watchLists(ctx, changed) })
 	}
 	for {
 		moved := false

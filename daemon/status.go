@@ -56,13 +56,28 @@ type JobStatus struct {
 // status keeps the daemon's Status and writes it, after every job
 // run, to DB.status.json (atomically) for `fluxwatch status`.
 type status struct {
-	mu      sync.Mutex
-	path    string
-	s       Status
-	next    map[string]func() time.Time
+	mu   sync.Mutex
+	path string
+	s    Status
+	next map[string]func() time.Time
+	// What the snapshot asks of others (set by sources, under mu): called
+	// without mu, as the cluster's state takes a NATS round trip.
 	health  func() map[string]scheduler.HealthStats
 	agents  func() []cluster.AgentStatus // nil: no coordinator
 	cluster func() *cluster.ClusterState // likewise
+}
+
+// sources sets what the snapshot asks the scheduler (health) and the
+// coordinator (agents and clusterState); nil leaves what was set before.
+func (d *status) sources(health func() map[string]scheduler.HealthStats, agents func() []cluster.AgentStatus, clusterState func() *cluster.ClusterState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if health != nil {
+		d.health = health
+	}
+	if agents != nil {
+		d.agents, d.cluster = agents, clusterState
+	}
 }
 
 // StatusPath is the file the daemon on db writes its status to.
@@ -170,7 +185,6 @@ func (d *status) stopped(now time.Time) {
 // snapshot returns the status as of now.
 func (d *status) snapshot(now time.Time) Status {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	s := d.s
 	s.Updated = now.UTC()
 	s.Jobs = slices.Clone(d.s.Jobs)
@@ -179,14 +193,16 @@ func (d *status) snapshot(now time.Time) Status {
 			s.Jobs[i].NextRun = next().UTC()
 		}
 	}
-	if d.health != nil {
-		s.Vantages = d.health()
+	health, agents, clusterState := d.health, d.agents, d.cluster
+	d.mu.Unlock()
+	if health != nil {
+		s.Vantages = health()
 	}
-	if d.agents != nil {
-		s.Agents = d.agents()
+	if agents != nil {
+		s.Agents = agents()
 	}
-	if d.cluster != nil {
-		s.Cluster = d.cluster()
+	if clusterState != nil {
+		s.Cluster = clusterState()
 	}
 	return s
 }
