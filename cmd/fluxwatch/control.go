@@ -73,6 +73,7 @@ func (h *holding) run(ctx context.Context, req control.Request, stdin io.Reader,
 	if !throughHolder[req.Args[0]] {
 		return exitStatus(fmt.Errorf("%w: %s cannot run while a %s holds the database", errUsage, req.Args[0], h.Kind))
 	}
+	defer defaultGCWhile()()
 	std := &stdio{in: stdin, out: stdout, err: stderr, held: h, now: h.now, dir: req.Dir}
 	return exitStatus(runWith(ctx, req.Args, std))
 }

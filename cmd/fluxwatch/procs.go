@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 )
 
 // Commands that measure (crawl, agent, daemon) run Go code on fewer CPUs
@@ -64,6 +65,39 @@ func useMeasureGC() string {
 	if !applyProcs {
 		return "100"
 	}
+	measureGC.mu.Lock()
+	measureGC.on = true
 	debug.SetGCPercent(measureGCPercent)
+	measureGC.mu.Unlock()
 	return strconv.Itoa(measureGCPercent)
+}
+
+// measureGC is whether useMeasureGC set measureGCPercent, and how many
+// commands run for others (through the control socket) have Go's default
+// back meanwhile: an export or a classification keeps far more alive than
+// a crawl, and five times that is not what the crawl's setting is for.
+var measureGC struct {
+	mu     sync.Mutex
+	on     bool
+	others int
+}
+
+// defaultGCWhile gives a command run for another process Go's default
+// GOGC until the returned function is called.
+func defaultGCWhile() (done func()) {
+	measureGC.mu.Lock()
+	defer measureGC.mu.Unlock()
+	if !measureGC.on {
+		return func() {}
+	}
+	if measureGC.others++; measureGC.others == 1 {
+		debug.SetGCPercent(100)
+	}
+	return func() {
+		measureGC.mu.Lock()
+		defer measureGC.mu.Unlock()
+		if measureGC.others--; measureGC.others == 0 {
+			debug.SetGCPercent(measureGCPercent)
+		}
+	}
 }
