@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -153,7 +154,8 @@ func newIDDue(id uint32, m Measured, keepDark bool) idDue {
 }
 
 // putDue writes the values into their chunks, each chunk read and written
-// once; for a domain listed twice the later value wins.
+// once; for a domain listed twice the later value wins. A chunk left all
+// zeros (its domains deleted) is deleted: an absent chunk reads as zeros.
 func putDue(tx *bolt.Tx, due []idDue) error {
 	slices.SortStableFunc(due, func(a, b idDue) int { return cmp.Compare(a.id, b.id) })
 	b := tx.Bucket(bucketDue)
@@ -176,7 +178,13 @@ func putDue(tx *bolt.Tx, due []idDue) error {
 			binary.BigEndian.PutUint64(at, due[0].ms&dueMillisMask|dark<<darkShift)
 			due = due[1:]
 		}
-		if err := b.Put(key, v); err != nil {
+		var err error
+		if len(bytes.TrimLeft(v, "\x00")) == 0 {
+			err = b.Delete(key)
+		} else {
+			err = b.Put(key, v)
+		}
+		if err != nil {
 			return err
 		}
 	}

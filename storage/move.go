@@ -375,7 +375,7 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		gone = gone[:0]
 		domains, ids := tx.Bucket(bucketDomains), tx.Bucket(bucketDomainID)
-		var due []uint32
+		var due []idDue
 		for _, name := range names {
 			rec := domains.Get([]byte(name))
 			if rec == nil {
@@ -409,10 +409,10 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 			if err := domains.Delete([]byte(name)); err != nil {
 				return err
 			}
-			due = append(due, id)
+			due = append(due, idDue{id: id}) // zero: nothing of it stays
 			gone = append(gone, name)
 		}
-		return clearDue(tx, due)
+		return putDue(tx, due)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("deleting domains: %w", err)
@@ -454,43 +454,6 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
 		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// clearDue zeroes the next-due slots of ids, and deletes a chunk left all
-// zeros: an absent chunk reads as zeros, so nothing of a deleted domain
-// need stay in it.
-func clearDue(tx *bolt.Tx, ids []uint32) error {
-	slices.Sort(ids)
-	b := tx.Bucket(bucketDue)
-	for len(ids) > 0 {
-		chunk := ids[0] / dueChunk
-		key := u32key(chunk)
-		old := b.Get(key)
-		if old == nil {
-			for len(ids) > 0 && ids[0]/dueChunk == chunk {
-				ids = ids[1:]
-			}
-			continue
-		}
-		if len(old) != dueValue {
-			return fmt.Errorf("%w: next-due chunk %d has %d bytes", errCorrupt, chunk, len(old))
-		}
-		v := bytes.Clone(old)
-		for len(ids) > 0 && ids[0]/dueChunk == chunk {
-			clear(v[ids[0]%dueChunk*dueTimeSize:][:dueTimeSize])
-			ids = ids[1:]
-		}
-		var err error
-		if len(bytes.TrimLeft(v, "\x00")) == 0 {
-			err = b.Delete(key)
-		} else {
-			err = b.Put(key, v)
-		}
-		if err != nil {
 			return err
 		}
 	}
