@@ -117,6 +117,18 @@ func decodeDomainHead(p []byte) (id uint32, active bool, err error) {
 	return uint32(v), active, d.err
 }
 
+// newDomainID hands name the next id of the id table ids, and records it.
+func newDomainID(ids *bolt.Bucket, name string) (uint32, error) {
+	seq, err := ids.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if seq > 1<<32-1 {
+		return 0, fmt.Errorf("adding %s: domain ids exhausted", name)
+	}
+	return uint32(seq), ids.Put(u32key(uint32(seq)), []byte(name))
+}
+
 // AddResult counts what AddDomains did.
 type AddResult struct {
 	Added, Known int
@@ -187,17 +199,11 @@ func (s *Store) AddDomains(names []string, source string, now time.Time) (AddRes
 					res.Added++
 				}
 			} else {
-				seq, err := ids.NextSequence()
+				id, err := newDomainID(ids, name)
 				if err != nil {
 					return err
 				}
-				if seq > 1<<32-1 {
-					return fmt.Errorf("adding %s: domain ids exhausted", name)
-				}
-				d = Domain{Name: name, ID: uint32(seq), FirstSeen: now.UTC()}
-				if err := ids.Put(u32key(d.ID), []byte(name)); err != nil {
-					return err
-				}
+				d = Domain{Name: name, ID: id, FirstSeen: now.UTC()}
 				res.Added++
 			}
 			d.Active = true

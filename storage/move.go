@@ -291,17 +291,11 @@ func mergeDomain(tx *bolt.Tx, h *History) (uint32, error) {
 			d.FirstSeen = old.FirstSeen
 		}
 	} else {
-		seq, err := ids.NextSequence()
+		id, err := newDomainID(ids, h.Name)
 		if err != nil {
 			return 0, err
 		}
-		if seq > 1<<32-1 {
-			return 0, fmt.Errorf("adding %s: domain ids exhausted", h.Name)
-		}
-		d.ID = uint32(seq)
-		if err := ids.Put(u32key(d.ID), []byte(h.Name)); err != nil {
-			return 0, err
-		}
+		d.ID = id
 	}
 	for _, src := range h.Sources {
 		if src != "" && !slices.Contains(d.Sources, src) {
