@@ -44,6 +44,7 @@ func entriesOf(vs ...classify.Verdict) []FeedEntry {
 	return es
 }
 
+// feedNames returns the names of a feed, in its order.
 func feedNames(f Feed) []string {
 	var ns []string
 	for _, e := range f {
@@ -99,6 +100,16 @@ func TestShardListsMergeThreeShards(t *testing.T) {
 	}
 	if m := feed[3].Listed; m.Score != 0.99 {
 		t.Errorf("m.test has score %v, the one of the list published first; want 0.99 of shard 2's", m.Score)
+	}
+	// Published at the same time, the higher shard's list wins, in
+	// whichever order the lists come.
+	tied := []ShardList{lists[0], lists[2]}
+	tied[1].Published = tied[0].Published
+	for _, order := range [][]ShardList{tied, {tied[1], tied[0]}} {
+		if m := MergeLists(order, feedT0)[1].Listed; m.Domain != "m.test" || m.Score != 0.99 {
+			t.Errorf("lists published at once, shards %d then %d: %s with score %v; want m.test with shard 2's 0.99",
+				order[0].Shard, order[1].Shard, m.Domain, m.Score)
+		}
 	}
 
 	// The block lists read the verdict c.test is listed on, jsonl and csv
@@ -274,6 +285,14 @@ func TestShardListReadFromStore(t *testing.T) {
 	b := listedVerdict("b.test", 0.8, feedT0.Add(-24*time.Hour), week)
 	bLatest := classify.Verdict{Domain: "b.test", Verdict: classify.Benign, Score: 0.1, ClassifiedAt: feedT0, Listing: b.Listing}
 	c := classify.Verdict{Domain: "c.test", Verdict: classify.Benign, Score: 0.1, ClassifiedAt: feedT0}
+	// A later run of the same kind, and the same run of another kind:
+	// each is a later verdict.
+	d := listedVerdict("d.test", 0.8, feedT0.Add(-24*time.Hour), week)
+	dLatest := d
+	dLatest.ClassifiedAt, dLatest.Score = feedT0, 0.7
+	e := listedVerdict("e.test", 0.8, feedT0.Add(-24*time.Hour), week)
+	eLatest := e
+	eLatest.Verdict = classify.DoubleFlux
 	mustJSON := func(v classify.Verdict) []byte {
 		j, err := json.Marshal(v)
 		if err != nil {
@@ -285,6 +304,8 @@ func TestShardListReadFromStore(t *testing.T) {
 		{Domain: "a.test", Full: mustJSON(a), Listed: mustJSON(a)},
 		{Domain: "b.test", Full: mustJSON(bLatest), Listed: mustJSON(b)},
 		{Domain: "c.test", Full: mustJSON(c)},
+		{Domain: "d.test", Full: mustJSON(dLatest), Listed: mustJSON(d)},
+		{Domain: "e.test", Full: mustJSON(eLatest), Listed: mustJSON(e)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +314,8 @@ func TestShardListReadFromStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ShardList{Shard: 1, Shards: 2, Published: feedT0, Entries: []FeedEntry{{Listed: a}, {Listed: b, Latest: &bLatest}}}
+	want := ShardList{Shard: 1, Shards: 2, Published: feedT0, Entries: []FeedEntry{{Listed: a}, {Listed: b, Latest: &bLatest},
+		{Listed: d, Latest: &dLatest}, {Listed: e, Latest: &eLatest}}}
 	if !reflect.DeepEqual(l, want) {
 		t.Errorf("read\n %+v\nwant\n %+v", l, want)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/publicsuffix"
 
 	"github.com/fluxwatch/fluxwatch/classify"
 	"github.com/fluxwatch/fluxwatch/crawler"
@@ -323,18 +320,6 @@ func TestShardNetworksRoles(t *testing.T) {
 	}
 }
 
-// shardOf puts a name on one of shards by its registrable domain, so that
-// a zone and the names under it, which Run judges together, share a shard.
-func shardOf(name string, shards int) int {
-	zone, err := publicsuffix.EffectiveTLDPlusOne(name)
-	if err != nil {
-		zone = name
-	}
-	h := fnv.New32a()
-	h.Write([]byte(zone))
-	return int(h.Sum32() % uint32(shards))
-}
-
 // Classification runs on three shards of a simulated world with flux
 // networks give the verdicts one machine gives (association with a known
 // network included: its evidence names the network's id) and the same
@@ -368,7 +353,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 	byShard := make([][]string, k)
 	for _, d := range world.Domains() {
 		domains = append(domains, d.Name)
-		byShard[shardOf(d.Name, k)] = append(byShard[shardOf(d.Name, k)], d.Name)
+		byShard[ShardOf(d.Name, k)] = append(byShard[ShardOf(d.Name, k)], d.Name)
 	}
 	start := world.Now()
 	if _, err := single.AddDomains(domains, "simnet", start); err != nil {
@@ -447,7 +432,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 		}
 		for _, d := range domains {
 			if got[d] != want[d] {
-				t.Errorf("run %d, %s (shard %d):\nshard       %s\none machine %s", runs, d, shardOf(d, k), got[d], want[d])
+				t.Errorf("run %d, %s (shard %d):\nshard       %s\none machine %s", runs, d, ShardOf(d, k), got[d], want[d])
 			}
 		}
 		if len(got) != len(want) {
@@ -477,7 +462,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 			}
 			associated[d] = true
 			for _, n := range known {
-				if n.ID == v.Network && slices.ContainsFunc(n.Domains, func(o string) bool { return shardOf(o, k) != shardOf(d, k) }) {
+				if n.ID == v.Network && slices.ContainsFunc(n.Domains, func(o string) bool { return ShardOf(o, k) != ShardOf(d, k) }) {
 					across[d] = true
 				}
 			}
@@ -495,7 +480,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 	for _, n := range nets {
 		on := map[int]bool{}
 		for _, d := range n.Domains {
-			on[shardOf(d, k)] = true
+			on[ShardOf(d, k)] = true
 		}
 		if len(on) > 1 {
 			spanning++

@@ -243,15 +243,6 @@ func networkDomains(nets []networks.Network) map[string][]string {
 	return out
 }
 
-// listed returns the names of a feed.
-func listed(f Feed) []string {
-	var out []string
-	for _, e := range f {
-		out = append(out, e.Domain())
-	}
-	return out
-}
-
 // TestShardedClusterMatchesOneCoordinator measures a simulated world with
 // three coordinators, each owning a shard of the domains, and two shared
 // agents. (A coordinator measuring the same world beside them would not
@@ -468,7 +459,7 @@ func TestShardedClusterMatchesOneCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, wantListed := listed(MergeLists(lists, now)), listed(MergeLists([]ShardList{oneList}, now))
+	merged, wantListed := feedNames(MergeLists(lists, now)), feedNames(MergeLists([]ShardList{oneList}, now))
 	if len(wantListed) == 0 || !slices.Equal(merged, wantListed) {
 		t.Errorf("merged feed lists %v; one coordinator lists %v", merged, wantListed)
 	}
@@ -500,13 +491,13 @@ func TestShardedClusterMatchesOneCoordinator(t *testing.T) {
 	if lists, err = LoadShardLists(ctx, js, DefaultPrefix); err != nil {
 		t.Fatal(err)
 	}
-	feed := listed(MergeLists(lists, later))
+	feed := feedNames(MergeLists(lists, later))
 	for _, d := range down {
 		if !slices.Contains(feed, d) {
 			t.Errorf("%s of the downed shard 2 left the feed before its listing expired", d)
 		}
 	}
-	for _, d := range listed(MergeLists(lists, expires.Add(time.Second))) {
+	for _, d := range feedNames(MergeLists(lists, expires.Add(time.Second))) {
 		if slices.Contains(down, d) {
 			t.Errorf("%s of the downed shard 2 is still in the feed after its listing expired", d)
 		}
