@@ -423,7 +423,7 @@ func TestShardPutHistoriesMergesAKnownDomain(t *testing.T) {
 	}
 
 	sent := shardProbe("m.test", "127.0.0.1:5301", t0, 1)
-	h := History{Name: "m.test", Sources: []string{"feed", "local"}, FirstSeen: t0, NextDue: t0.Add(2 * time.Hour),
+	h := History{Name: "m.test", Sources: []string{"feed"}, FirstSeen: t0, NextDue: t0.Add(2 * time.Hour),
 		Dark: 1, Active: false, Probes: []obs.Probe{sent}, Verdict: json.RawMessage(`{"v":"new"}`),
 		Delisted: &Delisting{Time: t0, Reason: "by hand"},
 		Log:      []LogEntry{{At: t0, Event: json.RawMessage(`{"event":"delisted"}`)}}}
@@ -450,6 +450,15 @@ func TestShardPutHistoriesMergesAKnownDomain(t *testing.T) {
 	}
 	if d, _, _ := b.Domain("m.test"); !d.FirstSeen.Equal(h.FirstSeen) {
 		t.Errorf("first seen %v; want the history's earlier %v", d.FirstSeen, h.FirstSeen)
+	}
+	// A history without a first-seen time keeps the stored one.
+	earlier := h.FirstSeen
+	h.FirstSeen = time.Time{}
+	if err := b.PutHistories([]History{h}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := b.Domain("m.test"); !d.FirstSeen.Equal(earlier) {
+		t.Errorf("first seen %v after a history without one; want the stored %v", d.FirstSeen, earlier)
 	}
 }
 
