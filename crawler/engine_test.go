@@ -222,3 +222,56 @@ func TestEngineReadsEveryQueuedAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A query whose context ends leaves nothing behind: the channel it waited
+// on goes back to the engine for the next query, so a late timeout or
+// answer for it must never reach another query. Queries to a silent server
+// are cancelled long before their deadline; while that deadline passes,
+// other queries wait on the same engine for a slow server, and each must
+// get its own answer.
+func TestEngineCancelledQueriesLeaveNothingForTheNext(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	slow := serve(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		time.Sleep(250 * time.Millisecond)
+		answerByName(w, r)
+	})
+	const timeout = 400 * time.Millisecond
+	e, err := NewEngine(EngineOptions{Sockets: 1, ClientOptions: ClientOptions{Timeout: timeout, Retries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const n = 32
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			if _, _, err := e.Query(ctx, silent.LocalAddr().String(), fmt.Sprintf("gone%d.test", i), dns.TypeA); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("cancelled query: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// The cancelled queries' deadlines pass while these wait.
+	time.Sleep(time.Until(start.Add(timeout * 5 / 8)))
+	for i := range n {
+		wg.Go(func() {
+			name := fmt.Sprintf("next%d.test", i)
+			r, _, err := e.Query(context.Background(), slow, name, dns.TypeA)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			if a, ok := r.Answer[0].(*dns.A); !ok || !a.A.Equal(addrOf(name)) {
+				t.Errorf("%s: got the answer %v", name, r.Answer[0])
+			}
+		})
+	}
+	wg.Wait()
+}
