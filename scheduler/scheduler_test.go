@@ -447,11 +447,22 @@ func TestBrokenDomainsDoNotRestAVantage(t *testing.T) {
 type concurrencyQuerier struct {
 	now, most atomic.Int64
 	asked     sync.Map // name -> *atomic.Int64
+	// window, if set, is the vantage's count of queries outstanding or
+	// reserved; mostWindow the most it was seen at.
+	window     *atomic.Int64
+	mostWindow atomic.Int64
+}
+
+// raise sets most to n if n is larger.
+func raise(most *atomic.Int64, n int64) {
+	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	}
 }
 
 func (q *concurrencyQuerier) Query(ctx context.Context, vantage, name string, qtype uint16) (*dns.Msg, time.Duration, error) {
-	n := q.now.Add(1)
-	for m := q.most.Load(); n > m && !q.most.CompareAndSwap(m, n); m = q.most.Load() {
+	raise(&q.most, q.now.Add(1))
+	if q.window != nil {
+		raise(&q.mostWindow, q.window.Load())
 	}
 	c, _ := q.asked.LoadOrStore(name, new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
@@ -461,7 +472,9 @@ func (q *concurrencyQuerier) Query(ctx context.Context, vantage, name string, qt
 }
 
 // A worker whose probe ends starts the next domain itself: the probes in
-// flight must still keep to the cap, and every domain be measured once.
+// flight must still keep to the cap, the queries outstanding or reserved
+// for probes about to start to the same (one type a probe), and every
+// domain be measured once.
 func TestProbesInFlightKeepToTheCap(t *testing.T) {
 	domains := names(400)
 	for _, limit := range []int{1, 8, 32} {
@@ -469,6 +482,7 @@ func TestProbesInFlightKeepToTheCap(t *testing.T) {
 		q := &concurrencyQuerier{}
 		s := New(q, crawler.Crawler{QTypes: []uint16{dns.TypeA}}, store,
 			Options{Vantages: []Vantage{{Addr: "127.0.0.1:1"}}, Workers: limit})
+		q.window = &s.vantages[0].outstanding
 		w := store.NewWriter(storage.WriterOptions{})
 		st, err := s.Round(context.Background(), domains, w)
 		if err != nil {
@@ -477,6 +491,9 @@ func TestProbesInFlightKeepToTheCap(t *testing.T) {
 		w.Close()
 		if most := q.most.Load(); most > int64(limit) || (limit > 1 && most < 2) {
 			t.Errorf("cap %d: %d queries at once; want between 2 and the cap", limit, most)
+		}
+		if most := q.mostWindow.Load(); most > int64(limit) {
+			t.Errorf("cap %d: %d queries outstanding or reserved; want at most the cap", limit, most)
 		}
 		if st.Probes != len(domains) {
 			t.Errorf("cap %d: %d probes for %d domains", limit, st.Probes, len(domains))
