@@ -205,3 +205,17 @@ func TestDaemonRefusesHalfConfiguredStart(t *testing.T) {
 		})
 	}
 }
+
+// idleDaemonYAML is the config of a daemon on db whose jobs all wait an
+// hour, so that nothing runs unless the test makes it, followed by more
+// (lines under daemon:, indented two spaces).
+func idleDaemonYAML(db, more string) string {
+	return fmt.Sprintf(`db: %s
+resolvers: [127.0.0.1:1]
+log_level: info
+daemon:
+  crawl: "@every 1h"
+  classify: "@every 1h"
+  publish: "@every 1h"
+`, db) + more
+}

@@ -179,16 +179,9 @@ func TestDaemonStartKeepsTheSerialOfTheFile(t *testing.T) {
 	const served = 4000000000 // far above any serial taken from the clock
 	os.WriteFile(rpz, []byte(fmt.Sprintf("$ORIGIN fluxwatch.rpz.\n@ 300 IN SOA localhost. hostmaster.localhost. %d 3600 600 604800 300\n@ 300 IN NS localhost.\n", served)), 0o644)
 	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
-resolvers: [127.0.0.1:1]
-log_level: info
-daemon:
-  crawl: "@every 1h"
-  classify: "@every 1h"
-  publish: "@every 1h"
-  exports:
+	os.WriteFile(cfgPath, []byte(idleDaemonYAML(db, fmt.Sprintf(`  exports:
     - {format: rpz, out: %s}
-`, db, rpz)), 0o644)
+`, rpz))), 0o644)
 	logs, stop := startDaemon(t, cfgPath)
 	feedWaitForLog(t, logs, `msg="daemon (started)"`)
 	if err := stop(); err != nil {
@@ -212,17 +205,10 @@ func TestDaemonPublishGoesOnPastAFailingExport(t *testing.T) {
 	storeListed(t, db, names, time.Now().Add(time.Hour))
 	list, rpz := filepath.Join(dir, "list.txt"), filepath.Join(dir, "blocklist.rpz")
 	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
-resolvers: [127.0.0.1:1]
-log_level: info
-daemon:
-  crawl: "@every 1h"
-  classify: "@every 1h"
-  publish: "@every 1h"
-  exports:
+	os.WriteFile(cfgPath, []byte(idleDaemonYAML(db, fmt.Sprintf(`  exports:
     - {format: rpz, out: %s}
     - {format: domains, out: %s}
-`, db, rpz, list)), 0o644)
+`, rpz, list))), 0o644)
 	logs, stop := startDaemon(t, cfgPath)
 	feedWaitForLog(t, logs, `msg="daemon (started)"`)
 	if err := stop(); err != nil {

@@ -50,21 +50,14 @@ func TestDaemonRestartBetweenTransfers(t *testing.T) {
 	feedAddr := fmt.Sprintf("127.0.0.1:%d", dnstest.FreePort(t))
 	rpz := filepath.Join(dir, "blocklist.rpz")
 	cfgPath := filepath.Join(dir, "fluxwatch.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
-resolvers: [127.0.0.1:1]
-log_level: info
-daemon:
-  crawl: "@every 1h"
-  classify: "@every 1h"
-  publish: "@every 1h"
-  exports:
+	os.WriteFile(cfgPath, []byte(idleDaemonYAML(db, fmt.Sprintf(`  exports:
     - {format: rpz, out: %s}
   serve:
     dns_listen: %s
     http_listen: 127.0.0.1:0
     tsig_keys:
       - {name: %s, secret_file: %s}
-`, db, rpz, feedAddr, daemonTestKeyName, keyFile)), 0o644)
+`, rpz, feedAddr, daemonTestKeyName, keyFile))), 0o644)
 
 	logs, stop := startDaemon(t, cfgPath)
 	feedWaitForLog(t, logs, `msg="daemon (started)"`)

@@ -40,20 +40,13 @@ func TestShardedDaemonsPublishOneFeed(t *testing.T) {
 			exports = fmt.Sprintf("[{format: hosts, out: %s}]", hosts)
 		}
 		cfgs[k] = filepath.Join(dir, fmt.Sprintf("shard%d.yaml", k))
-		os.WriteFile(cfgs[k], []byte(fmt.Sprintf(`db: %s
-resolvers: [127.0.0.1:1]
-log_level: info
-daemon:
-  crawl: "@every 1h"
-  classify: "@every 1h"
-  publish: "@every 1h"
-  seed_files: [%s]
+		os.WriteFile(cfgs[k], []byte(idleDaemonYAML(db, fmt.Sprintf(`  seed_files: [%s]
   exports: %s
   nats:
     url: %s
     shard: %d
     shards: 2
-`, db, seedList, exports, ns.ClientURL(), k)), 0o644)
+`, seedList, exports, ns.ClientURL(), k))), 0o644)
 	}
 	feed := func() []string {
 		b, _ := os.ReadFile(hosts)

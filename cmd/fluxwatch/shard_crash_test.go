@@ -54,20 +54,13 @@ func TestShardKilledCoordinatorLosesNothing(t *testing.T) {
 	}
 	store.Close()
 	cfgPath := filepath.Join(dir, "shard1.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`db: %s
-resolvers: [127.0.0.1:1]
-log_level: info
-daemon:
-  crawl: "@every 1h"
-  classify: "@every 1h"
-  publish: "@every 1h"
-  nats:
+	os.WriteFile(cfgPath, []byte(idleDaemonYAML(db, fmt.Sprintf(`  nats:
     url: %s
     shard: 1
     shards: 2
     ingest_batch: 50
     ingest_ack_wait: 2s
-`, db, ns.ClientURL())), 0o644)
+`, ns.ClientURL()))), 0o644)
 	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(bin, "daemon", "--config", cfgPath)
 		logs := &syncBuffer{}
