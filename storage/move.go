@@ -145,6 +145,27 @@ func (s *Store) readHistory(tx *bolt.Tx, name string) (History, bool, error) {
 	return h, true, nil
 }
 
+// zoneRecords reports whether a name that is not a domain has records of
+// its own, as a zone judged from its names does: a verdict, a delisting or
+// a listing log (what readHistory hands over as a zone).
+func zoneRecords(tx *bolt.Tx, name string) (bool, error) {
+	if tx.Bucket(bucketVerdicts).Get([]byte(name)) != nil || tx.Bucket(bucketDelisted).Get([]byte(name)) != nil {
+		return true, nil
+	}
+	logged := false
+	err := eachLog(tx, name, func(time.Time, []byte) error {
+		logged = true
+		return errStopLog
+	})
+	if err == errStopLog {
+		err = nil
+	}
+	return logged, err
+}
+
+// errStopLog ends an eachLog walk at its first entry.
+var errStopLog = errors.New("stop")
+
 // readOwned reads what is stored under h's name: its verdict, listed
 // record, delisting, listing log and published mark.
 func readOwned(tx *bolt.Tx, h *History) error {
@@ -374,7 +395,11 @@ func (s *Store) DeleteDomains(names []string) (int, error) {
 			rec := domains.Get([]byte(name))
 			if rec == nil {
 				// A zone judged from its names: what is under its name.
-				if tx.Bucket(bucketVerdicts).Get([]byte(name)) == nil && tx.Bucket(bucketDelisted).Get([]byte(name)) == nil {
+				zone, err := zoneRecords(tx, name)
+				if err != nil {
+					return err
+				}
+				if !zone {
 					continue
 				}
 				if err := deleteOwned(tx, name); err != nil {

@@ -703,6 +703,27 @@ func TestShardZoneVerdictMovesWithItsNames(t *testing.T) {
 	if err := b.PutHistories([]History{{Name: "z.test", Zone: true, Probes: hs[0].Probes}}); err == nil {
 		t.Error("a zone with probes was stored")
 	}
+	// A name with nothing but a listing log is a zone too: handed over
+	// and deleted, its log does not stay behind.
+	err := a.db.Update(func(tx *bolt.Tx) error { return putLog(tx, "log.test", t0, []byte(`{"event":"delisted"}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs = hs[:0]
+	if err := a.Histories([]string{"log.test"}, func(h History) error { hs = append(hs, h); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 1 || !hs[0].Zone || len(hs[0].Log) != 1 {
+		t.Fatalf("history of a name with only a log: %+v", hs)
+	}
+	if n, err := a.DeleteDomains([]string{"log.test"}); n != 1 || err != nil {
+		t.Fatalf("DeleteDomains of a name with only a log = %d, %v; want 1", n, err)
+	}
+	entries := 0
+	a.ListingLog("log.test", func(time.Time, []byte) error { entries++; return nil })
+	if entries != 0 {
+		t.Errorf("%d log entries stayed behind", entries)
+	}
 }
 
 // A history that passes the checks but fails inside the transaction (an
