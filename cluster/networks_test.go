@@ -334,7 +334,7 @@ func TestShardClassifyMatchesOneMachine(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	world, err := simnet.Start(ctx, simnet.Config{Seed: 5, Speed: 300}.WithNetworks())
+	world, err := simnet.Start(ctx, simnet.Config{Seed: 8, Speed: 300}.WithNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}
