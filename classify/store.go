@@ -231,6 +231,32 @@ func Each(store *storage.Store, listedOnly bool, fn func(Verdict) error) error {
 	})
 }
 
+// EachListed calls fn, in name order, for every listed domain with the
+// short record its listing rests on and its latest verdict (as Each gives
+// them), both read in one transaction: only the listed domains' verdicts
+// are decoded.
+func EachListed(store *storage.Store, fn func(listed, latest Verdict) error) error {
+	index, err := store.NetworkIndex()
+	if err != nil {
+		return err
+	}
+	return store.VerdictsAndListings(func(domain string, full, listedRec []byte) error {
+		if listedRec == nil {
+			return nil
+		}
+		var listed Verdict
+		if err := json.Unmarshal(listedRec, &listed); err != nil {
+			return fmt.Errorf("listed record of %s: %w", domain, err)
+		}
+		latest, err := decodeVerdict(domain, full, listedRec)
+		if err != nil {
+			return err
+		}
+		listed.Network, latest.Network = index[domain], index[domain]
+		return fn(listed, latest)
+	})
+}
+
 // Load returns the stored verdict of domain, its Listing taken from the
 // listed index and its Network from the stored networks, or nil when
 // there is none.

@@ -66,37 +66,22 @@ type ShardList struct {
 }
 
 // ReadShardList reads the listed domains of store as shard's list,
-// published at now. It reads the store twice (the listed records, then
-// every verdict for the latest ones), so the caller holds the list still
-// meanwhile, as the daemon's publish job does.
+// published at now, in one read of the store.
 func ReadShardList(store *storage.Store, shard, shards int, now time.Time) (ShardList, error) {
 	l := ShardList{Shard: shard, Shards: shards, Published: now.UTC()}
-	err := classify.Each(store, true, func(v classify.Verdict) error {
-		l.Entries = append(l.Entries, FeedEntry{Listed: v})
+	err := classify.EachListed(store, func(listed, latest classify.Verdict) error {
+		e := FeedEntry{Listed: listed}
+		// The listed record is a copy of the verdict that listed the
+		// domain, made in the same run: a verdict of another run, or of
+		// another kind, is a later one.
+		if !latest.ClassifiedAt.Equal(listed.ClassifiedAt) || latest.Verdict != listed.Verdict {
+			e.Latest = &latest
+		}
+		l.Entries = append(l.Entries, e)
 		return nil
 	})
 	if err != nil {
 		return ShardList{}, fmt.Errorf("reading the listed domains: %w", err)
-	}
-	// Both passes run in name order: walk the entries alongside.
-	i := 0
-	err = classify.Each(store, false, func(v classify.Verdict) error {
-		for i < len(l.Entries) && l.Entries[i].Domain() < v.Domain {
-			i++
-		}
-		if i == len(l.Entries) || l.Entries[i].Domain() != v.Domain || !v.Listed() {
-			return nil
-		}
-		// The listed record is a copy of the verdict that listed the
-		// domain, made in the same run: a verdict of another run, or of
-		// another kind, is a later one.
-		if e := &l.Entries[i]; !v.ClassifiedAt.Equal(e.Listed.ClassifiedAt) || v.Verdict != e.Listed.Verdict {
-			e.Latest = &v
-		}
-		return nil
-	})
-	if err != nil {
-		return ShardList{}, fmt.Errorf("reading the latest verdicts of the listed domains: %w", err)
 	}
 	return l, nil
 }
